@@ -1,0 +1,57 @@
+"""trigger.do: background jobs for Python, on Cloudflare or embedded on one machine."""
+
+from .consumer.context import Checkpoint, RunContext
+from .coordinator.specs import queue
+from .errors import (
+    AbortTaskRunError,
+    InvalidDurationError,
+    PayloadTooLargeError,
+    PayloadValidationError,
+    RunFailedError,
+    RunNotFoundError,
+    TaskDefinitionError,
+    TriggerDoError,
+    UnknownTaskError,
+)
+from .sdk.client import configure, tasks
+from .sdk.handles import BatchHandle, LogRecord, RunHandle, RunStatus
+from .shared.options import BatchItem
+from .shared.retry import Retry
+from .shared.states import RunState
+from .task import Task, task
+
+
+def __getattr__(name: str) -> object:
+    if name == "local":  # the embedded runtime, imported only when asked for (not on Workers)
+        from .platform.local.runtime import local
+
+        return local
+    raise AttributeError(f"module 'trigger_do' has no attribute {name!r}")
+
+
+__all__ = [
+    "AbortTaskRunError",
+    "BatchHandle",
+    "BatchItem",
+    "Checkpoint",
+    "InvalidDurationError",
+    "LogRecord",
+    "PayloadTooLargeError",
+    "PayloadValidationError",
+    "Retry",
+    "RunContext",
+    "RunFailedError",
+    "RunHandle",
+    "RunNotFoundError",
+    "RunState",
+    "RunStatus",
+    "Task",
+    "TaskDefinitionError",
+    "TriggerDoError",
+    "UnknownTaskError",
+    "configure",
+    "local",
+    "queue",
+    "task",
+    "tasks",
+]

@@ -1,0 +1,1 @@
+"""Consumer: takes batches of run messages, starts what it may, runs it, reports in bulk."""

@@ -1,0 +1,360 @@
+"""The consumer: one call per delivered batch. User code runs only here.
+
+For a batch it asks each run-index shard once which runs it may start (`start_many`),
+runs those concurrently under a time slice, keeps their leases alive, notices cancels,
+and reports every outcome through the coalescing writer (retries and continuations
+are re-enqueued with the outcome). Messages are acked only once their outcome is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import AbortTaskRunError, PayloadTooLargeError
+from ..ports import Message, OutMessage, Platform
+from ..shared.config import EngineConfig
+from ..shared.ids import new_id, shard_of
+from ..shared.messages import RunMessage
+from ..shared.retry import Finish, decide_failure
+from ..shared.serialization import dumps, loads, to_jsonable
+from ..shared.states import RunState
+from ..task import Task
+from .context import RunContext
+from .writer import Writer
+
+log = logging.getLogger("trigger_do.consumer")
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[Any]
+    stop_reason: str | None = None  # "canceled" | "slice" | "shutdown" | "lost"
+
+
+@dataclass
+class _Attempt:
+    message: Message
+    msg: RunMessage
+    decision: dict[str, Any]
+    logs: list[str] = field(default_factory=list)
+
+
+class Consumer:
+    def __init__(
+        self,
+        platform: Platform,
+        tasks: dict[str, Task[Any]],
+        config: EngineConfig | None = None,
+    ) -> None:
+        self.platform = platform
+        self.tasks = tasks
+        self.config = config or EngineConfig.from_settings(platform.settings)
+        self.token = new_id("lease")
+        self.writer = Writer(platform, self.token, self.config.flush_interval)
+        self.running: dict[str, _Running] = {}
+        self.stopping = False
+
+    # --- batches ---------------------------------------------------------------------------
+
+    async def handle_batch(self, messages: Sequence[Message]) -> None:
+        deadline = self.platform.clock.now() + self.config.slice_seconds
+        parsed: list[tuple[Message, RunMessage]] = []
+        for m in messages:
+            try:
+                parsed.append((m, RunMessage.from_body(m.body)))
+            except (ValueError, TypeError) as exc:
+                log.error("dropping a malformed message %s: %s", m.id, exc)
+                m.ack()
+        by_shard: dict[int, list[tuple[Message, RunMessage]]] = defaultdict(list)
+        for pair in parsed:
+            by_shard[shard_of(pair[1].run_id, self.platform.index_shards)].append(pair)
+        attempts: list[_Attempt] = []
+        now = self.platform.clock.now()
+        index = self.platform.objects("run-index")
+        for shard, pairs in by_shard.items():
+            decisions = await index.get(f"shard-{shard}").call(
+                "start_many",
+                [[msg.run_id, msg.dispatch] for _, msg in pairs],
+                self.token,
+                now,
+                self.config.lease_seconds,
+            )
+            for (message, msg), d in zip(pairs, decisions, strict=True):
+                kind = d["decision"]
+                if kind == "start":
+                    attempts.append(_Attempt(message, msg, d))
+                elif kind == "early" or (kind == "busy" and message.attempts > 1):
+                    # a redelivery of a run whose holder may have died: look again once
+                    # its lease has run out (a first delivery while busy is a duplicate)
+                    message.retry(min(d["delay"], self.config.max_message_delay))
+                else:  # skip, missing, expired
+                    message.ack()
+        if not attempts:
+            return
+        for a in attempts:
+            self.running[a.msg.run_id] = _Running(asyncio.ensure_future(self._run(a)))
+        ids = [a.msg.run_id for a in attempts]
+        watcher = asyncio.ensure_future(self._watch(ids, deadline))
+        try:
+            await asyncio.gather(*(self.running[i].task for i in ids), return_exceptions=True)
+        finally:
+            watcher.cancel()
+            for i in ids:
+                self.running.pop(i, None)
+
+    async def _watch(self, run_ids: list[str], deadline: float) -> None:
+        """Renew leases, cancel runs canceled elsewhere, end the slice at its deadline."""
+        poll = min(0.5, self.config.lease_seconds / 3)
+        index = self.platform.objects("run-index")
+        while True:
+            await asyncio.sleep(poll)
+            live = [r for r in run_ids if r in self.running and not self.running[r].task.done()]
+            if not live:
+                return
+            now = self.platform.clock.now()
+            if now >= deadline or self.stopping:
+                for r in live:
+                    self._stop(r, "shutdown" if self.stopping else "slice")
+                continue
+            by_shard: dict[int, list[str]] = defaultdict(list)
+            for r in live:
+                by_shard[shard_of(r, self.platform.index_shards)].append(r)
+            for shard, ids in by_shard.items():
+                try:
+                    lost = await index.get(f"shard-{shard}").call(
+                        "extend_leases", ids, self.token, now, self.config.lease_seconds
+                    )
+                except Exception:  # a failed renewal is retried at the next poll
+                    log.exception("lease renewal failed")
+                    continue
+                for r in lost:
+                    self._stop(r, "lost")
+
+    def _stop(self, run_id: str, reason: str) -> None:
+        running = self.running.get(run_id)
+        if running is not None and running.stop_reason is None:
+            running.stop_reason = reason
+            running.task.cancel()
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Let running attempts finish for `grace` seconds, then stop the rest at their next
+        await; those are continued (re-enqueued to resume from their checkpoints)."""
+        grace = self.config.shutdown_grace if grace is None else grace
+        tasks = [r.task for r in self.running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
+        self.stopping = True
+        for run_id in list(self.running):
+            self._stop(run_id, "shutdown")
+        tasks = [r.task for r in self.running.values()]
+        if tasks:
+            await asyncio.wait(tasks, timeout=max(grace, 5.0))
+
+    # --- one attempt -----------------------------------------------------------------------
+
+    async def _run(self, a: _Attempt) -> None:
+        d, msg = a.decision, a.msg
+        run_id, attempt = msg.run_id, d["attempt"]
+        task = self.tasks.get(d["task"])
+        outcome: dict[str, Any] = {"id": run_id, "attempt": attempt}
+        message: OutMessage | None = None
+        try:
+            if task is None:
+                raise _SystemFailure(
+                    f"task {d['task']!r} is not defined in this consumer (known: "
+                    f"{', '.join(sorted(self.tasks)) or 'none'})"
+                )
+            ctx = await self._context(a, task)
+            outcome, message = await self._attempt(task, ctx, a)
+        except _SystemFailure as exc:
+            outcome.update(
+                state=RunState.SYSTEM_FAILURE,
+                error=dumps({"name": "SystemFailure", "message": str(exc)}),
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an engine error: never lose the run
+            log.exception("system failure running %s", run_id)
+            outcome.update(state=RunState.SYSTEM_FAILURE, error=dumps(_error(exc)))
+        if outcome.get("state") is None:  # canceled or lost: someone else owns the run now
+            a.message.ack()
+            return
+        outcome["state"] = str(outcome["state"])
+        try:
+            await self.writer.finish(outcome, message)
+        except Exception:
+            log.exception("could not record the outcome of %s; it will be redelivered", run_id)
+            a.message.retry(1.0)
+            return
+        a.message.ack()
+
+    async def _context(self, a: _Attempt, task: Task[Any]) -> RunContext:
+        d, msg = a.decision, a.msg
+        text = msg.payload if msg.payload is not None else d["payload"]
+        if text is None and d.get("payload_packet"):
+            data = await self.platform.blobs.get(d["payload_packet"])
+            text = data.decode() if data is not None else None
+        raw = loads(text) if text is not None else None
+        state: dict[str, Any] = {"checkpoints": [], "steps": {}}
+        if d["resumed"]:
+            state = await self.platform.objects("run").get(msg.run_id).call("state")
+        return RunContext(
+            run_id=msg.run_id,
+            task_id=task.id,
+            attempt=d["attempt"],
+            payload=raw,
+            writer=self.writer,
+            clock=self.platform.clock,
+            checkpoints=state["checkpoints"],
+            steps=state["steps"],
+            metadata=d.get("metadata") or {},
+            tags=d.get("tags") or [],
+        )
+
+    async def _attempt(
+        self, task: Task[Any], ctx: RunContext, a: _Attempt
+    ) -> tuple[dict[str, Any], OutMessage | None]:
+        run_id, attempt = ctx.run_id, ctx.attempt
+        options = a.decision.get("options") or {}
+        outcome: dict[str, Any] = {"id": run_id, "attempt": attempt}
+        try:
+            payload = task.parse_payload(ctx.payload)
+        except Exception as exc:
+            outcome.update(state=RunState.FAILED, error=dumps(_error(exc)))
+            return outcome, None
+        await self._hook(task.on_start, ctx, payload, ctx)
+        max_duration = options.get("max_duration", task.max_duration)
+        try:
+            result = await self._call(task, payload, ctx, max_duration)
+            output = dumps(to_jsonable(result))
+            size = len(output.encode())
+            if size > self.config.payload_limit:
+                raise AbortTaskRunError(
+                    str(PayloadTooLargeError(size, self.config.payload_limit, "output"))
+                )
+        except asyncio.CancelledError:
+            running = self.running.get(run_id)
+            reason = running.stop_reason if running else None
+            if reason in ("slice", "shutdown"):
+                ctx.logger.info(
+                    f"attempt {attempt} continued after a {reason}; it resumes "
+                    "from its last checkpoint"
+                )
+                outcome.update(state=RunState.QUEUED, due_at=self.platform.clock.now())
+                return outcome, OutMessage(RunMessage(run_id, task.id, attempt).to_body(), 0.0)
+            if reason is None:
+                raise
+            return {}, None  # canceled or lease lost: nothing to record
+        except Exception as exc:
+            kind: Literal["error", "abort", "timeout"] = (
+                "timeout"
+                if isinstance(exc, _Timeout)
+                else ("abort" if isinstance(exc, AbortTaskRunError) else "error")
+            )
+            err = _error(exc)
+            decision = decide_failure(
+                task.retry, attempt, kind=kind, max_attempts=options.get("max_attempts")
+            )
+            ctx.logger.error(f"attempt {attempt} failed: {err['name']}: {err['message']}")
+            outcome["error"] = dumps(err)
+            if isinstance(decision, Finish):
+                outcome["state"] = decision.state
+                await self._hook(task.on_failure, ctx, payload, exc, ctx)
+                return outcome, None
+            due = self.platform.clock.now() + decision.delay
+            outcome.update(state=RunState.WAITING_FOR_RETRY, due_at=due)
+            return outcome, OutMessage(
+                RunMessage(run_id, task.id, attempt + 1).to_body(),
+                min(decision.delay, self.config.max_message_delay),
+            )
+        if len(output) > self.config.packet_threshold:
+            key = f"packets/{run_id}/output.json"
+            await self.platform.blobs.put(key, output.encode())
+            outcome["output_packet"] = key
+        else:
+            outcome["output"] = output
+        outcome["state"] = RunState.COMPLETED
+        outcome["progress"] = 1.0
+        await self._hook(task.on_success, ctx, payload, result, ctx)
+        return outcome, None
+
+    async def _call(
+        self, task: Task[Any], payload: Any, ctx: RunContext, max_duration: float | None
+    ) -> Any:
+        if task.is_async:
+            work: Any = task.call(payload, ctx)
+        else:
+            work = self.platform.run_sync(task.call, (payload, ctx))
+        if max_duration is None:
+            return await work
+        try:
+            return await asyncio.wait_for(work, max_duration)
+        except TimeoutError:
+            raise _Timeout(f"attempt exceeded max_duration of {max_duration:g}s") from None
+
+    async def _hook(self, hook: Any, ctx: RunContext, *args: Any) -> None:
+        if hook is None:
+            return
+        n = len(inspect.signature(hook).parameters)
+        try:
+            result = hook(*args[:n])
+            if inspect.isawaitable(result):
+                await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            ctx.logger.error(f"hook {getattr(hook, '__name__', hook)} failed: {exc!r}")
+
+    # --- dead letters ----------------------------------------------------------------------
+
+    async def handle_dead_letters(self, messages: Sequence[Message]) -> None:
+        """Messages whose consumer died on every allowed delivery: record them, end their
+        runs CRASHED."""
+        by_shard: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for m in messages:
+            try:
+                msg = RunMessage.from_body(m.body)
+            except (ValueError, TypeError):
+                m.ack()
+                continue
+            by_shard[shard_of(msg.run_id, self.platform.index_shards)].append(
+                {
+                    "run_id": msg.run_id,
+                    "task": msg.task,
+                    "dispatch": msg.dispatch,
+                    "body": dumps(m.body),
+                    "deliveries": m.attempts,
+                    "reason": "max deliveries exceeded",
+                }
+            )
+        index = self.platform.objects("run-index")
+        for shard, letters in by_shard.items():
+            await index.get(f"shard-{shard}").call(
+                "dead_letter", letters, self.platform.clock.now()
+            )
+        for m in messages:
+            m.ack()
+
+
+class _SystemFailure(Exception):
+    pass
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    name = "TimeoutError" if isinstance(exc, _Timeout) else type(exc).__name__
+    return {
+        "name": name,
+        "message": str(exc),
+        "stackTrace": "".join(traceback.format_exception(exc))[-8000:],
+    }

@@ -1,0 +1,182 @@
+"""`ctx`, the run context a task receives: checkpoints, durable steps, progress, logs, metadata."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..ports import Clock
+from ..shared.serialization import dumps, loads, to_jsonable
+from .writer import Writer
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str
+    data: Any
+    attempt: int
+    at: datetime
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Checkpoint:
+        at = datetime.fromtimestamp(rec["at"], tz=UTC)
+        return cls(rec["name"], rec["data"], rec["attempt"], at)
+
+
+LEVELS = ("debug", "info", "warn", "error")
+
+
+class RunLogger:
+    """Structured run logs: `ctx.logger.info("message", key=value, ...)`."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+
+    def log(self, level: str, message: str, **extras: Any) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"log level must be one of {LEVELS}, not {level!r}")
+        self._ctx._log(level, str(message), extras)
+
+    def debug(self, message: str, **extras: Any) -> None:
+        self.log("debug", message, **extras)
+
+    def info(self, message: str, **extras: Any) -> None:
+        self.log("info", message, **extras)
+
+    def warn(self, message: str, **extras: Any) -> None:
+        self.log("warn", message, **extras)
+
+    warning = warn
+
+    def error(self, message: str, **extras: Any) -> None:
+        self.log("error", message, **extras)
+
+
+class RunMetadata:
+    """The run's metadata (a JSON object), visible in its status while it runs."""
+
+    def __init__(self, ctx: RunContext, initial: dict[str, Any]) -> None:
+        self._ctx = ctx
+        self._data = dict(initial)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self._data[key] = to_jsonable(value)
+        self._ctx._changed_metadata()
+
+    def update(self, values: dict[str, Any]) -> None:
+        self._data.update(to_jsonable(values))
+        self._ctx._changed_metadata()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+
+class RunContext:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        task_id: str,
+        attempt: int,
+        payload: Any,
+        writer: Writer,
+        clock: Clock,
+        checkpoints: list[dict[str, Any]] | None = None,
+        steps: dict[str, str | None] | None = None,
+        metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        self.run_id = run_id
+        self.task_id = task_id
+        self.attempt = attempt
+        self.payload = payload
+        self.tags = list(tags or [])
+        self._writer = writer
+        self._clock = clock
+        self._checkpoints = [Checkpoint.from_record(c) for c in checkpoints or []]
+        self._steps = dict(steps or {})
+        self.metadata = RunMetadata(self, metadata or {})
+        self.logger = RunLogger(self)
+
+    def __repr__(self) -> str:
+        return f"<RunContext {self.run_id} {self.task_id} attempt {self.attempt}>"
+
+    @property
+    def checkpoints(self) -> list[Checkpoint]:
+        """Every checkpoint so far, in order, from earlier attempts and deliveries too."""
+        return list(self._checkpoints)
+
+    @property
+    def last_checkpoint(self) -> Checkpoint | None:
+        return self._checkpoints[-1] if self._checkpoints else None
+
+    def checkpoint_named(self, name: str) -> Checkpoint | None:
+        """The latest checkpoint with this name."""
+        for cp in reversed(self._checkpoints):
+            if cp.name == name:
+                return cp
+        return None
+
+    async def checkpoint(self, name: str, data: Any = None) -> None:
+        """Record a checkpoint durably (it survives a crash once this returns)."""
+        value = to_jsonable(data)
+        now = self._clock.now()
+        await self._writer.append(
+            self.run_id,
+            "checkpoints",
+            {"name": str(name), "data": dumps(value), "attempt": self.attempt, "at": now},
+        )
+        self._checkpoints.append(
+            Checkpoint(str(name), value, self.attempt, datetime.fromtimestamp(now, UTC))
+        )
+
+    async def step(self, name: str, fn: Callable[[], Any]) -> Any:
+        """A durable step: `fn`'s first successful result is stored and returned again,
+        without calling `fn`, on every later attempt (as its JSON round-trip)."""
+        if name in self._steps:
+            stored = self._steps[name]
+            return loads(stored) if stored is not None else None
+        result = fn()
+        if inspect.isawaitable(result):
+            result = await result
+        text = dumps(result)
+        await self._writer.append(
+            self.run_id,
+            "steps",
+            {"name": name, "result": text, "attempt": self.attempt, "at": self._clock.now()},
+        )
+        self._steps[name] = text
+        return result
+
+    async def progress(self, fraction: float) -> None:
+        """Report progress between 0 and 1 (visible in the run's status)."""
+        value = float(fraction)
+        if math.isnan(value) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"progress is a fraction from 0 to 1, not {fraction!r}")
+        await self._writer.update(self.run_id, progress=value)
+
+    def _log(self, level: str, message: str, extras: dict[str, Any]) -> None:
+        self._writer.append(
+            self.run_id,
+            "logs",
+            {
+                "level": level,
+                "message": message,
+                "attempt": self.attempt,
+                "at": self._clock.now(),
+                "extras": dumps(to_jsonable(extras)) if extras else None,
+            },
+        )
+
+    def _changed_metadata(self) -> None:
+        self._writer.update(self.run_id, metadata=self.metadata.to_dict())

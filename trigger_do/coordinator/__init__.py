@@ -1,0 +1,1 @@
+"""Concurrency and rate-limit declarations (enforcement: the coordinator)."""

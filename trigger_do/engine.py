@@ -1,0 +1,200 @@
+"""The engine facade shared by the embedded SDK client, the HTTP API and the CLI:
+trigger (through the producer), read, list, cancel, reschedule, replay, logs, dead letters."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .errors import RunNotFoundError
+from .ports import OutMessage, Platform
+from .producer.producer import BatchTriggered, Producer, Triggered, TriggerRequest
+from .shared.config import EngineConfig
+from .shared.ids import shard_of
+from .shared.messages import RunMessage
+from .shared.serialization import dumps, loads
+from .task import Task, find_task
+
+
+class Engine:
+    def __init__(
+        self,
+        platform: Platform,
+        config: EngineConfig | None = None,
+        find: Callable[[str], Task[Any] | None] = find_task,
+    ) -> None:
+        self.platform = platform
+        self.config = config or EngineConfig.from_settings(platform.settings)
+        self.producer = Producer(platform, self.config, find)
+
+    # --- objects -------------------------------------------------------------------------
+
+    def index_for(self, run_id: str) -> Any:
+        shard = shard_of(run_id, self.platform.index_shards)
+        return self.platform.objects("run-index").get(f"shard-{shard}")
+
+    def shards(self) -> list[Any]:
+        ns = self.platform.objects("run-index")
+        return [ns.get(f"shard-{i}") for i in range(self.platform.index_shards)]
+
+    def run_object(self, run_id: str) -> Any:
+        return self.platform.objects("run").get(run_id)
+
+    def now(self) -> float:
+        return self.platform.clock.now()
+
+    # --- trigger -------------------------------------------------------------------------
+
+    async def trigger(self, req: TriggerRequest) -> Triggered:
+        return await self.producer.trigger(req)
+
+    async def batch_trigger(
+        self, requests: Sequence[TriggerRequest], idempotency_key: str | None = None
+    ) -> BatchTriggered:
+        return await self.producer.trigger_many(requests, idempotency_key=idempotency_key)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def get_run(self, run_id: str, *, details: bool = True) -> dict[str, Any]:
+        """A run's row with decoded payload/output; with `details`, its checkpoints too."""
+        row: dict[str, Any] | None = await self.index_for(run_id).call("get", run_id)
+        if row is None:
+            raise RunNotFoundError(run_id)
+        row["payload"] = await self._decode(row["payload"], row["payload_packet"])
+        row["output"] = await self._decode(row["output"], row["output_packet"])
+        row["checkpoints"] = []
+        if details and row["has_object"]:
+            state = await self.run_object(run_id).call("state")
+            row["checkpoints"] = state["checkpoints"]
+        return row
+
+    async def _decode(self, text: str | None, packet: str | None) -> Any:
+        if packet:
+            data = await self.platform.blobs.get(packet)
+            return loads(data) if data is not None else None
+        return loads(text) if text is not None else None
+
+    async def get_runs(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Many runs' rows (payload and output decoded), by id; unknown ids are absent."""
+        out: dict[str, dict[str, Any]] = {}
+        for shard, ids in self._by_shard(run_ids).items():
+            ns = self.platform.objects("run-index")
+            for row in await ns.get(f"shard-{shard}").call("get_many", ids):
+                row["payload"] = await self._decode(row["payload"], row["payload_packet"])
+                row["output"] = await self._decode(row["output"], row["output_packet"])
+                out[row["id"]] = row
+        return out
+
+    def _by_shard(self, run_ids: list[str]) -> dict[int, list[str]]:
+        by_shard: dict[int, list[str]] = {}
+        for rid in run_ids:
+            by_shard.setdefault(shard_of(rid, self.platform.index_shards), []).append(rid)
+        return by_shard
+
+    async def get_states(self, run_ids: list[str]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
+        ns = self.platform.objects("run-index")
+        for shard, ids in self._by_shard(run_ids).items():
+            out.update(await ns.get(f"shard-{shard}").call("get_states", ids))
+        return out
+
+    async def list_runs(self, *, limit: int = 25, **filters: Any) -> list[dict[str, Any]]:
+        """Newest first across every shard, merged on (created_at, id)."""
+        pages = [await s.call("list_runs", limit=limit, **filters) for s in self.shards()]
+        merged = list(heapq.merge(*pages, key=lambda r: (r["created_at"], r["id"]), reverse=True))
+        return merged[-limit:] if filters.get("before") else merged[:limit]
+
+    async def get_batch(self, batch_id: str) -> dict[str, Any] | None:
+        for shard in self.shards():
+            found = await shard.call("get_batch", batch_id)
+            if found is not None:
+                if self.platform.index_shards > 1:
+                    found["runs"] = await self.producer._batch_runs(
+                        batch_id, found["run_count"], found
+                    )
+                return dict(found)
+        return None
+
+    async def logs(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
+        return list(await self.run_object(run_id).call("logs", after, limit))
+
+    # --- control -------------------------------------------------------------------------
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        res = await self.index_for(run_id).call("cancel", run_id, self.now())
+        if not res["found"]:
+            raise RunNotFoundError(run_id)
+        return dict(res)
+
+    async def reschedule(self, run_id: str, delay_until: float) -> bool:
+        moved = await self.index_for(run_id).call("reschedule", run_id, delay_until, self.now())
+        if moved is None:
+            return False
+        await self._dispatch([moved], delay_until)
+        return True
+
+    async def replay(self, run_id: str) -> Triggered:
+        row = await self.get_run(run_id, details=False)
+        return await self.producer.trigger(
+            TriggerRequest(
+                row["task"],
+                None,
+                {"tags": row["tags"], "metadata": row["metadata"] or None},
+                payload_text=dumps(row["payload"]),
+            )
+        )
+
+    async def update_run(
+        self,
+        run_id: str,
+        *,
+        add_tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        ok = await self.index_for(run_id).call(
+            "update_tags_metadata", run_id, add_tags, metadata, self.now()
+        )
+        if not ok:
+            raise RunNotFoundError(run_id)
+
+    async def _dispatch(self, runs: list[dict[str, Any]], due: float | None = None) -> None:
+        now = self.now()
+        delay = max(0.0, min((due or now) - now, self.config.max_message_delay))
+        msgs = [
+            OutMessage(RunMessage(r["id"], r["task"], r["attempt"], r["dispatch"]).to_body(), delay)
+            for r in runs
+        ]
+        await self.platform.queue.send_all(msgs)
+
+    # --- dead letters and housekeeping ----------------------------------------------------
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for shard in self.shards():
+            out += await shard.call("list_dead_letters")
+        return sorted(out, key=lambda d: d["dead_at"])
+
+    async def requeue_dead(self, run_ids: list[str] | None = None) -> list[str]:
+        revived: list[dict[str, Any]] = []
+        for shard in self.shards():
+            revived += await shard.call("requeue_dead", run_ids, self.now())
+        await self._dispatch(revived)
+        return [r["id"] for r in revived]
+
+    async def housekeeping(self) -> dict[str, int]:
+        """Expire, re-dispatch overdue runs, purge what is past retention. Idempotent."""
+        totals = {"expired": 0, "redispatched": 0, "purged": 0}
+        for shard in self.shards():
+            res = await shard.call(
+                "housekeeping", self.now(), self.config.stale_after, self.config.retention
+            )
+            await self._dispatch(res["overdue"])
+            for run_id in res["purged"]:
+                await self.run_object(run_id).call("purge")
+            for key in res["packets"]:
+                await self.platform.blobs.delete(key)
+            totals["expired"] += len(res["expired"])
+            totals["redispatched"] += len(res["overdue"])
+            totals["purged"] += len(res["purged"])
+        return totals

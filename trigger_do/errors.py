@@ -1,0 +1,89 @@
+"""One error tree: every error trigger.do raises on purpose derives from `TriggerDoError`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TriggerDoError(Exception):
+    """Root of trigger.do's errors."""
+
+
+class TaskDefinitionError(TriggerDoError, ValueError):
+    """A task, queue or option was declared wrongly (raised where it is defined)."""
+
+
+class InvalidDurationError(TaskDefinitionError):
+    """A duration could not be parsed; carries the offending value."""
+
+    def __init__(self, value: Any, reason: str = "") -> None:
+        self.value = value
+        hint = 'use e.g. "500ms", "1s", "5m", "1h", "2d", a number of seconds or a timedelta'
+        super().__init__(f"invalid duration {value!r}{': ' + reason if reason else ''} ({hint})")
+
+
+class UnknownTaskError(TriggerDoError, LookupError):
+    """No task with this id is registered."""
+
+    def __init__(self, task_id: str, known: list[str] | None = None) -> None:
+        self.task_id = task_id
+        msg = f"unknown task {task_id!r}"
+        if known:
+            msg += f" (known tasks: {', '.join(sorted(known)[:20])})"
+        else:
+            msg += " (no tasks are registered: is `trigger-do dev --tasks ...` running?)"
+        super().__init__(msg)
+
+
+class PayloadValidationError(TriggerDoError, ValueError):
+    """A payload failed its task's schema, or a batch had invalid items.
+
+    `errors` lists `{"index"?, "loc", "msg"}` records naming the bad fields.
+    """
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        self.errors = errors or []
+        super().__init__(message)
+
+    @property
+    def bad_indexes(self) -> list[int]:
+        return sorted({e["index"] for e in self.errors if "index" in e})
+
+
+class PayloadTooLargeError(TriggerDoError, ValueError):
+    """A payload (or output) is over the configured size limit."""
+
+    def __init__(self, size: int, limit: int, what: str = "payload") -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{what} is {size} bytes, over the limit of {limit} bytes")
+
+
+class RunNotFoundError(TriggerDoError, LookupError):
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r}")
+
+
+class InvalidTransitionError(TriggerDoError):
+    """A state change the run-state table does not allow."""
+
+
+class SchemaVersionError(TriggerDoError):
+    """The database was written by a newer trigger.do."""
+
+
+class AbortTaskRunError(TriggerDoError):
+    """Raise inside a task to fail the run at once, without retrying."""
+
+
+class RunFailedError(TriggerDoError):
+    """The run did not complete: carries its final state and the remote error."""
+
+    def __init__(self, run_id: str, state: str, error: dict[str, Any] | None = None) -> None:
+        self.run_id = run_id
+        self.state = state
+        self.error = error or {}
+        message = self.error.get("message") or state
+        name = self.error.get("name")
+        super().__init__(f"run {run_id} {state}: {name + ': ' if name else ''}{message}")

@@ -1,0 +1,1 @@
+"""Platforms implement the ports; the engine imports none of them."""

@@ -1,0 +1,1 @@
+"""The embedded runtime: the ports on SQLite (WAL) and local processes."""

@@ -1,0 +1,122 @@
+"""The `Sql` port on one SQLite file (WAL), shared by every object and process.
+
+It enforces the Durable Object rules, so what passes here passes there: no
+BEGIN/COMMIT/SAVEPOINT in engine SQL, at most 100 bound parameters, bound strings under
+2 MB. `transaction(fn)` is `BEGIN IMMEDIATE`, so decisions stay serialized across processes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ...errors import SchemaVersionError, TriggerDoError
+from ...ports import MAX_ROW_BYTES, MAX_SQL_PARAMS
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+_FORBIDDEN = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
+
+
+class SqlRuleError(TriggerDoError):
+    """Engine SQL broke a rule that a Durable Object's storage enforces."""
+
+
+class LocalSql:
+    """One connection per thread to the database file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.timeout = timeout
+        self._local = threading.local()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=0, isolation_level=None, check_same_thread=False
+            )
+            self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            self._local.depth = 0
+        return conn
+
+    def exec(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        if _FORBIDDEN.match(query):
+            raise SqlRuleError(f"engine SQL may not manage transactions: {query[:40]!r}")
+        if len(params) > MAX_SQL_PARAMS:
+            raise SqlRuleError(f"{len(params)} bound parameters, over {MAX_SQL_PARAMS}")
+        for p in params:
+            if isinstance(p, str | bytes) and len(p) > MAX_ROW_BYTES:
+                raise SqlRuleError(f"a bound value of {len(p)} bytes, over {MAX_ROW_BYTES}")
+        conn = self.conn
+        if self._local.depth:
+            return conn.execute(query, params).fetchall()
+        return self._retry(lambda: conn.execute(query, params).fetchall())
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        """Retry while another process holds the write lock. SQLite's own busy handler
+        sleeps in steps that grow to 100 ms, which starves short writers under load;
+        this polls every fraction of a millisecond instead."""
+        deadline = time.monotonic() + self.timeout
+        pause = 0.0002
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 1.5, 0.005)
+
+    def transaction(self, fn: Callable[[], T]) -> T:
+        conn = self.conn
+        if self._local.depth:  # already inside: the outer transaction covers it
+            return fn()
+        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        self._local.depth = 1
+        try:
+            result = fn()
+        except BaseException:
+            self._local.depth = 0
+            conn.execute("ROLLBACK")
+            raise
+        self._local.depth = 0
+        conn.execute("COMMIT")
+        return result
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def init_schema(sql: LocalSql, statements: list[str]) -> None:
+    """Create every table once; refuse a database written by a newer trigger.do."""
+    sql.path.parent.mkdir(parents=True, exist_ok=True)
+    (version,) = sql.conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{sql.path} has schema version {version}, newer than this trigger.do "
+            f"({SCHEMA_VERSION}): upgrade trigger-do or use another --db"
+        )
+
+    def create() -> None:
+        for stmt in statements:
+            sql.exec(stmt)
+
+    sql.transaction(create)
+    if version < SCHEMA_VERSION:
+        sql.conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")

@@ -1,0 +1,187 @@
+"""The embedded runtime: worker processes over one database file, a supervisor that
+restarts a dead worker and runs housekeeping, and `local()` for tests and scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import asdict
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ...engine import Engine
+from ...errors import TriggerDoError
+from ...sdk.client import EmbeddedClient, pop_client, push_client
+from ...shared.config import EngineConfig
+from .platform import EnvSettings, default_db_path, open_local
+
+log = logging.getLogger("trigger_do.runtime")
+WORKER_OPTIONS = ("batch_size", "max_running", "poll_interval", "max_retries")
+
+
+def module_names(tasks: str | ModuleType | list[str | ModuleType]) -> list[str]:
+    items = tasks if isinstance(tasks, list) else [tasks]
+    return [t.__name__ if isinstance(t, ModuleType) else str(t) for t in items]
+
+
+class LocalRuntime:
+    """Worker processes serving the tasks modules from the database file `db`."""
+
+    def __init__(
+        self,
+        tasks: str | ModuleType | list[str | ModuleType],
+        db: str | os.PathLike[str] | None = None,
+        *,
+        workers: int = 2,
+        housekeeping_interval: float = 30.0,
+        env: dict[str, str] | None = None,
+        **options: Any,
+    ) -> None:
+        self.modules = module_names(tasks)
+        self.db_path = Path(db) if db is not None else default_db_path()
+        self.workers = workers
+        self.housekeeping_interval = housekeeping_interval
+        self.env = env or {}
+        self.worker_options = {k: options.pop(k) for k in WORKER_OPTIONS if k in options}
+        self.config = EngineConfig.from_settings(EnvSettings(), **options)
+        self.platform, self.sql = open_local(self.db_path)
+        self.engine = Engine(self.platform, self.config)
+        self.client = EmbeddedClient(self.engine)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._monitor: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    # --- processes -------------------------------------------------------------------------
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        config = {**asdict(self.config), **self.worker_options}
+        # -P: no implicit cwd first on the path; the parent's path (and its cwd, last)
+        # comes through PYTHONPATH, so the worker imports exactly what the parent would
+        cmd = [
+            sys.executable,
+            "-P",
+            "-m",
+            "trigger_do.platform.local.worker",
+            "--tasks",
+            ",".join(self.modules),
+            "--db",
+            str(self.db_path),
+            "--config",
+            json.dumps(config),
+        ]
+        path = [p for p in (*sys.path, os.getcwd()) if p]
+        env = {**os.environ, **self.env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}
+        return subprocess.Popen(cmd, env=env)
+
+    async def start(self, timeout: float = 60.0) -> None:
+        for mod in self.modules:  # fail fast, in this process, on a bad module path
+            _check_importable(mod)
+        self.procs = [self._spawn() for _ in range(self.workers)]
+        await self._wait_ready(timeout)
+        self._monitor = asyncio.ensure_future(self._supervise())
+
+    async def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            pids = {p.pid for p in self.procs}
+            ready = {r[0] for r in self.sql.exec("SELECT pid FROM workers")} & pids
+            if len(ready) == len(pids):
+                return
+            dead = [p for p in self.procs if p.poll() is not None]
+            if dead:
+                raise TriggerDoError(
+                    f"a worker exited with code {dead[0].returncode} while starting "
+                    "(see its error above)"
+                )
+            if time.monotonic() > deadline:
+                raise TriggerDoError(f"workers not ready after {timeout}s")
+            await asyncio.sleep(0.02)
+
+    async def _supervise(self) -> None:
+        last_housekeeping = 0.0
+        while not self._stopping:
+            await asyncio.sleep(0.2)
+            for i, proc in enumerate(self.procs):
+                if proc.poll() is not None and not self._stopping:
+                    log.warning(
+                        "worker %s exited (%s); starting another", proc.pid, proc.returncode
+                    )
+                    self.sql.exec("DELETE FROM workers WHERE pid = ?", proc.pid)
+                    self.procs[i] = self._spawn()
+            if time.monotonic() - last_housekeeping >= self.housekeeping_interval:
+                last_housekeeping = time.monotonic()
+                try:
+                    await self.engine.housekeeping()
+                except Exception:
+                    log.exception("housekeeping failed")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """SIGTERM every worker (graceful: running attempts get `grace` seconds), then wait."""
+        self._stopping = True
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        limit = (self.config.shutdown_grace if grace is None else grace) + 15
+        deadline = time.monotonic() + limit
+        for proc in self.procs:
+            while proc.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+    def kill_worker(self, index: int = 0, sig: int = signal.SIGKILL) -> int:
+        """Send `sig` to one worker (tests of crash safety). Returns its pid."""
+        proc = self.procs[index]
+        proc.send_signal(sig)
+        return proc.pid
+
+
+def _check_importable(module: str) -> None:
+    import importlib.util
+
+    cwd = os.getcwd()
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+    try:
+        found = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise TriggerDoError(
+            f"cannot import tasks module {module!r} (a dotted module path, resolved from "
+            f"{cwd} and sys.path)"
+        )
+
+
+@contextlib.asynccontextmanager
+async def local(
+    tasks: str | ModuleType | list[str | ModuleType],
+    db: str | os.PathLike[str] | None = None,
+    *,
+    workers: int = 2,
+    **options: Any,
+) -> AsyncIterator[LocalRuntime]:
+    """Run the whole engine (its worker processes included) for the block; SDK calls made
+    inside it go to this engine. Stops cleanly on exit."""
+    runtime = LocalRuntime(tasks, db, workers=workers, **options)
+    await runtime.start()
+    push_client(runtime.client)
+    try:
+        yield runtime
+    finally:
+        pop_client(runtime.client)
+        await runtime.stop()

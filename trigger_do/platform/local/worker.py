@@ -1,0 +1,190 @@
+"""A consumer worker process: `python -m trigger_do.platform.local.worker --tasks MOD --db PATH`.
+
+Started fresh (never forked) by the runtime; imports the tasks module by its dotted path,
+then loops: receive a batch from the run queue, hand it to the engine's consumer, settle
+acks and retries in bulk; dead letters go to the consumer's dead-letter handler. SIGTERM
+(or SIGINT) stops it gracefully: no new batches, running attempts get the grace period,
+the rest are continued from their checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+from ...consumer.consumer import Consumer
+from ...shared.config import EngineConfig
+from ...shared.serialization import dumps
+from ...task import registered_tasks
+from .platform import RUN_QUEUE, open_local
+from .queue import LocalMessage, LocalQueueConsumer
+
+log = logging.getLogger("trigger_do.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        db: str,
+        config: EngineConfig,
+        *,
+        batch_size: int = 100,
+        max_running: int = 1000,
+        poll_interval: float = 0.005,
+        max_retries: int = 3,
+    ) -> None:
+        self.platform, self.sql = open_local(db)
+        self.config = config
+        self.consumer = Consumer(self.platform, registered_tasks(), config)
+        token = self.consumer.token
+        clock = self.platform.clock
+        visibility = config.lease_seconds
+        self.queue = LocalQueueConsumer(
+            self.sql, RUN_QUEUE, clock, token=token, visibility=visibility, max_retries=max_retries
+        )
+        self.dlq = LocalQueueConsumer(
+            self.sql, RUN_QUEUE + "-dlq", clock, token=token, visibility=visibility
+        )
+        self.batch_size = batch_size
+        self.max_running = max_running
+        self.poll_interval = poll_interval
+        self.inflight: dict[int, list[LocalMessage]] = {}
+        self.stop_event = asyncio.Event()
+
+    async def run(self) -> None:
+        self._register()
+        heartbeat = asyncio.ensure_future(self._heartbeat())
+        batches: set[asyncio.Task[None]] = set()
+        idle = 0
+        try:
+            while not self.stop_event.is_set():
+                room = self.max_running - len(self.consumer.running)
+                if room <= 0:
+                    await asyncio.sleep(self.poll_interval)
+                    continue
+                messages: list[LocalMessage] = []
+                if self.queue.has_visible():
+                    messages = self.queue.receive(min(self.batch_size, room))
+                if not messages:
+                    if idle % 50 == 0 and self.dlq.has_visible():
+                        await self._dead_letters()
+                    idle += 1
+                    await self._sleep(self.poll_interval)
+                    continue
+                idle = 0
+                batch = asyncio.ensure_future(self._batch(messages))
+                batches.add(batch)
+                batch.add_done_callback(batches.discard)
+                await asyncio.sleep(0)  # let the batch start before claiming more
+        finally:
+            await self.consumer.shutdown(self.config.shutdown_grace)
+            if batches:
+                await asyncio.wait(batches, timeout=self.config.shutdown_grace + 10)
+            heartbeat.cancel()
+            self._settle_all()
+            self.sql.exec("DELETE FROM workers WHERE pid = ?", os.getpid())
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stop_event.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _batch(self, messages: list[LocalMessage]) -> None:
+        key = id(messages)
+        self.inflight[key] = messages
+        try:
+            await self.consumer.handle_batch(messages)
+        except Exception:
+            log.exception("a batch failed; its messages will be redelivered")
+        finally:
+            self.inflight.pop(key, None)
+            self.queue.settle(messages)
+
+    async def _dead_letters(self) -> None:
+        messages = self.dlq.receive(self.batch_size)
+        if messages:
+            await self.consumer.handle_dead_letters(messages)
+            self.dlq.settle(messages)
+
+    async def _heartbeat(self) -> None:
+        """Settle what is decided, keep in-flight messages leased, say we are alive."""
+        every = min(1.0, self.config.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                self._settle_all()
+                self.sql.exec(
+                    "UPDATE workers SET seen_at = ? WHERE pid = ?",
+                    self.platform.clock.now(),
+                    os.getpid(),
+                )
+            except Exception:
+                log.exception("worker heartbeat failed")
+
+    def _settle_all(self) -> None:
+        for key, messages in list(self.inflight.items()):
+            pending = self.queue.settle(messages)
+            self.queue.extend(pending)
+            self.inflight[key] = pending
+
+    def _register(self) -> None:
+        now = self.platform.clock.now()
+        tasks = registered_tasks()
+        self.sql.transaction(lambda: self._register_tx(tasks, now))
+
+    def _register_tx(self, tasks: dict[str, Any], now: float) -> None:
+        from ...runs.registry import RegistryObject
+
+        RegistryObject(self.sql, "registry").register(
+            [{"id": t.id, "module": t.module, "queue": t.queue_name} for t in tasks.values()],
+            now,
+        )
+        self.sql.exec(
+            "INSERT OR REPLACE INTO workers (pid, started_at, seen_at, tasks) VALUES (?,?,?,?)",
+            os.getpid(),
+            now,
+            now,
+            dumps(sorted(tasks)),
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trigger_do.platform.local.worker")
+    parser.add_argument("--tasks", required=True)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--config", default="{}")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("TRIGGER_DO_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s worker %(process)d %(levelname)s %(message)s",
+    )
+    options: dict[str, Any] = json.loads(args.config)
+    worker_opts = {
+        k: options.pop(k)
+        for k in ("batch_size", "max_running", "poll_interval", "max_retries")
+        if k in options
+    }
+    for module in filter(None, args.tasks.split(",")):
+        importlib.import_module(module)
+    worker = Worker(args.db, EngineConfig(**options), **worker_opts)
+    return asyncio.run(_serve(worker))
+
+
+async def _serve(worker: Worker) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, worker.stop_event.set)
+    await worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The ports: the few IO contracts the engine is written against.
+
+Every platform implements exactly these (``platform/local`` on SQLite and processes,
+``platform/cloudflare`` on Worker bindings). The engine never imports a platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+JSON = Any  # a JSON-native value: dict, list, str, int, float, bool or None
+
+MAX_SQL_PARAMS = 100  # a Durable Object's sql.exec binds at most 100 parameters
+MAX_ROW_BYTES = 2_000_000  # a Durable Object row (and a bound string) stays under 2 MB
+MAX_SEND_BATCH = 100  # Cloudflare Queues: at most 100 messages per sendBatch
+MAX_MESSAGE_BYTES = 128_000  # Cloudflare Queues: 128 KB per message
+
+
+class Sql(Protocol):
+    """SQLite, one database per object (locally: one file shared by every object)."""
+
+    def exec(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Run one statement; return its rows (empty for writes without RETURNING).
+        Never BEGIN/COMMIT/SAVEPOINT; at most `MAX_SQL_PARAMS` parameters."""
+        ...
+
+    def transaction(self, fn: Callable[[], T]) -> T:
+        """Run the synchronous `fn` atomically: all its statements commit, or none do."""
+        ...
+
+
+@dataclass(frozen=True)
+class OutMessage:
+    body: JSON
+    delay_seconds: float = 0.0
+
+
+class Queue(Protocol):
+    """The producer side of a queue: at-least-once delivery of JSON-native bodies."""
+
+    async def send_batch(self, messages: Sequence[OutMessage]) -> None:
+        """Enqueue up to `MAX_SEND_BATCH` messages; each visible after its delay."""
+        ...
+
+    async def send_all(self, messages: Sequence[OutMessage]) -> None:
+        """Enqueue any number of messages, in `send_batch`-sized chunks (a platform may
+        send the chunks concurrently, or in one transaction)."""
+        ...
+
+
+class Message(Protocol):
+    """One delivered message. Exactly one of ack/retry should be called; neither means retry."""
+
+    id: str
+    attempts: int  # deliveries so far, this one included (1 on the first delivery)
+    timestamp: float  # epoch seconds when it was first enqueued
+    body: JSON
+
+    def ack(self) -> None: ...
+
+    def retry(self, delay_seconds: float = 0.0) -> None: ...
+
+
+class ObjectStub(Protocol):
+    """A handle to one named object; calls on one object are serialized, each is a transaction."""
+
+    async def call(self, method: str, *args: JSON, **kwargs: JSON) -> JSON: ...
+
+
+class ObjectNamespace(Protocol):
+    def get(self, name: str) -> ObjectStub: ...
+
+
+class Blobs(Protocol):
+    """Packets: large payloads and outputs."""
+
+    async def put(self, key: str, data: bytes, content_type: str = "application/json") -> None: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+
+class Settings(Protocol):
+    """Secrets and configuration (locally os.environ; on Cloudflare the Worker's env)."""
+
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Epoch seconds."""
+        ...
+
+
+SyncRunner = Callable[[Callable[..., Any], tuple[Any, ...]], Awaitable[Any]]
+"""Runs a sync task function without blocking the event loop (a thread pool locally,
+inline on Cloudflare, where there are no threads)."""
+
+
+@dataclass
+class Platform:
+    """Everything the engine needs from a platform, bundled."""
+
+    queue: Queue
+    objects: Callable[[str], ObjectNamespace]  # kind ("run-index", "run", "registry") -> ns
+    blobs: Blobs
+    settings: Settings
+    clock: Clock
+    run_sync: SyncRunner
+    index_shards: int = 1

@@ -1,0 +1,1 @@
+"""Producer: validates triggers, applies idempotency, writes runs in bulk, enqueues them."""

@@ -1,0 +1,209 @@
+"""Trigger and batch-trigger: validate everything, then write runs and enqueue messages in bulk."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PayloadTooLargeError, PayloadValidationError, UnknownTaskError
+from ..ports import OutMessage, Platform
+from ..shared.config import EngineConfig
+from ..shared.ids import new_id, new_run_id, shard_of
+from ..shared.messages import RunMessage
+from ..shared.options import DEFAULT_IDEMPOTENCY_TTL, TriggerOptions, parse_options
+from ..shared.serialization import dumps
+from ..task import Task
+
+CHUNK = 1000  # runs written per index call
+
+
+@dataclass(frozen=True)
+class TriggerRequest:
+    task_id: str
+    payload: Any
+    options: dict[str, Any] | TriggerOptions | None = None
+    payload_text: str | None = None  # already-validated JSON text (skips re-validation)
+
+
+@dataclass(frozen=True)
+class Triggered:
+    id: str
+    cached: bool
+
+
+@dataclass(frozen=True)
+class BatchTriggered:
+    id: str
+    runs: list[Triggered]
+    cached: bool
+
+
+class Producer:
+    def __init__(
+        self,
+        platform: Platform,
+        config: EngineConfig,
+        find_task: Callable[[str], Task[Any] | None],
+    ) -> None:
+        self.platform = platform
+        self.config = config
+        self.find_task = find_task
+
+    def _index(self, shard: int) -> Any:
+        return self.platform.objects("run-index").get(f"shard-{shard}")
+
+    async def _known_remote(self) -> set[str]:
+        rows = await self.platform.objects("registry").get("registry").call("list")
+        return {r["id"] for r in rows}
+
+    async def trigger(self, req: TriggerRequest) -> Triggered:
+        batch = await self.trigger_many([req], batch=False)
+        return batch.runs[0]
+
+    async def trigger_many(
+        self,
+        requests: Sequence[TriggerRequest],
+        *,
+        batch: bool = True,
+        idempotency_key: str | None = None,
+    ) -> BatchTriggered:
+        """Validate all requests (one bad item rejects all, naming its index), then write."""
+        now = self.platform.clock.now()
+        prepared: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        remote: set[str] | None = None
+        for i, req in enumerate(requests):
+            try:
+                task = self.find_task(req.task_id)
+                if task is None:
+                    if remote is None:
+                        remote = await self._known_remote()
+                    if req.task_id not in remote:
+                        raise UnknownTaskError(req.task_id, sorted(remote))
+                prepared.append(self._prepare(req, task, now))
+            except (PayloadValidationError, UnknownTaskError, PayloadTooLargeError) as exc:
+                if not batch:
+                    raise
+                sub = getattr(exc, "errors", None) or [{"loc": "$", "msg": str(exc)}]
+                errors += [{"index": i, **e} for e in sub]
+        if errors:
+            bad = sorted({e["index"] for e in errors})
+            raise PayloadValidationError(
+                f"batch rejected, nothing was triggered: invalid items at indexes {bad}: "
+                + "; ".join(f"[{e['index']}] {e['loc']}: {e['msg']}" for e in errors[:10]),
+                errors=errors,
+            )
+        batch_id = new_id("batch") if batch else None
+        if batch:
+            shard = shard_of(idempotency_key or batch_id or "", self.platform.index_shards)
+            made = await self._index(shard).call(
+                "create_batch", batch_id, len(prepared), idempotency_key, now
+            )
+            if made["cached"]:
+                got = await self._index(shard).call("get_batch", made["id"])
+                runs = await self._batch_runs(made["id"], made["run_count"], got)
+                return BatchTriggered(made["id"], [Triggered(r, True) for r in runs], True)
+            batch_id = made["id"]
+        results: list[Triggered] = []
+        for start in range(0, len(prepared), CHUNK):
+            chunk = prepared[start : start + CHUNK]
+            for j, row in enumerate(chunk):
+                if batch_id:
+                    row["batch_id"], row["batch_index"] = batch_id, start + j
+            results += await self._write(chunk, now)
+        return BatchTriggered(batch_id or "", results, False)
+
+    async def _batch_runs(self, batch_id: str, count: int, got: dict[str, Any] | None) -> list[str]:
+        """A batch's run ids in input order, gathered from every shard."""
+        runs: list[tuple[int, str]] = []
+        for shard in range(self.platform.index_shards):
+            page = await self._index(shard).call("list_runs", batch_id=batch_id, limit=count)
+            runs += [(r["batch_index"], r["id"]) for r in page]
+        return [rid for _, rid in sorted(runs)]
+
+    def _prepare(self, req: TriggerRequest, task: Task[Any] | None, now: float) -> dict[str, Any]:
+        opts = parse_options(req.options)
+        if req.payload_text is not None:
+            text = req.payload_text
+        else:
+            value = task.validate_payload(req.payload) if task else _jsonable(req.payload)
+            text = dumps(value)
+        size = len(text.encode())
+        if size > self.config.payload_limit:
+            raise PayloadTooLargeError(size, self.config.payload_limit)
+        delay_until = opts.delay_until(now)
+        key = f"{req.task_id}:{opts.idempotency_key}" if opts.idempotency_key else None
+        shards = self.platform.index_shards
+        run_id = new_run_id(shard=shard_of(key, shards) if key else None, shards=shards)
+        options: dict[str, Any] = {}
+        if opts.max_attempts is not None:
+            options["max_attempts"] = opts.max_attempts
+        if opts.max_duration is not None:
+            options["max_duration"] = opts.max_duration
+        queue = opts.queue or (task.queue_name if task else None)
+        return {
+            "id": run_id,
+            "task": req.task_id,
+            "state": "delayed" if delay_until else "queued",
+            "queue": queue,
+            "concurrency_key": opts.concurrency_key,
+            "payload": text,
+            "tags": dumps(opts.tags),
+            "metadata": dumps(opts.metadata or {}),
+            "options": dumps(options),
+            "idempotency_key": key,
+            "key_expires_at": now + (opts.idempotency_key_ttl or DEFAULT_IDEMPOTENCY_TTL)
+            if key
+            else None,
+            "delay_until": delay_until,
+            "ttl": opts.ttl,
+            "expires_at": (delay_until or now) + opts.ttl if opts.ttl else None,
+        }
+
+    async def _write(self, rows: list[dict[str, Any]], now: float) -> list[Triggered]:
+        for row in rows:
+            if len(row["payload"]) > self.config.packet_threshold:
+                key = f"packets/{row['id']}/payload.json"
+                await self.platform.blobs.put(key, row["payload"].encode())
+                row["payload_packet"], row["payload"] = key, None
+        by_shard: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for row in rows:
+            by_shard[shard_of(row["id"], self.platform.index_shards)].append(row)
+        cached: dict[str, str] = {}
+        for shard, group in by_shard.items():
+            for row, res in zip(
+                group, await self._index(shard).call("insert_runs", group, now), strict=True
+            ):
+                if res["cached"]:
+                    cached[row["id"]] = res["id"]
+        messages = [
+            OutMessage(
+                RunMessage(
+                    run_id=row["id"],
+                    task=row["task"],
+                    attempt=1,
+                    payload=row["payload"]
+                    if row["payload"] is not None
+                    and len(row["payload"]) <= self.config.inline_message_limit
+                    else None,
+                ).to_body(),
+                delay_seconds=min(row["delay_until"] - now, self.config.max_message_delay)
+                if row["delay_until"]
+                else 0.0,
+            )
+            for row in rows
+            if row["id"] not in cached
+        ]
+        await self.platform.queue.send_all(messages)
+        return [Triggered(cached.get(r["id"], r["id"]), r["id"] in cached) for r in rows]
+
+
+def _jsonable(value: Any) -> Any:
+    from ..shared.serialization import to_jsonable
+
+    try:
+        return to_jsonable(value)
+    except TypeError as exc:
+        raise PayloadValidationError(f"payload is not JSON-serializable: {exc}") from None

@@ -1,0 +1,1 @@
+"""Run index (every run's row), run objects (checkpoints, steps, logs) and the task registry."""

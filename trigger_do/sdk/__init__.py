@@ -1,0 +1,1 @@
+"""The SDK's handles and clients (embedded: the database directly; remote: the HTTP API)."""

@@ -1,0 +1,1 @@
+"""Pure parts shared by every layer: models, serialization, durations, retry math, states."""

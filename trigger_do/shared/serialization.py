@@ -1,0 +1,62 @@
+"""JSON in and out: orjson where it exists, the standard `json` module elsewhere (Pyodide)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+_orjson: Any
+try:  # pragma: no cover - which branch runs depends on the platform
+    import orjson as _orjson
+except ImportError:  # Pyodide / Python Workers have no orjson wheel
+    _orjson = None
+
+HAVE_ORJSON = _orjson is not None
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text. Pydantic models, datetimes, UUIDs and dataclasses are converted."""
+    if _orjson is not None:
+        text: str = _orjson.dumps(
+            value, default=_default, option=_orjson.OPT_NON_STR_KEYS
+        ).decode()
+        return text
+    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def loads(text: str | bytes) -> Any:
+    if _orjson is not None:
+        return _orjson.loads(text)
+    return json.loads(text)
+
+
+def to_jsonable(value: Any) -> Any:
+    """A JSON-native copy of `value` (dicts, lists, str, numbers, bool, None)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return loads(dumps(value))

@@ -1,0 +1,272 @@
+"""Task declarations: `task(id=..., run=fn)` or `@task(id=...)`, and the process's registry."""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .coordinator.specs import (
+    Concurrency,
+    QueueSpec,
+    RateLimit,
+    as_concurrency,
+    as_rate_limit,
+)
+from .errors import PayloadValidationError, TaskDefinitionError, UnknownTaskError
+from .shared.durations import Duration, parse_duration
+from .shared.options import BatchItem, errors_of
+from .shared.retry import Retry, as_retry
+from .shared.serialization import to_jsonable
+
+if typing.TYPE_CHECKING:
+    from .sdk.handles import BatchHandle, RunHandle
+
+R = TypeVar("R")
+Hook = Callable[..., Any]
+_TASK_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:\-/]{0,127}$"
+
+_REGISTRY: dict[str, Task[Any]] = {}
+
+
+class Task(Generic[R]):
+    """A declared task. Trigger it with `await t.trigger(payload)` and friends."""
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        run: Callable[..., Awaitable[R] | R],
+        retry: Retry | dict[str, Any] | None = None,
+        max_duration: Duration | None = None,
+        queue: QueueSpec | str | None = None,
+        concurrency: Concurrency | dict[str, Any] | int | None = None,
+        rate_limit: RateLimit | dict[str, Any] | str | None = None,
+        on_start: Hook | None = None,
+        on_success: Hook | None = None,
+        on_failure: Hook | None = None,
+    ) -> None:
+        import re
+
+        if not isinstance(id, str) or not re.match(_TASK_ID, id):
+            raise TaskDefinitionError(
+                f"invalid task id {id!r}: 1-128 letters, digits and - _ . : /"
+            )
+        if not callable(run):
+            raise TaskDefinitionError(f"task {id!r}: run must be a function, not {run!r}")
+        for name, hook in (
+            ("on_start", on_start),
+            ("on_success", on_success),
+            ("on_failure", on_failure),
+        ):
+            if hook is not None and not callable(hook):
+                raise TaskDefinitionError(f"task {id!r}: {name} must be callable, not {hook!r}")
+        self.id = id
+        self.fn = run
+        self.retry = as_retry(retry)
+        self.max_duration = (
+            None if max_duration is None else parse_duration(max_duration, allow_zero=False)
+        )
+        if isinstance(queue, str):
+            queue = QueueSpec(name=queue)
+        if queue is not None and not isinstance(queue, QueueSpec):
+            raise TaskDefinitionError(
+                f"task {id!r}: queue must come from trigger_do.queue(...) or be a name"
+            )
+        self.queue = queue
+        self.concurrency = as_concurrency(concurrency)
+        self.rate_limit = as_rate_limit(rate_limit)
+        self.on_start, self.on_success, self.on_failure = on_start, on_success, on_failure
+        self.is_async = inspect.iscoroutinefunction(run)
+        self.module = getattr(run, "__module__", None) or ""
+        self._adapter, self.payload_model = _payload_adapter(run)
+        self._arity = _arity(run)
+        _register(self)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id}>"
+
+    @property
+    def queue_name(self) -> str:
+        return self.queue.name if self.queue else f"task/{self.id}"
+
+    # --- payloads ------------------------------------------------------------------------
+
+    def validate_payload(self, payload: Any) -> Any:
+        """Validate against the run function's annotation; return the JSON-native payload."""
+        if self._adapter is None:
+            try:
+                return to_jsonable(payload)
+            except TypeError as exc:
+                raise PayloadValidationError(f"task {self.id!r}: payload {exc}") from None
+        try:
+            value = self._adapter.validate_python(payload)
+        except ValidationError as exc:
+            errors = errors_of(exc)
+            where = ", ".join(f"{e['loc']}: {e['msg']}" for e in errors)
+            raise PayloadValidationError(
+                f"task {self.id!r}: payload failed its schema: {where}", errors=errors
+            ) from None
+        return self._adapter.dump_python(value, mode="json")
+
+    def parse_payload(self, payload: Any) -> Any:
+        """The value the run function receives (a model instance when it asks for one)."""
+        if self._adapter is None:
+            return payload
+        return self._adapter.validate_python(payload)
+
+    def call(self, payload: Any, ctx: Any) -> Any:
+        """Call the run function with as many of (payload, ctx) as it takes."""
+        return self.fn(*(payload, ctx)[: self._arity])
+
+    # --- triggering (the client decides where calls go: embedded or remote) -------------
+
+    async def trigger(self, payload: Any = None, **options: Any) -> RunHandle:
+        from .sdk.client import current_client
+
+        return await current_client().trigger(self.id, payload, options, task=self)
+
+    async def trigger_and_wait(
+        self, payload: Any = None, *, timeout: float | None = None, **options: Any
+    ) -> R:
+        handle = await self.trigger(payload, **options)
+        return typing.cast(R, await handle.result(timeout=timeout))
+
+    async def batch_trigger(
+        self, items: Iterable[Any], *, idempotency_key: str | None = None
+    ) -> BatchHandle:
+        from .sdk.client import current_client
+
+        pairs = [(self.id, item) for item in items]
+        return await current_client().batch_trigger(
+            pairs, idempotency_key=idempotency_key, tasks={self.id: self}
+        )
+
+    async def batch_trigger_and_wait(
+        self, items: Iterable[Any], *, timeout: float | None = None
+    ) -> list[R]:
+        batch = await self.batch_trigger(items)
+        return typing.cast(list[R], await batch.results(timeout=timeout))
+
+    # sync twins, for code outside an event loop (Django, Flask, scripts)
+    def trigger_sync(self, payload: Any = None, **options: Any) -> RunHandle:
+        from .sdk.sync import run_sync
+
+        return run_sync(self.trigger(payload, **options))
+
+    def trigger_and_wait_sync(
+        self, payload: Any = None, *, timeout: float | None = None, **options: Any
+    ) -> R:
+        from .sdk.sync import run_sync
+
+        return run_sync(self.trigger_and_wait(payload, timeout=timeout, **options))
+
+    def batch_trigger_sync(
+        self, items: Iterable[Any], *, idempotency_key: str | None = None
+    ) -> BatchHandle:
+        from .sdk.sync import run_sync
+
+        return run_sync(self.batch_trigger(items, idempotency_key=idempotency_key))
+
+    def batch_trigger_and_wait_sync(
+        self, items: Iterable[Any], *, timeout: float | None = None
+    ) -> list[R]:
+        from .sdk.sync import run_sync
+
+        return run_sync(self.batch_trigger_and_wait(items, timeout=timeout))
+
+
+def task(id: str, run: Callable[..., Any] | None = None, **options: Any) -> Any:
+    """Declare a task: `task(id="x", run=fn, ...)` returns a `Task`; without `run` it is a
+    decorator: `@task(id="x", retry=Retry(max_attempts=5))`."""
+    allowed = set(inspect.signature(Task.__init__).parameters) - {"self", "id", "run"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise TaskDefinitionError(
+            f"task {id!r}: unknown option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(map(repr, unknown))} (known: {', '.join(sorted(allowed))})"
+        )
+    if run is not None:
+        return Task(id=id, run=run, **options)
+
+    def decorate(fn: Callable[..., Any]) -> Task[Any]:
+        return Task(id=id, run=fn, **options)
+
+    return decorate
+
+
+def _register(t: Task[Any]) -> None:
+    old = _REGISTRY.get(t.id)
+    if old is not None and (_origin(old.fn) != _origin(t.fn)):
+        raise TaskDefinitionError(
+            f"duplicate task id {t.id!r}: already defined by {_origin(old.fn)}"
+        )
+    _REGISTRY[t.id] = t
+
+
+def _origin(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def get_task(task_id: str) -> Task[Any]:
+    found = _REGISTRY.get(task_id)
+    if found is None:
+        raise UnknownTaskError(task_id, list(_REGISTRY))
+    return found
+
+
+def find_task(task_id: str) -> Task[Any] | None:
+    return _REGISTRY.get(task_id)
+
+
+def registered_tasks() -> dict[str, Task[Any]]:
+    return dict(_REGISTRY)
+
+
+def tasks_in(module: Any) -> dict[str, Task[Any]]:
+    """The tasks a module defines (its attributes that are `Task`s)."""
+    return {v.id: v for v in vars(module).values() if isinstance(v, Task)}
+
+
+def _payload_adapter(fn: Callable[..., Any]) -> tuple[TypeAdapter[Any] | None, type | None]:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return None, None
+    if not params:
+        return None, None
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # an annotation that does not resolve: validate nothing
+        return None, None
+    ann = hints.get(params[0].name)
+    if ann is None or ann is Any or ann is object:
+        return None, None
+    model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    try:
+        return TypeAdapter(ann), model
+    except Exception as exc:
+        raise TaskDefinitionError(
+            f"the payload annotation {ann!r} of {fn!r} is not a type pydantic can validate: {exc}"
+        ) from None
+
+
+def _arity(fn: Callable[..., Any]) -> int:
+    """How many of (payload, ctx) the run function takes."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return 2
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return 2
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return min(len(positional), 2)
+
+
+def as_batch_item(item: Any) -> tuple[Any, dict[str, Any]]:
+    if isinstance(item, BatchItem):
+        return item.payload, item.options
+    return item, {}
