@@ -143,6 +143,15 @@ class LocalRuntime:
                 proc.kill()
                 proc.wait()
 
+    async def restart_workers(self) -> None:
+        """Replace every worker with a fresh process (new task code), one at a time: each
+        old one stops gracefully, continuing what it could not finish."""
+        for i, proc in enumerate(list(self.procs)):
+            self.procs[i] = self._spawn()
+            proc.send_signal(signal.SIGTERM)
+            while proc.poll() is None:
+                await asyncio.sleep(0.05)
+
     def kill_worker(self, index: int = 0, sig: int = signal.SIGKILL) -> int:
         """Send `sig` to one worker (tests of crash safety). Returns its pid."""
         proc = self.procs[index]
