@@ -283,7 +283,7 @@ async def _runs(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     engine = _engine(args.db)
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=200)  # pipes: never truncate
     if args.runs_command == "list":
         rows = await engine.list_runs(
             limit=args.limit, tasks=args.task, states=_states(args.status), tags=args.tag

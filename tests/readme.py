@@ -1,0 +1,41 @@
+"""Pull the README's examples out so that tests can run them as a user would."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+_BLOCK = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```", re.S | re.M)
+
+
+def blocks(lang: str) -> list[str]:
+    return [body for kind, body in _BLOCK.findall(README.read_text()) if kind == lang]
+
+
+def tasks_module() -> str:
+    """The README's `# tasks.py` block."""
+    found = [b for b in blocks("python") if b.startswith("# tasks.py")]
+    assert len(found) == 1, "the README has exactly one `# tasks.py` block"
+    return found[0]
+
+
+def app_script(db: str) -> str:
+    """Every `# app.py` block, in order, as the body of one script that runs them inside
+    an embedded runtime serving the README's tasks."""
+    body = "\n".join(b for b in blocks("python") if b.startswith("# app.py"))
+    return (
+        "import asyncio\nimport trigger_do as _runtime\n\n\nasync def main() -> None:\n"
+        f"    async with _runtime.local(tasks='tasks', db={db!r}, workers=2):\n"
+        + textwrap.indent(body, " " * 8)
+        + "\n    print('README examples passed')\n\n\nasyncio.run(main())\n"
+    )
+
+
+def shell_commands() -> list[str]:
+    """The commands of the README's `trigger-do dev` block (comments stripped)."""
+    for block in blocks("bash"):
+        if "trigger-do dev --tasks tasks" in block:
+            return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+    raise AssertionError("no `trigger-do dev` block in the README")

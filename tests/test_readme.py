@@ -1,0 +1,108 @@
+"""The README's examples, run as a user would run them: in a fresh directory, in fresh
+processes, against real worker processes and a real database file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests import readme
+
+ENV = {k: v for k, v in os.environ.items() if not k.startswith(("TRIGGER_", "PYTEST"))}
+
+
+def _run(
+    args: list[str], cwd: Path, timeout: float = 120, **env: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=cwd, env={**ENV, **env}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_readme_first_lines_are_the_two_commands() -> None:
+    first = readme.blocks("bash")[0].splitlines()
+    assert first[0].startswith("pip install -e . && trigger-do demo")
+    assert "python -m pytest" in first[1]
+    ci = (readme.README.parent / ".ci" / "run").read_text()
+    assert "python -m pytest -q" in ci and "pip install" in ci
+
+
+def test_quick_start_examples_run(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text(readme.tasks_module())
+    (tmp_path / "app.py").write_text(readme.app_script(str(tmp_path / "app.db")))
+    result = _run([sys.executable, "app.py"], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "README examples passed" in result.stdout
+    assert "[info] sending" in result.stdout  # the logs example printed the run's log line
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_dev_server_and_shell_commands(tmp_path: Path) -> None:
+    (tmp_path / "tasks.py").write_text(readme.tasks_module())
+    dev, trigger, runs_list, runs_logs = readme.shell_commands()
+    port = str(_free_port())
+    server = subprocess.Popen(
+        [*shlex.split(dev), "--port", port],
+        cwd=tmp_path,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        db = tmp_path / ".trigger-do" / "trigger.db"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # ready once its workers registered the tasks
+            if db.exists() and _registered(db):
+                break
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            time.sleep(0.2)
+        done = _run(shlex.split(trigger), tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["message_id"].startswith("msg-")
+        run_id = done.stderr.strip().splitlines()[0]
+
+        listed = _run(shlex.split(runs_list), tmp_path)
+        assert listed.returncode == 0 and run_id in listed.stdout
+
+        logs = _run(shlex.split(runs_logs.replace("RUN_ID", run_id)), tmp_path, timeout=30)
+        assert logs.returncode == 0 and "[info]" in logs.stdout and "sending" in logs.stdout
+
+        failed = _run(
+            ["trigger-do", "trigger", "resize-image", "--payload", "{}", "--wait"], tmp_path
+        )
+        assert failed.returncode == 1 and "KeyError" in failed.stderr
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, out
+
+
+def _registered(db: Path) -> bool:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(db) as conn:
+            return bool(conn.execute("SELECT count(*) FROM tasks").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
+@pytest.mark.parametrize("argv", [["demo", "--batch", "200"]])
+def test_demo_exits_zero(argv: list[str], tmp_path: Path) -> None:
+    result = _run(["trigger-do", *argv], tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every run ended as expected" in result.stdout
