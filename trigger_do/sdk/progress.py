@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import RunFailedError
@@ -15,9 +16,16 @@ from .handles import RunHandle
 async def wait_with_progress(handle: RunHandle, timeout: float | None = None) -> Any:
     """Wait for a run, showing its state and progress; return its output."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[state]}"),
-               TimeElapsedColumn())
-    with Progress(*columns, transient=True) as bar:
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[state]}"),
+        TimeElapsedColumn(),
+    )
+    console = Console(stderr=True)  # stdout stays the output alone, for pipes
+    with Progress(
+        *columns, transient=True, console=console, disable=not console.is_terminal
+    ) as bar:
         job = bar.add_task(handle.id, total=1.0, state="queued")
         while True:
             status = await handle.status()
