@@ -1,0 +1,49 @@
+"""Tasks for the HTTP API's tests (served alongside `examples.tasks`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel
+
+from trigger_do import RunContext, task
+
+
+class Ticks(BaseModel):
+    count: int = 5
+    interval: float = 0.1
+
+
+@task(id="http-ticks")
+async def ticks(payload: Ticks, ctx: RunContext) -> dict[str, int]:
+    """Logs `count` lines, `interval` seconds apart: a run to follow live."""
+    for i in range(payload.count):
+        ctx.logger.info(f"tick {i}", i=i)
+        await asyncio.sleep(payload.interval)
+    return {"ticks": payload.count}
+
+
+@task(id="http-sleep")
+async def sleep(payload: dict[str, float]) -> dict[str, bool]:
+    await asyncio.sleep(payload.get("seconds", 30.0))
+    return {"slept": True}
+
+
+@task(id="http-echo")
+async def echo(payload: object = None) -> object:
+    return payload
+
+
+@task(id="http-gate")
+async def gate(payload: dict[str, str], ctx: RunContext) -> str:
+    """Logs, then waits until the file `payload["path"]` exists: a test that sees the first
+    record before creating the file proves its stream is live."""
+    from pathlib import Path
+
+    ctx.logger.info("waiting")
+    for _ in range(6000):
+        if Path(payload["path"]).exists():
+            break
+        await asyncio.sleep(0.01)
+    ctx.logger.info("released")
+    return "ok"
