@@ -4,6 +4,8 @@ from .consumer.context import Checkpoint, RunContext
 from .coordinator.specs import queue
 from .errors import (
     AbortTaskRunError,
+    ApiError,
+    AuthenticationError,
     InvalidDurationError,
     PayloadTooLargeError,
     PayloadValidationError,
@@ -26,11 +28,17 @@ def __getattr__(name: str) -> object:
         from .platform.local.runtime import local
 
         return local
+    if name == "serve":  # the mountable ASGI app (pulls in starlette only when used)
+        from .api.mount import serve
+
+        return serve
     raise AttributeError(f"module 'trigger_do' has no attribute {name!r}")
 
 
 __all__ = [
     "AbortTaskRunError",
+    "ApiError",
+    "AuthenticationError",
     "BatchHandle",
     "BatchItem",
     "Checkpoint",
@@ -52,6 +60,7 @@ __all__ = [
     "configure",
     "local",
     "queue",
+    "serve",
     "task",
     "tasks",
 ]

@@ -183,35 +183,38 @@ async def _serve(args: argparse.Namespace, *, reload: bool) -> int:
 
 
 def _http_server(runtime: Any, host: str, port: int) -> Any:
-    """The HTTP API's server coroutine, when the API is installed (else None)."""
-    try:
-        from .api.app import create_app
-        from .api.keys import load_or_create_key
-        from .api.server import serve_http
-    except ImportError:
-        _check_port(host, port)
-        return None
+    """The HTTP API's server coroutine. The tasks are imported here too, so that the API
+    validates payloads against their schemas before anything is written."""
+    import importlib
+
+    from .api.app import create_app
+    from .api.keys import load_or_create_key
+    from .api.server import check_port, serve_http
+    from .platform.local.runtime import check_importable
+
+    check_port(host, port)  # fail before any worker starts
+    for module in runtime.modules:
+        check_importable(module)
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise TriggerDoError(f"importing tasks module {module!r} failed: {exc!r}") from None
     key = load_or_create_key(runtime.db_path)
     print(f"trigger.do: API on http://{host}:{port} (secret key: {key})", flush=True)
-    return serve_http(create_app(runtime.engine, key), host, port)
-
-
-def _check_port(host: str, port: int) -> None:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-        except OSError as exc:
-            raise TriggerDoError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return serve_http(create_app(runtime.engine, key), host, port, handle_signals=False)
 
 
 async def _reload_on_change(runtime: Any) -> None:
+    import importlib
+
     from watchfiles import PythonFilter, awatch
 
     async for changes in awatch(Path.cwd(), watch_filter=PythonFilter()):
         names = ", ".join(sorted({Path(p).name for _, p in changes}))
         print(f"trigger.do: {names} changed; restarting workers", flush=True)
+        for module in runtime.modules:  # the API validates against the new schemas
+            with contextlib.suppress(Exception):
+                importlib.reload(sys.modules[module])
         await runtime.restart_workers()
 
 
@@ -356,10 +359,7 @@ async def _dlq(args: argparse.Namespace) -> int:
         if not letters:
             print("no dead letters")
         for d in letters:
-            print(
-                f"{d['run_id']}  {d['task']}  deliveries={d['deliveries']}  "
-                f"dead at {_when(d['dead_at'])}  ({d['reason']})"
-            )
+            print(f"{d['run_id']}  {d['task']}  dead at {_when(d['dead_at'])}  ({d['reason']})")
         return 0
     if not args.all and not args.run_id:
         raise TriggerDoError("dlq requeue takes a run id or --all")

@@ -77,6 +77,18 @@ class AbortTaskRunError(TriggerDoError):
     """Raise inside a task to fail the run at once, without retrying."""
 
 
+class ApiError(TriggerDoError):
+    """A trigger.do server answered a remote SDK call with an error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(f"{status}: {message}")
+
+
+class AuthenticationError(ApiError, PermissionError):
+    """The server refused the secret key (HTTP 401)."""
+
+
 class RunFailedError(TriggerDoError):
     """The run did not complete: carries its final state and the remote error."""
 

@@ -29,8 +29,12 @@ WORKER_OPTIONS = ("batch_size", "max_running", "poll_interval", "max_retries")
 
 
 def module_names(tasks: str | ModuleType | list[str | ModuleType]) -> list[str]:
+    """Dotted module paths, from modules, names, or comma-separated names."""
     items = tasks if isinstance(tasks, list) else [tasks]
-    return [t.__name__ if isinstance(t, ModuleType) else str(t) for t in items]
+    names: list[str] = []
+    for t in items:
+        names += [t.__name__] if isinstance(t, ModuleType) else str(t).split(",")
+    return [n.strip() for n in names if n.strip()]
 
 
 class LocalRuntime:
@@ -84,7 +88,7 @@ class LocalRuntime:
 
     async def start(self, timeout: float = 60.0) -> None:
         for mod in self.modules:  # fail fast, in this process, on a bad module path
-            _check_importable(mod)
+            check_importable(mod)
         self.procs = [self._spawn() for _ in range(self.workers)]
         await self._wait_ready(timeout)
         self._monitor = asyncio.ensure_future(self._supervise())
@@ -159,7 +163,7 @@ class LocalRuntime:
         return proc.pid
 
 
-def _check_importable(module: str) -> None:
+def check_importable(module: str) -> None:
     import importlib.util
 
     cwd = os.getcwd()
