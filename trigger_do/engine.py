@@ -7,13 +7,15 @@ import heapq
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .errors import RunNotFoundError
+from .coordinator.controls import QueueControls
+from .errors import PayloadValidationError, RunNotFoundError
 from .ports import OutMessage, Platform
 from .producer.producer import BatchTriggered, Producer, Triggered, TriggerRequest
 from .shared.config import EngineConfig
-from .shared.ids import shard_of
+from .shared.ids import new_id, shard_of
 from .shared.messages import RunMessage
 from .shared.serialization import dumps, loads
+from .shared.states import FINAL_STATES
 from .task import Task, find_task
 
 
@@ -27,6 +29,7 @@ class Engine:
         self.platform = platform
         self.config = config or EngineConfig.from_settings(platform.settings)
         self.producer = Producer(platform, self.config, find)
+        self.queues = QueueControls(platform, self.config)
 
     # --- objects -------------------------------------------------------------------------
 
@@ -53,6 +56,50 @@ class Engine:
         self, requests: Sequence[TriggerRequest], idempotency_key: str | None = None
     ) -> BatchTriggered:
         return await self.producer.trigger_many(requests, idempotency_key=idempotency_key)
+
+    async def create_batch(
+        self, run_count: int, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """An empty batch whose runs `add_batch_items` adds later (the HTTP API's two-phase
+        batch). With an idempotency key already used: that batch, `cached`."""
+        batch_id = new_id("batch")
+        shard = shard_of(idempotency_key or batch_id, self.platform.index_shards)
+        made = await self.shards()[shard].call(
+            "create_batch", batch_id, run_count, idempotency_key, self.now()
+        )
+        return dict(made)
+
+    async def add_batch_items(
+        self, batch_id: str, items: Sequence[tuple[int, TriggerRequest]]
+    ) -> dict[str, Any] | None:
+        """Add `(index, request)` items to a batch; an index it already has is skipped
+        (a resent stream). None if there is no such batch. Returns `{accepted,
+        deduplicated, present, run_count}` (`present`: distinct indexes now written)."""
+        batch = await self.get_batch(batch_id)
+        if batch is None:
+            return None
+        count = batch["run_count"]
+        present: set[int] = set()
+        for shard in self.shards():
+            present.update(await shard.call("batch_indexes", batch_id))
+        fresh: dict[int, TriggerRequest] = {}
+        bad = [i for i, _ in items if not 0 <= i < count]
+        if bad:
+            raise PayloadValidationError(
+                f"batch {batch_id} has {count} items: index {bad[0]} is out of range",
+                errors=[{"index": i, "loc": "index", "msg": "out of range"} for i in bad],
+            )
+        for index, req in items:
+            if index not in present and index not in fresh:
+                fresh[index] = req
+        if fresh:
+            await self.producer.trigger_into_batch(batch_id, sorted(fresh.items()))
+        return {
+            "accepted": len(fresh),
+            "deduplicated": len(items) - len(fresh),
+            "present": len(present) + len(fresh),
+            "run_count": count,
+        }
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -109,10 +156,12 @@ class Engine:
         for shard in self.shards():
             found = await shard.call("get_batch", batch_id)
             if found is not None:
-                if self.platform.index_shards > 1:
+                if self.platform.index_shards > 1:  # its runs live on every shard
                     found["runs"] = await self.producer._batch_runs(
                         batch_id, found["run_count"], found
                     )
+                    states = await self.get_states(found["runs"])
+                    found["finished"] = sum(1 for s, _ in states.values() if s in FINAL_STATES)
                 return dict(found)
         return None
 
@@ -166,6 +215,27 @@ class Engine:
             for r in runs
         ]
         await self.platform.queue.send_all(msgs)
+
+    # --- queues (concurrency limits, pause) ---------------------------------------------
+
+    async def list_queues(self) -> list[dict[str, Any]]:
+        """Every queue with `{name, running, queued, paused, concurrency_limit,
+        limit_override, parked}`."""
+        return await self.queues.list()
+
+    async def get_queue(self, name: str) -> dict[str, Any]:
+        return await self.queues.get(name)
+
+    async def pause_queue(self, name: str) -> dict[str, Any]:
+        """No run of the queue starts until it is resumed (its runs wait, parked)."""
+        return await self.queues.pause(name)
+
+    async def resume_queue(self, name: str) -> dict[str, Any]:
+        return await self.queues.resume(name)
+
+    async def set_queue_limit(self, name: str, limit: int | None) -> dict[str, Any]:
+        """Override the queue's concurrency limit (None: back to the declared one)."""
+        return await self.queues.set_limit(name, limit)
 
     # --- dead letters and housekeeping ----------------------------------------------------
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..coordinator.gate import Gate
 from ..errors import AbortTaskRunError, PayloadTooLargeError
 from ..ports import Message, OutMessage, Platform
 from ..shared.config import EngineConfig
@@ -58,6 +59,7 @@ class Consumer:
         self.config = config or EngineConfig.from_settings(platform.settings)
         self.token = new_id("lease")
         self.writer = Writer(platform, self.token, self.config.flush_interval)
+        self.gate = Gate(platform, tasks, self.config)  # concurrency and rate limits
         self.running: dict[str, _Running] = {}
         self.stopping = False
 
@@ -66,19 +68,27 @@ class Consumer:
     async def handle_batch(self, messages: Sequence[Message]) -> None:
         deadline = self.platform.clock.now() + self.config.slice_seconds
         parsed: list[tuple[Message, RunMessage]] = []
+        wakes: list[Message] = []
         for m in messages:
+            if self.gate.is_wake(m.body):  # a coordinator's alarm
+                wakes.append(m)
+                continue
             try:
                 parsed.append((m, RunMessage.from_body(m.body)))
             except (ValueError, TypeError) as exc:
                 log.error("dropping a malformed message %s: %s", m.id, exc)
                 m.ack()
-        by_shard: dict[int, list[tuple[Message, RunMessage]]] = defaultdict(list)
-        for pair in parsed:
-            by_shard[shard_of(pair[1].run_id, self.platform.index_shards)].append(pair)
+        if wakes:
+            await self.gate.wake(wakes)
+        # the coordinators grant or park the runs of limited queues (one call per queue);
+        # a granted run starts at the instant its coordinator granted it
+        admitted = await self.gate.admit(parsed, self.platform.clock.now())
+        by_shard: dict[tuple[int, float], list[tuple[Message, RunMessage]]] = defaultdict(list)
+        for m, msg, at in admitted:
+            by_shard[(shard_of(msg.run_id, self.platform.index_shards), at)].append((m, msg))
         attempts: list[_Attempt] = []
-        now = self.platform.clock.now()
         index = self.platform.objects("run-index")
-        for shard, pairs in by_shard.items():
+        for (shard, now), pairs in by_shard.items():
             decisions = await index.get(f"shard-{shard}").call(
                 "start_many",
                 [[msg.run_id, msg.dispatch] for _, msg in pairs],
@@ -88,6 +98,10 @@ class Consumer:
             )
             for (message, msg), d in zip(pairs, decisions, strict=True):
                 kind = d["decision"]
+                if kind == "busy":  # its slot is the running holder's: keep it
+                    self.gate.forget(msg.run_id)
+                elif kind != "start":  # nothing starts: free the slot it was granted
+                    self.gate.release(msg.run_id)
                 if kind == "start":
                     attempts.append(_Attempt(message, msg, d))
                 elif kind == "early" or (kind == "busy" and message.attempts > 1):
@@ -136,6 +150,7 @@ class Consumer:
                     continue
                 for r in lost:
                     self._stop(r, "lost")
+            await self.gate.extend(live, now)  # and the coordinator slots they hold
 
     def _stop(self, run_id: str, reason: str) -> None:
         running = self.running.get(run_id)
@@ -156,6 +171,7 @@ class Consumer:
         tasks = [r.task for r in self.running.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=max(grace, 5.0))
+        await self.gate.drain()  # the slot releases still coalescing
 
     # --- one attempt -----------------------------------------------------------------------
 
@@ -184,6 +200,9 @@ class Consumer:
             log.exception("system failure running %s", run_id)
             outcome.update(state=RunState.SYSTEM_FAILURE, error=dumps(_error(exc)))
         if outcome.get("state") is None:  # canceled or lost: someone else owns the run now
+            await self.gate.release_finished(
+                [{"run_id": run_id, "task": d["task"], "queue": msg.queue}]
+            )
             a.message.ack()
             return
         outcome["state"] = str(outcome["state"])
@@ -193,6 +212,7 @@ class Consumer:
             log.exception("could not record the outcome of %s; it will be redelivered", run_id)
             a.message.retry(1.0)
             return
+        self.gate.release(run_id)  # its outcome is durable: free its slot (in bulk)
         a.message.ack()
 
     async def _context(self, a: _Attempt, task: Task[Any]) -> RunContext:
@@ -233,7 +253,10 @@ class Consumer:
         max_duration = options.get("max_duration", task.max_duration)
         try:
             result = await self._call(task, payload, ctx, max_duration)
-            output = dumps(to_jsonable(result))
+            try:
+                output = dumps(to_jsonable(result))
+            except TypeError as exc:  # the same result would fail again: no retry
+                raise AbortTaskRunError(f"the output is not JSON-serializable: {exc}") from None
             size = len(output.encode())
             if size > self.config.payload_limit:
                 raise AbortTaskRunError(
@@ -248,7 +271,7 @@ class Consumer:
                     "from its last checkpoint"
                 )
                 outcome.update(state=RunState.QUEUED, due_at=self.platform.clock.now())
-                return outcome, OutMessage(RunMessage(run_id, task.id, attempt).to_body(), 0.0)
+                return outcome, OutMessage(_next(a.msg, attempt).to_body(), 0.0)
             if reason is None:
                 raise
             return {}, None  # canceled or lease lost: nothing to record
@@ -271,7 +294,7 @@ class Consumer:
             due = self.platform.clock.now() + decision.delay
             outcome.update(state=RunState.WAITING_FOR_RETRY, due_at=due)
             return outcome, OutMessage(
-                RunMessage(run_id, task.id, attempt + 1).to_body(),
+                _next(a.msg, attempt + 1).to_body(),
                 min(decision.delay, self.config.max_message_delay),
             )
         if len(output) > self.config.packet_threshold:
@@ -316,7 +339,7 @@ class Consumer:
 
     async def handle_dead_letters(self, messages: Sequence[Message]) -> None:
         """Messages whose consumer died on every allowed delivery: record them, end their
-        runs CRASHED."""
+        runs CRASHED (once the last consumer's lease has run out)."""
         by_shard: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for m in messages:
             try:
@@ -335,12 +358,31 @@ class Consumer:
                 }
             )
         index = self.platform.objects("run-index")
+        held: dict[str, float] = {}
         for shard, letters in by_shard.items():
-            await index.get(f"shard-{shard}").call(
+            res = await index.get(f"shard-{shard}").call(
                 "dead_letter", letters, self.platform.clock.now()
             )
+            held.update(res["held"])
+        ended: list[dict[str, Any]] = []
         for m in messages:
-            m.ack()
+            run_id = m.body.get("run_id") if isinstance(m.body, dict) else None
+            if run_id in held:
+                m.retry(min(held[run_id], self.config.max_message_delay))
+            else:
+                m.ack()
+                if run_id is not None:
+                    ended.append(
+                        {"run_id": run_id, "task": m.body.get("task"), "queue": m.body.get("q")}
+                    )
+        await self.gate.release_finished(ended)  # the crashed runs' coordinator slots
+
+
+def _next(msg: RunMessage, attempt: int) -> RunMessage:
+    """The message of a run's next attempt or continuation (its queue and keys kept)."""
+    return RunMessage(
+        msg.run_id, msg.task, attempt, queue=msg.queue, key=msg.key, rate_key=msg.rate_key
+    )
 
 
 class _SystemFailure(Exception):

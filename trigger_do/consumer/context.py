@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import math
 from collections.abc import Callable
@@ -36,23 +37,23 @@ class RunLogger:
     def __init__(self, ctx: RunContext) -> None:
         self._ctx = ctx
 
-    def log(self, level: str, message: str, **extras: Any) -> None:
+    def log(self, level: str, message: str, /, **extras: Any) -> None:
         if level not in LEVELS:
             raise ValueError(f"log level must be one of {LEVELS}, not {level!r}")
         self._ctx._log(level, str(message), extras)
 
-    def debug(self, message: str, **extras: Any) -> None:
+    def debug(self, message: str, /, **extras: Any) -> None:
         self.log("debug", message, **extras)
 
-    def info(self, message: str, **extras: Any) -> None:
+    def info(self, message: str, /, **extras: Any) -> None:
         self.log("info", message, **extras)
 
-    def warn(self, message: str, **extras: Any) -> None:
+    def warn(self, message: str, /, **extras: Any) -> None:
         self.log("warn", message, **extras)
 
     warning = warn
 
-    def error(self, message: str, **extras: Any) -> None:
+    def error(self, message: str, /, **extras: Any) -> None:
         self.log("error", message, **extras)
 
 
@@ -131,11 +132,10 @@ class RunContext:
         """Record a checkpoint durably (it survives a crash once this returns)."""
         value = to_jsonable(data)
         now = self._clock.now()
-        await self._writer.append(
-            self.run_id,
-            "checkpoints",
-            {"name": str(name), "data": dumps(value), "attempt": self.attempt, "at": now},
-        )
+        # shielded: the flush is shared with other runs, and canceling this run (a cancel, a
+        # slice's end) must not cancel their writes
+        record = {"name": str(name), "data": dumps(value), "attempt": self.attempt, "at": now}
+        await asyncio.shield(self._writer.append(self.run_id, "checkpoints", record))
         self._checkpoints.append(
             Checkpoint(str(name), value, self.attempt, datetime.fromtimestamp(now, UTC))
         )
@@ -150,11 +150,8 @@ class RunContext:
         if inspect.isawaitable(result):
             result = await result
         text = dumps(result)
-        await self._writer.append(
-            self.run_id,
-            "steps",
-            {"name": name, "result": text, "attempt": self.attempt, "at": self._clock.now()},
-        )
+        record = {"name": name, "result": text, "attempt": self.attempt, "at": self._clock.now()}
+        await asyncio.shield(self._writer.append(self.run_id, "steps", record))
         self._steps[name] = text
         return result
 
@@ -163,7 +160,7 @@ class RunContext:
         value = float(fraction)
         if math.isnan(value) or not 0.0 <= value <= 1.0:
             raise ValueError(f"progress is a fraction from 0 to 1, not {fraction!r}")
-        await self._writer.update(self.run_id, progress=value)
+        await asyncio.shield(self._writer.update(self.run_id, progress=value))
 
     def _log(self, level: str, message: str, extras: dict[str, Any]) -> None:
         self._writer.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -95,3 +96,25 @@ def _build(model: type[_Spec], value: dict[str, Any], what: str) -> Any:
         raise TaskDefinitionError(f"invalid {what} {value!r}: {detail}") from None
     except TaskDefinitionError as exc:
         raise TaskDefinitionError(f"invalid {what} {value!r}: {exc}") from None
+
+
+def run_keys(
+    task: Any,
+    payload: Callable[[], Any],
+    tags: list[str],
+    metadata: dict[str, Any] | None,
+    concurrency_key: str | None,
+) -> tuple[str | None, str | None]:
+    """Evaluate a run's concurrency and rate keys at trigger time (`MissingKeyError`, a
+    422-style `PayloadValidationError`, when the payload lacks a path). `payload()` gives
+    the payload, called only when an expression needs it; a trigger's `concurrency_key`
+    overrides the concurrency expression."""
+    if task is None:
+        return concurrency_key, None
+    key = concurrency_key
+    if key is None and task.concurrency is not None and task.concurrency.key is not None:
+        key = task.concurrency.key.evaluate(payload(), tags, metadata)
+    rate_key = None
+    if task.rate_limit is not None and task.rate_limit.key is not None:
+        rate_key = task.rate_limit.key.evaluate(payload(), tags, metadata)
+    return key, rate_key

@@ -7,13 +7,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..coordinator.specs import run_keys
 from ..errors import PayloadTooLargeError, PayloadValidationError, UnknownTaskError
 from ..ports import OutMessage, Platform
 from ..shared.config import EngineConfig
 from ..shared.ids import new_id, new_run_id, shard_of
 from ..shared.messages import RunMessage
 from ..shared.options import DEFAULT_IDEMPOTENCY_TTL, TriggerOptions, parse_options
-from ..shared.serialization import dumps
+from ..shared.serialization import dumps, loads
 from ..task import Task
 
 CHUNK = 1000  # runs written per index call
@@ -71,6 +72,46 @@ class Producer:
     ) -> BatchTriggered:
         """Validate all requests (one bad item rejects all, naming its index), then write."""
         now = self.platform.clock.now()
+        prepared = await self.prepare_all(requests, now, batch=batch)
+        batch_id = new_id("batch") if batch else None
+        if batch:
+            shard = shard_of(idempotency_key or batch_id or "", self.platform.index_shards)
+            made = await self._index(shard).call(
+                "create_batch", batch_id, len(prepared), idempotency_key, now
+            )
+            if made["cached"]:
+                got = await self._index(shard).call("get_batch", made["id"])
+                runs = await self._batch_runs(made["id"], made["run_count"], got)
+                return BatchTriggered(made["id"], [Triggered(r, True) for r in runs], True)
+            batch_id = made["id"]
+        results: list[Triggered] = []
+        for start in range(0, len(prepared), CHUNK):
+            chunk = prepared[start : start + CHUNK]
+            for j, row in enumerate(chunk):
+                if batch_id:
+                    row["batch_id"], row["batch_index"] = batch_id, start + j
+            results += await self._write(chunk, now)
+        return BatchTriggered(batch_id or "", results, False)
+
+    async def trigger_into_batch(
+        self, batch_id: str, items: Sequence[tuple[int, TriggerRequest]]
+    ) -> list[Triggered]:
+        """Add items at their indexes to a batch created beforehand (the HTTP API's
+        two-phase batch). One bad item rejects all, naming its index; nothing is written."""
+        now = self.platform.clock.now()
+        prepared = await self.prepare_all([r for _, r in items], now, batch=True)
+        for (index, _), row in zip(items, prepared, strict=True):
+            row["batch_id"], row["batch_index"] = batch_id, index
+        results: list[Triggered] = []
+        for start in range(0, len(prepared), CHUNK):
+            results += await self._write(prepared[start : start + CHUNK], now)
+        return results
+
+    async def prepare_all(
+        self, requests: Sequence[TriggerRequest], now: float, *, batch: bool
+    ) -> list[dict[str, Any]]:
+        """Validate and prepare every request's row; raise on the first bad one (or, for a
+        batch, once for all bad items, naming their indexes)."""
         prepared: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []
         remote: set[str] | None = None
@@ -95,25 +136,7 @@ class Producer:
                 + "; ".join(f"[{e['index']}] {e['loc']}: {e['msg']}" for e in errors[:10]),
                 errors=errors,
             )
-        batch_id = new_id("batch") if batch else None
-        if batch:
-            shard = shard_of(idempotency_key or batch_id or "", self.platform.index_shards)
-            made = await self._index(shard).call(
-                "create_batch", batch_id, len(prepared), idempotency_key, now
-            )
-            if made["cached"]:
-                got = await self._index(shard).call("get_batch", made["id"])
-                runs = await self._batch_runs(made["id"], made["run_count"], got)
-                return BatchTriggered(made["id"], [Triggered(r, True) for r in runs], True)
-            batch_id = made["id"]
-        results: list[Triggered] = []
-        for start in range(0, len(prepared), CHUNK):
-            chunk = prepared[start : start + CHUNK]
-            for j, row in enumerate(chunk):
-                if batch_id:
-                    row["batch_id"], row["batch_index"] = batch_id, start + j
-            results += await self._write(chunk, now)
-        return BatchTriggered(batch_id or "", results, False)
+        return prepared
 
     async def _batch_runs(self, batch_id: str, count: int, got: dict[str, Any] | None) -> list[str]:
         """A batch's run ids in input order, gathered from every shard."""
@@ -143,12 +166,18 @@ class Producer:
         if opts.max_duration is not None:
             options["max_duration"] = opts.max_duration
         queue = opts.queue or (task.queue_name if task else None)
+        concurrency_key, rate_key = run_keys(
+            task, lambda: loads(text), opts.tags, opts.metadata, opts.concurrency_key
+        )
+        if rate_key is not None:
+            options["rate_key"] = rate_key
         return {
             "id": run_id,
             "task": req.task_id,
             "state": "delayed" if delay_until else "queued",
             "queue": queue,
-            "concurrency_key": opts.concurrency_key,
+            "concurrency_key": concurrency_key,
+            "rate_key": rate_key,
             "payload": text,
             "tags": dumps(opts.tags),
             "metadata": dumps(opts.metadata or {}),
@@ -188,6 +217,9 @@ class Producer:
                     if row["payload"] is not None
                     and len(row["payload"]) <= self.config.inline_message_limit
                     else None,
+                    queue=row["queue"],
+                    key=row["concurrency_key"],
+                    rate_key=row.get("rate_key"),
                 ).to_body(),
                 delay_seconds=min(row["delay_until"] - now, self.config.max_message_delay)
                 if row["delay_until"]

@@ -197,6 +197,13 @@ class RunIndexObject:
             "updated_at": max([created, *(r[2] for r in runs)]),
         }
 
+    def batch_indexes(self, batch_id: str) -> list[int]:
+        """The item indexes this shard holds runs for (a resent batch stream skips them)."""
+        return [
+            r[0]
+            for r in self.sql.exec("SELECT batch_index FROM runs WHERE batch_id = ?", batch_id)
+        ]
+
     # --- reads ---------------------------------------------------------------------------
 
     def get(self, run_id: str) -> dict[str, Any] | None:
@@ -281,6 +288,17 @@ class RunIndexObject:
         if order == "ASC":
             rows.reverse()
         return rows
+
+    def queue_counts(self) -> dict[str, dict[str, int]]:
+        """Unfinished runs per queue and state (the queues listing's running/queued)."""
+        out: dict[str, dict[str, int]] = {}
+        for queue, state, n in self.sql.exec(
+            "SELECT queue, state, count(*) FROM runs WHERE state IN "
+            "('queued', 'delayed', 'waiting_for_retry', 'running', 'waiting') "
+            "GROUP BY queue, state"
+        ):
+            out.setdefault(queue or "", {})[state] = n
+        return out
 
     # --- consumer ------------------------------------------------------------------------
 
@@ -536,10 +554,23 @@ class RunIndexObject:
 
     # --- dead letters and housekeeping ----------------------------------------------------
 
-    def dead_letter(self, letters: list[dict[str, Any]], now: float) -> list[str]:
+    def dead_letter(self, letters: list[dict[str, Any]], now: float) -> dict[str, Any]:
         """Record dead-lettered messages (`{run_id, task, dispatch, body, deliveries, reason}`)
-        and end their runs CRASHED, unless the message was stale (another dispatch) or
-        another consumer holds the run under a live lease. Returns the crashed ids."""
+        and end their runs CRASHED, unless the message was stale (another dispatch).
+        Returns `{"crashed": [ids], "held": {id: seconds}}`: a run whose last lease has not
+        run out yet is held (look again after that many seconds), not crashed."""
+        held: dict[str, float] = {}
+        dispatch = {d["run_id"]: d["dispatch"] for d in letters}
+        for chunk in json_chunks(list(dispatch)):
+            for rid, until, d in self.sql.exec(
+                "SELECT id, lease_until, dispatch FROM runs WHERE id IN "
+                "(SELECT value FROM json_each(?)) AND +state = 'running' AND lease_until >= ?",
+                chunk,
+                now,
+            ):
+                if d == dispatch[rid]:
+                    held[rid] = until - now + 0.05
+        letters = [d for d in letters if d["run_id"] not in held]
         for chunk in json_chunks(letters):
             self.sql.exec(
                 """INSERT OR REPLACE INTO dead_letters (run_id, task, body, deliveries, reason,
@@ -560,14 +591,13 @@ class RunIndexObject:
                           FROM json_each(?3)) AS j
                     WHERE runs.id = j.id AND runs.dispatch = j.dispatch
                       AND +runs.state IN ({_in(sources_for(RunState.CRASHED))})
-                      AND (runs.state != 'running' OR coalesce(runs.lease_until, 0) < ?1)
                     RETURNING runs.id""",
                     now,
                     error,
                     chunk,
                 )
             ]
-        return crashed
+        return {"crashed": crashed, "held": held}
 
     def list_dead_letters(self, include_requeued: bool = False) -> list[dict[str, Any]]:
         sql = "SELECT run_id, task, deliveries, reason, dead_at, requeued_at FROM dead_letters"
@@ -617,8 +647,9 @@ class RunIndexObject:
     def housekeeping(
         self, now: float, stale_after: float, retention: float, limit: int = 500
     ) -> dict[str, Any]:
-        """Expire runs whose ttl passed, find runs whose message is overdue (to re-send,
-        deduplicated by their dispatch number), and purge finished runs past retention."""
+        """Expire runs whose ttl passed; find runs whose message is overdue, or whose
+        consumer's lease ran out long ago, to send again (deduplicated by their dispatch
+        number); purge finished runs past retention."""
         expired = [
             r[0]
             for r in self.sql.exec(
@@ -633,8 +664,9 @@ class RunIndexObject:
         overdue = [
             {"id": r[0], "task": r[1], "dispatch": r[2], "attempt": r[3] + 1}
             for r in self.sql.exec(
-                "SELECT id, task, dispatch, attempt FROM runs WHERE state IN "
-                "('queued', 'delayed', 'waiting_for_retry') AND due_at < ? LIMIT ?",
+                "SELECT id, task, dispatch, attempt FROM runs WHERE (state IN "
+                "('queued', 'delayed', 'waiting_for_retry') AND due_at < ?1) OR "
+                "(state = 'running' AND lease_until < ?1) LIMIT ?2",
                 now - stale_after,
                 limit,
             )

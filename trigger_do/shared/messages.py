@@ -15,6 +15,9 @@ class RunMessage:
     attempt: int
     dispatch: int = 1  # which dispatch of the run this is: an older one is stale
     payload: str | None = None  # the payload's JSON text when small enough to ride along
+    queue: str | None = None  # the run's queue (its coordinator), when it has one
+    key: str | None = None  # its concurrency key
+    rate_key: str | None = None  # its rate-limit key
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -26,6 +29,9 @@ class RunMessage:
         }
         if self.payload is not None:
             body["payload"] = self.payload
+        for name, value in (("q", self.queue), ("k", self.key), ("rk", self.rate_key)):
+            if value is not None:
+                body[name] = value
         return body
 
     @classmethod
@@ -38,4 +44,7 @@ class RunMessage:
             attempt=int(body.get("attempt", 1)),
             dispatch=int(body.get("d", 1)),
             payload=body.get("payload"),
+            queue=body.get("q"),
+            key=body.get("k"),
+            rate_key=body.get("rk"),
         )

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ...coordinator.coordinator import CoordinatorObject
 from ...ports import Platform
 from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
@@ -24,6 +25,7 @@ OBJECT_CLASSES: dict[str, type] = {
     "run-index": RunIndexObject,
     "run": RunObject,
     "registry": RegistryObject,
+    "coordinator": CoordinatorObject,
 }
 DEFAULT_DB = Path(".trigger-do") / "trigger.db"
 

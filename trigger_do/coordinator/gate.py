@@ -1,0 +1,310 @@
+"""The consumer's side of the coordinator: which runs of a delivered batch may start.
+
+Per batch, each queue that has limits (or controls: paused, a limit override) gets one
+`acquire` call carrying all its runs, every key at once; granted runs start, parked ones
+are acked (the coordinator hands them back later). Slots are released in bulk once each
+attempt's outcome is durable, and renewed with the runs' leases. Queues without limits
+or controls skip the coordinator entirely (their controls are looked up at most once a
+second per consumer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from ..ports import Message, OutMessage, Platform
+from ..shared.config import EngineConfig
+from ..shared.ids import shard_of
+from ..shared.messages import RunMessage
+from ..shared.states import FINAL_STATES
+from ..task import Task
+
+log = logging.getLogger("trigger_do.coordinator")
+
+KIND = "coordinator"  # the object kind in `Platform.objects`
+CONTROLS_TTL = 1.0  # seconds a consumer trusts what it read of an unlimited queue's controls
+
+
+def wake_body(queue: str) -> dict[str, Any]:
+    return {"v": 1, "wake": queue}
+
+
+def task_spec(task: Task[Any]) -> dict[str, Any]:
+    """What the coordinator needs to know of a task's declarations."""
+    rate = task.rate_limit
+    return {
+        "key_limit": task.concurrency.limit if task.concurrency else None,
+        "rate": {"limit": rate.limit, "period": rate.period, "strategy": rate.strategy}
+        if rate
+        else None,
+    }
+
+
+def is_limited(task: Task[Any]) -> bool:
+    return bool(
+        task.concurrency
+        or task.rate_limit
+        or (task.queue is not None and task.queue.concurrency_limit is not None)
+    )
+
+
+class Gate:
+    def __init__(
+        self, platform: Platform, tasks: dict[str, Task[Any]], config: EngineConfig
+    ) -> None:
+        self.platform = platform
+        self.tasks = tasks
+        self.config = config
+        self.queues = {t.queue.name: t.queue for t in tasks.values() if t.queue is not None}
+        self.held: dict[str, str] = {}  # run id -> queue, for the slots this consumer holds
+        self._controls: dict[str, tuple[float, bool]] = {}
+        self._releases: dict[str, set[str]] = defaultdict(set)
+        self._flush: asyncio.TimerHandle | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    def coordinator(self, queue: str) -> Any:
+        return self.platform.objects(KIND).get(queue)
+
+    # --- admission --------------------------------------------------------------------------
+
+    @staticmethod
+    def is_wake(body: Any) -> bool:
+        return isinstance(body, dict) and "wake" in body and "run_id" not in body
+
+    async def wake(self, messages: Sequence[Message]) -> None:
+        for queue in {m.body["wake"] for m in messages}:
+            try:
+                res = await self.coordinator(str(queue)).call("wake", self.platform.clock.now())
+                await self._send(str(queue), res)
+            except Exception:  # the message is retried
+                log.exception("waking coordinator %s failed", queue)
+                for m in messages:
+                    if m.body["wake"] == queue:
+                        m.retry(1.0)
+                continue
+            for m in messages:
+                if m.body["wake"] == queue:
+                    m.ack()
+
+    async def admit(
+        self, pairs: list[tuple[Message, RunMessage]], now: float
+    ) -> list[tuple[Message, RunMessage, float]]:
+        """The runs that may start, each with the instant it starts at; parked runs' messages
+        are acked here. Runs of queues without limits pass straight through."""
+        out: list[tuple[Message, RunMessage, float]] = []
+        coordinated: dict[str, list[tuple[Message, RunMessage, Task[Any] | None]]] = defaultdict(
+            list
+        )
+        for m, msg in pairs:
+            task = self.tasks.get(msg.task)
+            queue = msg.queue or (task.queue_name if task else None)
+            if queue is None:
+                out.append((m, msg, now))
+                continue
+            handed = isinstance(m.body, dict) and m.body.get("h")
+            shared = self.queues.get(queue)
+            limited = (task is not None and is_limited(task)) or (
+                shared is not None and shared.concurrency_limit is not None
+            )
+            if limited or handed or await self._controlled(queue, now):
+                coordinated[queue].append((m, msg, task))
+            else:
+                out.append((m, msg, now))
+        if not coordinated:
+            return out
+        await self._fill_keys(coordinated)
+        for queue, items in coordinated.items():
+            shared = self.queues.get(queue)
+            specs = {
+                "queue_limit": shared.concurrency_limit if shared else None,
+                "tasks": {t.id: task_spec(t) for _, _, t in items if t is not None},
+            }
+            requests = [
+                {
+                    "id": msg.run_id,
+                    "task": msg.task,
+                    "key": msg.key,
+                    "rate_key": msg.rate_key,
+                    "body": {k: v for k, v in m.body.items() if k != "h"},
+                }
+                for m, msg, _ in items
+            ]
+            try:
+                res = await self.coordinator(queue).call(
+                    "acquire", requests, specs, now, self.config.lease_seconds
+                )
+            except Exception:
+                log.exception("coordinator %s failed; its runs are redelivered", queue)
+                for m, _, _ in items:
+                    m.retry(1.0)
+                continue
+            granted = set(res["granted"])
+            for m, msg, _ in items:
+                if msg.run_id in granted:
+                    self.held[msg.run_id] = queue
+                    out.append((m, msg, float(res["at"])))
+                else:
+                    m.ack()  # parked: the coordinator holds it and hands it back
+            await self._send(queue, res)
+        return out
+
+    async def _controlled(self, queue: str, now: float) -> bool:
+        """Is an unlimited queue paused or given a limit? (cached for `CONTROLS_TTL`)"""
+        cached = self._controls.get(queue)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            c = await self.coordinator(queue).call("controls")
+            controlled = bool(c["paused"] or c["limit_override"] is not None)
+        except Exception:
+            log.exception("reading the controls of %s failed", queue)
+            controlled = False
+        self._controls[queue] = (now + CONTROLS_TTL, controlled)
+        return controlled
+
+    async def _fill_keys(
+        self, coordinated: dict[str, list[tuple[Message, RunMessage, Task[Any] | None]]]
+    ) -> None:
+        """Messages sent without their keys (re-dispatched by housekeeping, dead-letter
+        requeues): read the keys from the runs' rows, one bulk read per shard."""
+        missing = [
+            msg.run_id
+            for items in coordinated.values()
+            for _, msg, task in items
+            if msg.queue is None and task is not None and (task.concurrency or task.rate_limit)
+        ]
+        if not missing:
+            return
+        rows: dict[str, dict[str, Any]] = {}
+        by_shard: dict[int, list[str]] = defaultdict(list)
+        for rid in missing:
+            by_shard[shard_of(rid, self.platform.index_shards)].append(rid)
+        index = self.platform.objects("run-index")
+        for shard, ids in by_shard.items():
+            for row in await index.get(f"shard-{shard}").call("get_many", ids):
+                rows[row["id"]] = row
+        for items in coordinated.values():
+            for i, (m, msg, task) in enumerate(items):
+                row = rows.get(msg.run_id)
+                if row is not None:
+                    options = row.get("options") or {}
+                    items[i] = (
+                        m,
+                        RunMessage(
+                            msg.run_id,
+                            msg.task,
+                            msg.attempt,
+                            msg.dispatch,
+                            msg.payload,
+                            queue=row.get("queue"),
+                            key=row.get("concurrency_key"),
+                            rate_key=options.get("rate_key"),
+                        ),
+                        task,
+                    )
+
+    # --- slots held -------------------------------------------------------------------------
+
+    def forget(self, run_id: str) -> None:
+        """This consumer does not run it after all, and must not release it (another
+        consumer runs it under the same slot)."""
+        self.held.pop(run_id, None)
+
+    async def release_finished(self, runs: list[dict[str, Any]]) -> None:
+        """Free the slots of those `{run_id, task, queue?}` that are final now (canceled,
+        crashed); a run that is not final belongs to another holder, who frees it."""
+        candidates: list[tuple[str, str]] = []
+        for r in runs:
+            task = self.tasks.get(r.get("task") or "")
+            queue = self.held.get(r["run_id"]) or r.get("queue")
+            if queue is None and task is not None and is_limited(task):
+                queue = task.queue_name
+            if queue is None:
+                self.held.pop(r["run_id"], None)
+            else:
+                candidates.append((r["run_id"], queue))
+        if not candidates:
+            return
+        by_shard: dict[int, list[str]] = defaultdict(list)
+        for rid, _ in candidates:
+            by_shard[shard_of(rid, self.platform.index_shards)].append(rid)
+        states: dict[str, Any] = {}
+        index = self.platform.objects("run-index")
+        try:
+            for shard, ids in by_shard.items():
+                states.update(await index.get(f"shard-{shard}").call("get_states", ids))
+        except Exception:  # the slots lapse with their leases
+            log.exception("reading the states of ended runs failed")
+            return
+        for rid, queue in candidates:
+            state = states.get(rid)
+            if state is None or state[0] in FINAL_STATES:
+                self.release(rid, queue)
+            else:
+                self.forget(rid)
+
+    def release(self, run_id: str, queue: str | None = None) -> None:
+        """Free the run's slot soon (coalesced with the other releases of this moment).
+        Call it once the attempt's outcome is durable."""
+        queue = self.held.pop(run_id, None) or queue
+        if queue is None:
+            return
+        self._releases[queue].add(run_id)
+        if self._flush is None:
+            loop = asyncio.get_running_loop()
+            self._flush = loop.call_later(self.config.flush_interval, self._start_flush)
+
+    def _start_flush(self) -> None:
+        fut = asyncio.ensure_future(self.flush())
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+
+    async def flush(self) -> None:
+        self._flush = None
+        releases, self._releases = self._releases, defaultdict(set)
+        for queue, ids in releases.items():
+            try:
+                res = await self.coordinator(queue).call(
+                    "release", sorted(ids), self.platform.clock.now()
+                )
+                await self._send(queue, res)
+            except Exception:  # the slots lapse with their leases
+                log.exception("releasing %d slots of %s failed", len(ids), queue)
+
+    async def drain(self) -> None:
+        """Wait for the releases scheduled so far (shutdown, tests)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            await self.flush()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    async def extend(self, run_ids: list[str], now: float) -> None:
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for r in run_ids:
+            if r in self.held:
+                by_queue[self.held[r]].append(r)
+        for queue, ids in by_queue.items():
+            try:
+                lost = await self.coordinator(queue).call(
+                    "extend", ids, now, self.config.lease_seconds
+                )
+            except Exception:
+                log.exception("renewing slots of %s failed", queue)
+                continue
+            if lost:
+                log.warning("%d runs of %s lost their slots (lease lapsed)", len(lost), queue)
+
+    async def _send(self, queue: str, res: dict[str, Any]) -> None:
+        now = self.platform.clock.now()
+        out = [OutMessage(body, 0.0) for body in res.get("handback") or []]
+        alarm = res.get("alarm")
+        if alarm is not None:
+            delay = min(max(0.0, float(alarm) - now), self.config.max_message_delay)
+            out.append(OutMessage(wake_body(queue), delay))
+        if out:
+            await self.platform.queue.send_all(out)
