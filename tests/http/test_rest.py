@@ -259,7 +259,7 @@ async def test_metadata_tags_reschedule_replay(http: httpx.AsyncClient) -> None:
     assert canceled.json() == {"id": rid, "canceled": False}  # already final
 
 
-# --- the README's curl examples ----------------------------------------------------------------------------
+# --- the README's curl examples ---------------------------------------------------------
 
 
 def curl_blocks() -> list[str]:

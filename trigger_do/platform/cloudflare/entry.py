@@ -1,0 +1,160 @@
+"""The Worker's entry points: one `WorkerEntrypoint` (fetch = the HTTP API, queue = the
+consumer, scheduled = the cron heartbeat) and one `DurableObject` class per object kind,
+each a thin adapter over the engine's class. A user's Worker module re-exports them:
+
+    import tasks  # noqa: F401  (registers the user's tasks)
+    from trigger_do.platform.cloudflare.entry import Coordinator, Default, Registry, Run, RunIndex
+
+Durable Objects never run task code; only `queue` (the consumer) does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ...consumer.consumer import Consumer
+from ...coordinator.coordinator import CoordinatorObject
+from ...engine import Engine
+from ...runs.index import RunIndexObject
+from ...runs.registry import RegistryObject
+from ...runs.run_object import RunObject
+from ...sdk.client import EmbeddedClient, pop_client, push_client
+from ...task import registered_tasks
+from .objects import ObjectHost
+from .platform import WorkerClock, cloudflare_platform
+from .queue import settle_unsettled, wrap_batch
+
+log = logging.getLogger("trigger_do.cloudflare")
+
+try:  # pragma: no cover - only the Workers runtime has the `workers` module
+    from workers import DurableObject as _DurableObjectBase
+    from workers import WorkerEntrypoint as _WorkerEntrypointBase
+except ImportError:
+
+    class _WorkerEntrypointBase:  # type: ignore[no-redef]
+        """Stand-in with the SDK's constructor, so this module imports off Workers."""
+
+        def __init__(self, ctx: Any, env: Any) -> None:
+            self.ctx = ctx
+            self.env = env
+
+    class _DurableObjectBase:  # type: ignore[no-redef]
+        def __init__(self, ctx: Any, env: Any) -> None:
+            self.ctx = ctx
+            self.env = env
+
+
+def _asgi_fetch() -> Any:
+    import asgi  # the Python Workers runtime's ASGI bridge
+
+    return asgi.fetch
+
+
+class Default(_WorkerEntrypointBase):  # type: ignore[misc]
+    """The Worker: HTTP API, run-queue consumer, cron heartbeat."""
+
+    clock: Any = None  # the platform's clock (None: the Worker's); tests substitute one
+
+    def platform(self) -> Any:
+        return cloudflare_platform(self.env, clock=self.clock)
+
+    def engine(self) -> Engine:
+        return Engine(self.platform())
+
+    async def fetch(self, request: Any, *_: Any) -> Any:
+        engine = self.engine()
+        client = EmbeddedClient(engine)
+        push_client(client)
+        try:
+            from ...api.app import create_app  # type: ignore[import-not-found,unused-ignore]
+
+            secret = engine.platform.settings.get("TRIGGER_SECRET_KEY") or ""
+            app = create_app(engine, secret)
+            req = getattr(request, "js_object", request)
+            return await _asgi_fetch()(app, req, self.env)
+        finally:
+            pop_client(client)
+
+    async def queue(self, batch: Any, *_: Any) -> None:
+        """A batch from the run queue (or its dead-letter queue). Every message is settled
+        explicitly: whatever the consumer left unsettled is retried, never implicitly acked."""
+        messages = wrap_batch(batch)
+        platform = self.platform()
+        consumer = Consumer(platform, registered_tasks())
+        client = EmbeddedClient(Engine(platform, consumer.config))
+        push_client(client)
+        try:
+            if is_dead_letter_queue(str(batch.queue), platform.settings.get("TRIGGER_DO_DLQ")):
+                await consumer.handle_dead_letters(messages)
+            else:
+                await consumer.handle_batch(messages)
+            # nothing may outlive the invocation (its I/O belongs to this request): write
+            # what is coalesced, and free the coordinator slots released in this batch
+            await consumer.writer.flush()
+            await consumer.gate.drain()
+        except Exception:
+            log.exception("a batch failed; its unsettled messages will be redelivered")
+        finally:
+            pop_client(client)
+            settle_unsettled(messages, delay=1.0)
+
+    async def scheduled(self, controller: Any = None, *_: Any) -> None:
+        """The cron heartbeat: register this Worker's tasks, then housekeeping (expire,
+        re-dispatch overdue runs, purge past retention)."""
+        engine = self.engine()
+        tasks = registered_tasks()
+        await (
+            engine.platform.objects("registry")
+            .get("registry")
+            .call(
+                "register",
+                [{"id": t.id, "module": t.module, "queue": t.queue_name} for t in tasks.values()],
+                engine.now(),
+            )
+        )
+        await engine.housekeeping()
+
+
+def is_dead_letter_queue(queue: str, configured: str | None) -> bool:
+    return queue == configured if configured else queue.endswith("-dlq")
+
+
+class _EngineObject(_DurableObjectBase):  # type: ignore[misc]
+    """A SQLite Durable Object serving one engine object class over RPC."""
+
+    engine_class: type = object
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.host = ObjectHost(self.engine_class, ctx.storage)
+
+    async def call(self, name: str, method: str, text: str) -> str:
+        return await self.host.call(str(name), str(method), str(text))
+
+    async def alarm(self, *_: Any) -> None:
+        await self.host.alarm(WorkerClock().now())
+
+
+class RunIndex(_EngineObject):
+    """One shard of the run index (`shard-0` .. `shard-{n-1}`)."""
+
+    engine_class = RunIndexObject
+
+
+class Run(_EngineObject):
+    """One run's checkpoints, steps and logs."""
+
+    engine_class = RunObject
+
+
+class Registry(_EngineObject):
+    """The task registry."""
+
+    engine_class = RegistryObject
+
+
+class Coordinator(_EngineObject):
+    """One queue's concurrency slots, rate windows and parked runs."""
+
+    engine_class = CoordinatorObject

@@ -1,0 +1,10 @@
+"""The repository's own Worker (wrangler.toml at the root): the example tasks plus the
+entry points. A user's project gets its own `src/worker.py` from `trigger-do init`."""
+
+import importlib
+
+from trigger_do.platform.cloudflare.entry import Coordinator, Default, Registry, Run, RunIndex
+
+importlib.import_module("examples.tasks")  # registers the example tasks
+
+__all__ = ["Coordinator", "Default", "Registry", "Run", "RunIndex"]

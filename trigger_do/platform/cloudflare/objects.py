@@ -1,0 +1,109 @@
+"""`ObjectNamespace` on Durable Object namespaces, and the host that runs an engine object
+inside a Durable Object.
+
+Caller side: `ns.get(name)` is `binding.get(binding.idFromName(name))`; `stub.call(method,
+*args, **kwargs)` is one RPC, `stub.call(name, method, text)`, whose arguments and result
+travel as JSON text. Text crosses RPC unchanged in every SDK version (no dict/Map choice,
+no integral float turning into an int, no tuple refused), stays JSON-native by
+construction, and is checked against the RPC size limit here.
+
+Object side: `ObjectHost` owns the engine object class and the `DurableSql` on the
+object's `ctx.storage`; each call is one `transactionSync`. After each call, if the engine
+object wants a wake-up (`next_alarm()` -> epoch seconds or None), the host sets the
+object's single alarm (`ctx.storage.setAlarm(epoch_ms)`) or deletes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...errors import TriggerDoError
+from ...shared.serialization import dumps, loads
+from . import ffi
+from .sql import DurableSql, init_schema
+
+MAX_RPC_BYTES = 32 * 1024 * 1024  # Workers RPC: 32 MiB per serialized message
+ALARM_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS trigger_do_alarm (k INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+)
+
+
+class ObjectCallError(TriggerDoError):
+    """An object method raised; the message names the object, the method and the error."""
+
+
+class DurableStub:
+    def __init__(self, stub: Any, name: str) -> None:
+        self._stub = stub
+        self.name = name
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        text = dumps([list(args), kwargs])
+        if len(text) > MAX_RPC_BYTES:
+            raise ObjectCallError(f"{method} arguments of {len(text)} bytes, over the RPC limit")
+        result = await self._stub.call(self.name, method, text)
+        reply = loads(str(ffi.to_py(result)))
+        if "error" in reply:
+            raise ObjectCallError(f"{self.name}.{method}: {reply['error']}")
+        return reply["ok"]
+
+
+class DurableNamespace:
+    """`ObjectNamespace` on a Durable Object namespace binding (`env.RUN_INDEX`, ...)."""
+
+    def __init__(self, binding: Any) -> None:
+        self.binding = binding
+
+    def get(self, name: str) -> DurableStub:
+        return DurableStub(self.binding.get(self.binding.idFromName(name)), name)
+
+
+class ObjectHost:
+    """Runs calls on instances of an engine object class (`RunIndexObject`, ...) over one
+    Durable Object's storage. The schema is created once per instance (constructor)."""
+
+    def __init__(self, cls: type, storage: Any) -> None:
+        self.cls = cls
+        self.storage = storage
+        self.sql = DurableSql(storage)
+        init_schema(self.sql, [*cls.schema(), ALARM_SCHEMA])  # type: ignore[attr-defined]
+
+    async def call(self, name: str, method: str, text: str) -> str:
+        """One RPC: returns `{"ok": result}` or `{"error": "Type: message"}` as JSON text
+        (an error reply, not a thrown one, so its message survives the RPC boundary)."""
+        if method.startswith("_") or method in ("schema", "next_alarm"):
+            return dumps({"error": f"ValueError: {method!r} is not callable remotely"})
+        args, kwargs = loads(text)
+        obj = self.cls(self.sql, name)
+        fn = getattr(obj, method, None)
+        if not callable(fn):
+            return dumps({"error": f"AttributeError: {self.cls.__name__} has no {method!r}"})
+        try:
+            result = self.sql.transaction(lambda: fn(*args, **kwargs))
+        except Exception as exc:
+            return dumps({"error": f"{type(exc).__name__}: {exc}"})
+        await self._arm(obj, name)
+        return dumps({"ok": result})
+
+    async def alarm(self, now: float) -> None:
+        """The object's alarm fired: let it act (`on_alarm(now)`), then re-arm. The name
+        comes from storage: a Durable Object is not told the name it was reached by."""
+        found = self.sql.exec("SELECT name FROM trigger_do_alarm WHERE k = 0")
+        if not found:
+            return
+        obj = self.cls(self.sql, found[0][0])
+        handler = getattr(obj, "on_alarm", None)
+        if handler is not None:
+            self.sql.transaction(lambda: handler(now))
+        await self._arm(obj, found[0][0])
+
+    async def _arm(self, obj: Any, name: str) -> None:
+        next_alarm = getattr(obj, "next_alarm", None)
+        if next_alarm is None:
+            return
+        due = next_alarm()
+        if due is None:
+            await self.storage.deleteAlarm()
+            return
+        self.sql.exec("INSERT OR REPLACE INTO trigger_do_alarm (k, name) VALUES (0, ?)", name)
+        await self.storage.setAlarm(int(due * 1000))

@@ -1,0 +1,88 @@
+"""The `Sql` port on a SQLite Durable Object's storage (`ctx.storage`).
+
+`exec` is `ctx.storage.sql.exec(query, ...bindings)` read through the cursor's `raw()`
+(rows as arrays); `transaction(fn)` is `ctx.storage.transactionSync(fn)`. The storage
+itself refuses BEGIN/COMMIT/SAVEPOINT and more than 100 bindings; the checks here fail
+earlier, with the engine's own error, exactly as the local port does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ...errors import TriggerDoError
+from ...ports import MAX_ROW_BYTES, MAX_SQL_PARAMS
+from . import ffi
+
+T = TypeVar("T")
+_TX_WORDS = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+class SqlRuleError(TriggerDoError):
+    """Engine SQL broke a rule that a Durable Object's storage enforces."""
+
+
+def binding(value: Any) -> Any:
+    """A Python value as a `sql.exec` binding. The storage takes string, number, ArrayBuffer
+    or null (workerd `BindingValue`): bools become 0/1 (a JS boolean would be coerced to the
+    string "true"), None becomes JS null (Pyodide sends None as `undefined`)."""
+    if value is None:
+        return ffi.js_null()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return ffi.bytes_to_js(bytes(value))
+    if isinstance(value, int | float | str):
+        return value
+    raise SqlRuleError(f"cannot bind a {type(value).__name__} to a Durable Object query")
+
+
+class DurableSql:
+    """`Sql` on `storage` (a Durable Object's `ctx.storage`)."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self._depth = 0
+        self.rows_read = 0
+        self.rows_written = 0
+
+    def exec(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
+        head = query.lstrip().split(None, 1)[0].upper() if query.strip() else ""
+        if head in _TX_WORDS:
+            raise SqlRuleError(f"engine SQL may not manage transactions: {query[:40]!r}")
+        if len(params) > MAX_SQL_PARAMS:
+            raise SqlRuleError(f"{len(params)} bound parameters, over {MAX_SQL_PARAMS}")
+        for p in params:
+            if isinstance(p, str | bytes) and len(p) > MAX_ROW_BYTES:
+                raise SqlRuleError(f"a bound value of {len(p)} bytes, over {MAX_ROW_BYTES}")
+        cursor = self.storage.sql.exec(query, *(binding(p) for p in params))
+        rows = [tuple(ffi.to_py(row)) for row in cursor.raw()]
+        self.rows_read += int(cursor.rowsRead)
+        self.rows_written += int(cursor.rowsWritten)
+        return rows
+
+    def transaction(self, fn: Callable[[], T]) -> T:
+        if self._depth:  # already inside: the outer transaction covers it
+            return fn()
+        box: list[Any] = []
+
+        def run() -> None:
+            box.append(fn())
+
+        self._depth = 1
+        try:
+            self.storage.transactionSync(ffi.callback(run))
+        finally:
+            self._depth = 0
+        return box[0]  # type: ignore[no-any-return]
+
+
+def init_schema(sql: DurableSql, statements: list[str]) -> None:
+    """Create the object's tables (idempotent: `CREATE ... IF NOT EXISTS`), in one transaction."""
+
+    def create() -> None:
+        for stmt in statements:
+            sql.exec(stmt)
+
+    sql.transaction(create)
