@@ -47,3 +47,10 @@ async def gate(payload: dict[str, str], ctx: RunContext) -> str:
         await asyncio.sleep(0.01)
     ctx.logger.info("released")
     return "ok"
+
+
+@task(id="http-limited", concurrency={"limit": 2})
+async def limited(payload: object = None) -> str:
+    """A task with its own concurrency limit: a queue to pause, resume and override."""
+    await asyncio.sleep(0.05)
+    return "done"

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..engine import Engine
 from ..errors import TriggerDoError
 from ..shared.serialization import dumps
-from . import logs, runs, triggers
+from . import logs, queues, runs, triggers
 from .errors import HTTPError, handle
 from .keys import key_matches
 
@@ -41,6 +41,11 @@ ROUTES = [
     Route("/api/v1/runs/{run_id}/tags", runs.tags, methods=["POST"]),
     Route("/api/v1/runs/{run_id}/logs", logs.logs, methods=["GET"]),
     WebSocketRoute("/api/v1/runs/{run_id}/logs/ws", logs.logs_ws),
+    Route("/api/v1/queues", queues.list_queues, methods=["GET"]),
+    Route("/api/v1/queues/{name:path}/pause", queues.pause, methods=["POST"]),
+    Route("/api/v1/queues/{name:path}/concurrency/override", queues.override, methods=["POST"]),
+    Route("/api/v1/queues/{name:path}/concurrency/reset", queues.reset, methods=["POST"]),
+    Route("/api/v1/queues/{name:path}", queues.retrieve, methods=["GET"]),
 ]
 
 

@@ -1,0 +1,112 @@
+"""Queue endpoints (Trigger.dev's `queues.list/retrieve/pause/resume`, concurrency override
+and reset). A task's own queue is named `task/<id>`; a shared queue keeps its name."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .errors import HTTPError
+from .payloads import read_json_object
+from .triggers import engine_of
+
+ID_PREFIX = "queue_"
+
+
+def queue_name(request: Request, name: str | None = None, kind: str | None = None) -> str:
+    """Our queue name for the client's `(type, name)` or queue id."""
+    name = name if name is not None else request.path_params["name"]
+    kind = kind or request.query_params.get("type") or "id"
+    if kind == "task":
+        return f"task/{name}"
+    if kind == "custom":
+        return name
+    if kind == "id":
+        return name.removeprefix(ID_PREFIX)
+    raise HTTPError(400, f"queue type must be task, custom or id, not {kind!r}")
+
+
+def item(q: dict[str, Any]) -> dict[str, Any]:
+    """A QueueItem as the official client validates it (V1: own limit and override)."""
+    task = q["name"].startswith("task/")
+    base = q["concurrency_limit"] if q["limit_override"] is None else None
+    return {
+        "id": ID_PREFIX + q["name"],
+        "name": q["name"].removeprefix("task/") if task else q["name"],
+        "type": "task" if task else "custom",
+        "running": q["running"],
+        "queued": q["queued"],
+        "paused": q["paused"],
+        "concurrencyLimit": q["concurrency_limit"],
+        "version": "V1",
+        "concurrency": {
+            "current": q["concurrency_limit"],
+            "base": base,
+            "override": q["limit_override"],
+            "overriddenAt": None,
+            "overriddenBy": None,
+        },
+    }
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        raise HTTPError(400, f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise HTTPError(400, f"{name} must be at least 1")
+    return value
+
+
+async def list_queues(request: Request) -> Response:
+    page, per_page = _int(request, "page", 1), min(_int(request, "perPage", 25), 100)
+    queues = await engine_of(request).list_queues()
+    start = (page - 1) * per_page
+    return JSONResponse(
+        {
+            "data": [item(q) for q in queues[start : start + per_page]],
+            "pagination": {
+                "currentPage": page,
+                "totalPages": max(1, math.ceil(len(queues) / per_page)),
+                "count": len(queues),
+            },
+        }
+    )
+
+
+async def retrieve(request: Request) -> Response:
+    return JSONResponse(item(await engine_of(request).get_queue(queue_name(request))))
+
+
+async def pause(request: Request) -> Response:
+    body = await read_json_object(request, 64 * 1024)
+    name = queue_name(request, kind=body.get("type"))
+    action = body.get("action", "pause")
+    engine = engine_of(request)
+    if action == "pause":
+        q = await engine.pause_queue(name)
+    elif action == "resume":
+        q = await engine.resume_queue(name)
+    else:
+        raise HTTPError(400, f"action must be pause or resume, not {action!r}")
+    return JSONResponse(item(q))
+
+
+async def override(request: Request) -> Response:
+    body = await read_json_object(request, 64 * 1024)
+    limit = body.get("concurrencyLimit")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise HTTPError(422, f"concurrencyLimit must be a positive whole number, not {limit!r}")
+    name = queue_name(request, kind=body.get("type"))
+    return JSONResponse(item(await engine_of(request).set_queue_limit(name, limit)))
+
+
+async def reset(request: Request) -> Response:
+    body = await read_json_object(request, 64 * 1024)
+    name = queue_name(request, kind=body.get("type"))
+    return JSONResponse(item(await engine_of(request).set_queue_limit(name, None)))
