@@ -3,6 +3,7 @@ trigger (through the producer), read, list, cancel, reschedule, replay, logs, de
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -12,7 +13,7 @@ from .errors import PayloadValidationError, RunNotFoundError
 from .ports import OutMessage, Platform
 from .producer.producer import BatchTriggered, Producer, Triggered, TriggerRequest
 from .shared.config import EngineConfig
-from .shared.ids import new_id, shard_of
+from .shared.ids import shard_of
 from .shared.messages import RunMessage
 from .shared.serialization import dumps, loads
 from .shared.states import FINAL_STATES
@@ -62,12 +63,7 @@ class Engine:
     ) -> dict[str, Any]:
         """An empty batch whose runs `add_batch_items` adds later (the HTTP API's two-phase
         batch). With an idempotency key already used: that batch, `cached`."""
-        batch_id = new_id("batch")
-        shard = shard_of(idempotency_key or batch_id, self.platform.index_shards)
-        made = await self.shards()[shard].call(
-            "create_batch", batch_id, run_count, idempotency_key, self.now()
-        )
-        return dict(made)
+        return await self.producer.create_batch(run_count, idempotency_key, self.now())
 
     async def add_batch_items(
         self, batch_id: str, items: Sequence[tuple[int, TriggerRequest]]
@@ -80,8 +76,8 @@ class Engine:
             return None
         count = batch["run_count"]
         present: set[int] = set()
-        for shard in self.shards():
-            present.update(await shard.call("batch_indexes", batch_id))
+        for page in await asyncio.gather(*(s.call("batch_runs", batch_id) for s in self.shards())):
+            present.update(i for i, _ in page)
         fresh: dict[int, TriggerRequest] = {}
         bad = [i for i, _ in items if not 0 <= i < count]
         if bad:
@@ -148,22 +144,19 @@ class Engine:
 
     async def list_runs(self, *, limit: int = 25, **filters: Any) -> list[dict[str, Any]]:
         """Newest first across every shard, merged on (created_at, id)."""
-        pages = [await s.call("list_runs", limit=limit, **filters) for s in self.shards()]
+        pages = await asyncio.gather(
+            *(s.call("list_runs", limit=limit, **filters) for s in self.shards())
+        )
         merged = list(heapq.merge(*pages, key=lambda r: (r["created_at"], r["id"]), reverse=True))
         return merged[-limit:] if filters.get("before") else merged[:limit]
 
     async def get_batch(self, batch_id: str) -> dict[str, Any] | None:
-        for shard in self.shards():
-            found = await shard.call("get_batch", batch_id)
-            if found is not None:
-                if self.platform.index_shards > 1:  # its runs live on every shard
-                    found["runs"] = await self.producer._batch_runs(
-                        batch_id, found["run_count"], found
-                    )
-                    states = await self.get_states(found["runs"])
-                    found["finished"] = sum(1 for s, _ in states.values() if s in FINAL_STATES)
-                return dict(found)
-        return None
+        found: dict[str, Any] | None = await self.index_for(batch_id).call("get_batch", batch_id)
+        if found is not None and self.platform.index_shards > 1:  # its runs are on every shard
+            found["runs"] = await self.producer.batch_run_ids(batch_id)
+            states = await self.get_states(found["runs"])
+            found["finished"] = sum(1 for s, _ in states.values() if s in FINAL_STATES)
+        return found
 
     async def logs(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
         return list(await self.run_object(run_id).call("logs", after, limit))

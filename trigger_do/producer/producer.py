@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,13 +12,28 @@ from ..coordinator.specs import run_keys
 from ..errors import PayloadTooLargeError, PayloadValidationError, UnknownTaskError
 from ..ports import OutMessage, Platform
 from ..shared.config import EngineConfig
-from ..shared.ids import new_id, new_run_id, shard_of
+from ..shared.ids import new_sharded_id, shard_of
 from ..shared.messages import RunMessage
 from ..shared.options import DEFAULT_IDEMPOTENCY_TTL, TriggerOptions, parse_options
 from ..shared.serialization import dumps, loads
 from ..task import Task
 
-CHUNK = 1000  # runs written per index call
+CHUNK_RUNS = 1000  # at most this many runs per index call ...
+CHUNK_BYTES = 8 * 1024 * 1024  # ... and this many payload bytes (an RPC stays far below 32 MiB)
+
+
+def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for row in rows:
+        n = len(row["payload"] or "")
+        if chunk and (len(chunk) >= CHUNK_RUNS or size + n > CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(row)
+        size += n
+    if chunk:
+        yield chunk
 
 
 @dataclass(frozen=True)
@@ -73,25 +89,32 @@ class Producer:
         """Validate all requests (one bad item rejects all, naming its index), then write."""
         now = self.platform.clock.now()
         prepared = await self.prepare_all(requests, now, batch=batch)
-        batch_id = new_id("batch") if batch else None
+        batch_id = None
         if batch:
-            shard = shard_of(idempotency_key or batch_id or "", self.platform.index_shards)
-            made = await self._index(shard).call(
-                "create_batch", batch_id, len(prepared), idempotency_key, now
-            )
+            made = await self.create_batch(len(prepared), idempotency_key, now)
             if made["cached"]:
-                got = await self._index(shard).call("get_batch", made["id"])
-                runs = await self._batch_runs(made["id"], made["run_count"], got)
+                runs = await self.batch_run_ids(made["id"])
                 return BatchTriggered(made["id"], [Triggered(r, True) for r in runs], True)
             batch_id = made["id"]
         results: list[Triggered] = []
-        for start in range(0, len(prepared), CHUNK):
-            chunk = prepared[start : start + CHUNK]
-            for j, row in enumerate(chunk):
-                if batch_id:
-                    row["batch_id"], row["batch_index"] = batch_id, start + j
+        if batch_id:
+            for j, row in enumerate(prepared):
+                row["batch_id"], row["batch_index"] = batch_id, j
+        for chunk in _chunks(prepared):
             results += await self._write(chunk, now)
         return BatchTriggered(batch_id or "", results, False)
+
+    async def create_batch(
+        self, run_count: int, idempotency_key: str | None, now: float
+    ) -> dict[str, Any]:
+        """Record a batch on the shard its id names (its key's shard, with a key); with a
+        key already used, that batch (`cached`)."""
+        batch_id = new_sharded_id("batch", idempotency_key, self.platform.index_shards)
+        shard = shard_of(batch_id, self.platform.index_shards)
+        made: dict[str, Any] = await self._index(shard).call(
+            "create_batch", batch_id, run_count, idempotency_key, now
+        )
+        return made
 
     async def trigger_into_batch(
         self, batch_id: str, items: Sequence[tuple[int, TriggerRequest]]
@@ -103,8 +126,8 @@ class Producer:
         for (index, _), row in zip(items, prepared, strict=True):
             row["batch_id"], row["batch_index"] = batch_id, index
         results: list[Triggered] = []
-        for start in range(0, len(prepared), CHUNK):
-            results += await self._write(prepared[start : start + CHUNK], now)
+        for chunk in _chunks(prepared):
+            results += await self._write(chunk, now)
         return results
 
     async def prepare_all(
@@ -138,13 +161,15 @@ class Producer:
             )
         return prepared
 
-    async def _batch_runs(self, batch_id: str, count: int, got: dict[str, Any] | None) -> list[str]:
-        """A batch's run ids in input order, gathered from every shard."""
-        runs: list[tuple[int, str]] = []
-        for shard in range(self.platform.index_shards):
-            page = await self._index(shard).call("list_runs", batch_id=batch_id, limit=count)
-            runs += [(r["batch_index"], r["id"]) for r in page]
-        return [rid for _, rid in sorted(runs)]
+    async def batch_run_ids(self, batch_id: str) -> list[str]:
+        """A batch's run ids in input order, gathered from every shard at once."""
+        pages = await asyncio.gather(
+            *(
+                self._index(s).call("batch_runs", batch_id)
+                for s in range(self.platform.index_shards)
+            )
+        )
+        return [rid for _, rid in sorted((i, rid) for page in pages for i, rid in page)]
 
     def _prepare(self, req: TriggerRequest, task: Task[Any] | None, now: float) -> dict[str, Any]:
         opts = parse_options(req.options)
@@ -159,7 +184,7 @@ class Producer:
         delay_until = opts.delay_until(now)
         key = f"{req.task_id}:{opts.idempotency_key}" if opts.idempotency_key else None
         shards = self.platform.index_shards
-        run_id = new_run_id(shard=shard_of(key, shards) if key else None, shards=shards)
+        run_id = new_sharded_id("run", key, shards)
         options: dict[str, Any] = {}
         if opts.max_attempts is not None:
             options["max_attempts"] = opts.max_attempts

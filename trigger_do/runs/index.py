@@ -197,11 +197,14 @@ class RunIndexObject:
             "updated_at": max([created, *(r[2] for r in runs)]),
         }
 
-    def batch_indexes(self, batch_id: str) -> list[int]:
-        """The item indexes this shard holds runs for (a resent batch stream skips them)."""
+    def batch_runs(self, batch_id: str) -> list[list[Any]]:
+        """`[index, run_id]` of the batch's runs this shard holds (ids only: cheap to
+        gather from every shard, and a resent batch stream skips the indexes present)."""
         return [
-            r[0]
-            for r in self.sql.exec("SELECT batch_index FROM runs WHERE batch_id = ?", batch_id)
+            [i, rid]
+            for i, rid in self.sql.exec(
+                "SELECT batch_index, id FROM runs WHERE batch_id = ?", batch_id
+            )
         ]
 
     # --- reads ---------------------------------------------------------------------------

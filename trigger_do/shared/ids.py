@@ -17,10 +17,11 @@ def shard_of(key: str, shards: int) -> int:
     return zlib.crc32(key.encode()) % shards if shards > 1 else 0
 
 
-def new_run_id(*, shard: int | None = None, shards: int = 1) -> str:
-    """A run id; with `shard`, one whose run-index shard is `shard` (for idempotency keys,
-    whose unique row must live beside the run it names)."""
+def new_sharded_id(prefix: str, key: str | None = None, shards: int = 1) -> str:
+    """An id; with `key`, one that lives on the key's run-index shard (an idempotency key's
+    unique row must be beside the run or batch it names, and found from its id alone)."""
+    shard = shard_of(key, shards) if key is not None else None
     while True:
-        run_id = new_id("run")
-        if shard is None or shard_of(run_id, shards) == shard:
-            return run_id
+        new = new_id(prefix)
+        if shard is None or shard_of(new, shards) == shard:
+            return new
