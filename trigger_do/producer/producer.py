@@ -204,9 +204,9 @@ class Producer:
             "concurrency_key": concurrency_key,
             "rate_key": rate_key,
             "payload": text,
-            "tags": dumps(opts.tags),
-            "metadata": dumps(opts.metadata or {}),
-            "options": dumps(options),
+            "tags": dumps(opts.tags) if opts.tags else "[]",
+            "metadata": dumps(opts.metadata) if opts.metadata else "{}",
+            "options": dumps(options) if options else "{}",
             "idempotency_key": key,
             "key_expires_at": now + (opts.idempotency_key_ttl or DEFAULT_IDEMPOTENCY_TTL)
             if key

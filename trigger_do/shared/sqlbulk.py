@@ -10,13 +10,20 @@ from ..ports import MAX_ROW_BYTES
 from .serialization import dumps
 
 
-def json_chunks(rows: Sequence[Any], max_bytes: int = MAX_ROW_BYTES // 2) -> Iterator[str]:
-    """Yield JSON arrays of `rows`, each under `max_bytes` (a single larger row goes alone)."""
+def json_chunks(rows: Sequence[Any], max_chars: int = MAX_ROW_BYTES // 4) -> Iterator[str]:
+    """Yield JSON arrays of `rows`, each under `max_chars` characters (a single larger row
+    goes alone); a character is at most 4 bytes, so a chunk stays under a DO's 2 MB."""
+    if not rows:
+        return
+    whole = dumps(list(rows))  # the common case: one array, one serialization
+    if len(whole) <= max_chars:
+        yield whole
+        return
     chunk: list[str] = []
     size = 2
     for row in rows:
         text = dumps(row)
-        if chunk and size + len(text) + 1 > max_bytes:
+        if chunk and size + len(text) + 1 > max_chars:
             yield "[" + ",".join(chunk) + "]"
             chunk, size = [], 2
         chunk.append(text)
