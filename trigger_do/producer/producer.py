@@ -16,7 +16,7 @@ from ..shared.ids import new_sharded_id, shard_of
 from ..shared.messages import RunMessage
 from ..shared.options import DEFAULT_IDEMPOTENCY_TTL, TriggerOptions, parse_options
 from ..shared.serialization import dumps, loads
-from ..task import Task
+from ..task import Task, registered_tasks
 
 CHUNK_RUNS = 1000  # at most this many runs per index call ...
 CHUNK_BYTES = 8 * 1024 * 1024  # ... and this many payload bytes (an RPC stays far below 32 MiB)
@@ -145,7 +145,9 @@ class Producer:
                     if remote is None:
                         remote = await self._known_remote()
                     if req.task_id not in remote:
-                        raise UnknownTaskError(req.task_id, sorted(remote))
+                        raise UnknownTaskError(
+                            req.task_id, sorted(remote | set(registered_tasks()))
+                        )
                 prepared.append(self._prepare(req, task, now))
             except (PayloadValidationError, UnknownTaskError, PayloadTooLargeError) as exc:
                 if not batch:

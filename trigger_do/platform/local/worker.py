@@ -45,7 +45,9 @@ class Worker:
         self.consumer = Consumer(self.platform, registered_tasks(), config)
         token = self.consumer.token
         clock = self.platform.clock
-        visibility = config.lease_seconds
+        # a message stays invisible a little longer than the run's lease (taken just after
+        # the claim), so a dead worker's redelivery finds the lease already lapsed
+        visibility = config.lease_seconds * 1.1 + 0.5
         self.queue = LocalQueueConsumer(
             self.sql, RUN_QUEUE, clock, token=token, visibility=visibility, max_retries=max_retries
         )
