@@ -63,6 +63,18 @@ def build_parser() -> argparse.ArgumentParser:
             dest="slice_seconds",
             help="one delivery's time slice in seconds (long runs continue after)",
         )
+        p.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="messages a worker takes at once (default 100)",
+        )
+        p.add_argument(
+            "--batch-wait",
+            type=float,
+            default=None,
+            help="seconds a short batch may wait to fill up (default 0)",
+        )
 
     trig = sub.add_parser("trigger", help="trigger a task by id")
     trig.add_argument("task")
@@ -146,11 +158,13 @@ def _dispatch(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace, *, reload: bool) -> int:
     from .platform.local.runtime import LocalRuntime
 
-    options = {
-        k: v
-        for k, v in (("shutdown_grace", args.grace), ("slice_seconds", args.slice_seconds))
-        if v is not None
+    given = {
+        "shutdown_grace": args.grace,
+        "slice_seconds": args.slice_seconds,
+        "batch_size": args.batch_size,
+        "batch_wait": args.batch_wait,
     }
+    options = {k: v for k, v in given.items() if v is not None}
     runtime = LocalRuntime(args.tasks, args.db, workers=args.workers, **options)
     http = _http_server(runtime, args.host, args.port)
     await runtime.start()

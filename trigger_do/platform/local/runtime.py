@@ -25,7 +25,7 @@ from ...shared.config import EngineConfig
 from .platform import EnvSettings, default_db_path, open_local
 
 log = logging.getLogger("trigger_do.runtime")
-WORKER_OPTIONS = ("batch_size", "max_running", "poll_interval", "max_retries")
+WORKER_OPTIONS = ("batch_size", "max_running", "poll_interval", "max_retries", "batch_wait")
 
 
 def module_names(tasks: str | ModuleType | list[str | ModuleType]) -> list[str]:

@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from ...consumer.consumer import Consumer
@@ -39,6 +40,7 @@ class Worker:
         max_running: int = 1000,
         poll_interval: float = 0.005,
         max_retries: int = 3,
+        batch_wait: float = 0.0,
     ) -> None:
         self.platform, self.sql = open_local(db)
         self.config = config
@@ -57,6 +59,7 @@ class Worker:
         self.batch_size = batch_size
         self.max_running = max_running
         self.poll_interval = poll_interval
+        self.batch_wait = batch_wait  # how long a short batch may wait to fill up
         self.inflight: dict[int, list[LocalMessage]] = {}
         self.stop_event = asyncio.Event()
 
@@ -64,23 +67,16 @@ class Worker:
         self._register()
         heartbeat = asyncio.ensure_future(self._heartbeat())
         batches: set[asyncio.Task[None]] = set()
-        idle = 0
         try:
             while not self.stop_event.is_set():
                 room = self.max_running - len(self.consumer.running)
                 if room <= 0:
                     await asyncio.sleep(self.poll_interval)
                     continue
-                messages: list[LocalMessage] = []
-                if self.queue.has_visible():
-                    messages = self.queue.receive(min(self.batch_size, room))
+                messages = await self._receive(min(self.batch_size, room))
                 if not messages:
-                    if idle % 50 == 0 and self.dlq.has_visible():
-                        await self._dead_letters()
-                    idle += 1
                     await self._sleep(self.poll_interval)
                     continue
-                idle = 0
                 batch = asyncio.ensure_future(self._batch(messages))
                 batches.add(batch)
                 batch.add_done_callback(batches.discard)
@@ -92,6 +88,17 @@ class Worker:
             heartbeat.cancel()
             self._settle_all()
             self.sql.exec("DELETE FROM workers WHERE pid = ?", os.getpid())
+
+    async def _receive(self, n: int) -> list[LocalMessage]:
+        """Up to `n` messages; a short batch waits up to `batch_wait` to fill up."""
+        if not self.queue.has_visible():
+            return []
+        messages = self.queue.receive(n)
+        deadline = time.monotonic() + self.batch_wait
+        while messages and len(messages) < n and time.monotonic() < deadline:
+            await self._sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
+            messages += self.queue.receive(n - len(messages))
+        return messages
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -123,6 +130,8 @@ class Worker:
             await asyncio.sleep(every)
             try:
                 self._settle_all()
+                if self.dlq.has_visible():
+                    await self._dead_letters()
                 self.sql.exec(
                     "UPDATE workers SET seen_at = ? WHERE pid = ?",
                     self.platform.clock.now(),
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, Any] = json.loads(args.config)
     worker_opts = {
         k: options.pop(k)
-        for k in ("batch_size", "max_running", "poll_interval", "max_retries")
+        for k in ("batch_size", "max_running", "poll_interval", "max_retries", "batch_wait")
         if k in options
     }
     for module in filter(None, args.tasks.split(",")):
