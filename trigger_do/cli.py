@@ -118,15 +118,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="write a wrangler.toml for Cloudflare into a project")
     init.add_argument("path", nargs="?", default=".")
+    load = sub.add_parser(
+        "load",
+        help="load-test the embedded runtime or a server (see load/README.md)",
+        add_help=False,
+    )
+    load.add_argument("load_args", nargs=argparse.REMAINDER)
     deploy = sub.add_parser("deploy", help="deploy to Cloudflare (pywrangler deploy)")
     deploy.add_argument("--dry-run", action="store_true")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(_dispatch(args) or 0)
+        if argv[:1] == ["load"]:  # the load tool parses its own arguments
+            return _load(argv[1:])
+        return int(_dispatch(build_parser().parse_args(argv)) or 0)
     except TriggerDoError as exc:
         print(f"trigger-do: {exc}", file=sys.stderr)
         return EXIT_USAGE if not isinstance(exc, RunFailedError) else 1
@@ -384,6 +392,19 @@ async def _dlq(args: argparse.Namespace) -> int:
         print("nothing requeued")
         return 1
     return 0
+
+
+def _load(argv: list[str]) -> int:
+    """The load tool lives in the repository's `load/` (run from its root, or beside it)."""
+    import importlib
+
+    for root in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (root / "load" / "cli.py").exists():
+            if str(root) not in sys.path:
+                sys.path.append(str(root))
+            module = importlib.import_module("load.cli")
+            return int(module.main(argv))
+    raise TriggerDoError("the load tool (load/) was not found: run from the repository root")
 
 
 def _cloudflare(args: argparse.Namespace) -> int:

@@ -1,0 +1,213 @@
+"""`trigger-do load SCENARIO ...` / `python -m load SCENARIO ...`: run a scenario, watch it,
+report. Exit status: 0 when every check held (0 lost, 0 duplicates, limits held), 1 when
+one broke, 2 on a usage error."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import report as rep
+from .drivers import Driver, EmbeddedDriver, HttpDriver
+from .measure import analyze, trace_counts
+from .scenarios import NEVER_FAIL, SCENARIOS, Plan, build, declared_limits
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="trigger-do load",
+        description="Load-test trigger.do: embedded (default) or a server (--target URL).",
+    )
+    p.add_argument("scenario", choices=sorted(SCENARIOS), help="what to offer (see load/README.md)")
+    p.add_argument("--runs", type=int, help="how many runs (default: the scenario's)")
+    p.add_argument(
+        "--rate", type=float, help="offered runs/s (default: one batch, or the scenario's rate)"
+    )
+    p.add_argument("--duration", type=float, default=10.0, help="steady: seconds (default 10)")
+    p.add_argument("--workers", type=int, default=2, help="embedded worker processes (2)")
+    p.add_argument(
+        "--work-ms", type=float, default=10.0, help="per-org: ms each run holds its slot (10)"
+    )
+    p.add_argument("--target", help="a running server's URL (else the embedded runtime)")
+    p.add_argument("--key", help="the server's secret key (default: $TRIGGER_SECRET_KEY)")
+    p.add_argument("--db", help="embedded: keep the database here (default: a temp folder)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=900.0,
+        help="give up waiting for completions after this many seconds (900)",
+    )
+    p.add_argument(
+        "--stall",
+        type=float,
+        default=60.0,
+        help="give up when nothing finished for this many seconds (60)",
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", dest="json_path", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="draw throughput and latency over time")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.runs is not None and args.runs < 1:
+        print("trigger-do load: --runs must be at least 1", file=sys.stderr)
+        return 2
+    if args.target:
+        key = args.key or os.environ.get("TRIGGER_SECRET_KEY")
+        if not key:
+            print("trigger-do load: --target needs --key or TRIGGER_SECRET_KEY", file=sys.stderr)
+            return 2
+    report = asyncio.run(run(args))
+    console = Console(stderr=False)
+    rep.render(report, console)
+    if args.json_path:
+        rep.write_json(report, args.json_path)
+    if args.plot:
+        rep.plot(report, args.plot)
+    return 1 if rep.verdicts(report) else 0
+
+
+def make_driver(args: argparse.Namespace) -> Driver:
+    if args.target:
+        return HttpDriver(args.target, args.key or os.environ.get("TRIGGER_SECRET_KEY", ""))
+    return EmbeddedDriver(args.workers, args.db)
+
+
+async def run(args: argparse.Namespace, driver: Driver | None = None) -> dict[str, Any]:
+    """Run `args.scenario` end to end and return the report (JSON-native)."""
+    plan = build(
+        args.scenario,
+        runs=args.runs,
+        rate=args.rate,
+        duration=args.duration,
+        work_ms=args.work_ms,
+        seed=args.seed,
+    )
+    driver = driver or make_driver(args)
+    await driver.start()
+    try:
+        figures = await _drive(plan, driver, args)
+    finally:
+        await driver.stop()
+    lines = driver.trace_lines()  # after stop: the workers have written their traces out
+    cleanup = getattr(driver, "cleanup", None)
+    if cleanup is not None:
+        cleanup()
+    ids, records, t0, accept_seconds, rss = figures
+    result = analyze(
+        records,
+        offered=len(plan.items),
+        accepted_ids=ids,
+        t0=t0,
+        accept_seconds=accept_seconds,
+        limits=declared_limits(),
+        executions=trace_counts(lines) if lines is not None else None,
+        never_fail=NEVER_FAIL,
+    )
+    from .measure import timeseries
+
+    return {
+        "scenario": plan.scenario,
+        "description": plan.description,
+        "target": driver.label,
+        "offered_rate": plan.rate,
+        "command": "trigger-do load " + " ".join(sys.argv[1:]) if sys.argv else "",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": rep.machine(),
+        **result,
+        "rss": rss,
+        "timeseries": timeseries(records, t0),
+    }
+
+
+async def _drive(plan: Plan, driver: Driver, args: argparse.Namespace) -> Any:
+    n = len(plan.items)
+    ids: list[str] = []
+    keys: dict[str, str | None] = {}
+    progress = Progress(
+        TextColumn("{task.description:>10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        disable=args.quiet,
+        transient=False,
+    )
+    accepted_bar = progress.add_task("accepted", total=n, rate="")
+    done_bar = progress.add_task("completed", total=n, rate="")
+    t0 = time.time()
+    accept_seconds = 0.0
+
+    async def offer() -> None:
+        nonlocal accept_seconds
+        if plan.rate is None:
+            got = await driver.submit(plan.items, batch=True)
+            _remember(got, plan.items[: len(got)])
+        else:
+            sent = 0
+            tick = max(0.005, min(0.05, 1.0 / plan.rate))
+            while sent < n:
+                due = min(n, int(plan.rate * (time.time() - t0)) + 1)
+                if due > sent:
+                    chunk = plan.items[sent:due]
+                    _remember(await driver.submit(chunk, batch=False), chunk)
+                    sent = due
+                await asyncio.sleep(tick)
+        accept_seconds = time.time() - t0
+        progress.update(
+            accepted_bar, completed=len(ids), rate=f"{len(ids) / max(accept_seconds, 1e-9):,.0f}/s"
+        )
+
+    def _remember(got: list[str], items: Any) -> None:
+        ids.extend(got)
+        for rid, item in zip(got, items, strict=True):
+            if item.key is not None:
+                keys[rid] = item.key
+        progress.update(accepted_bar, completed=len(ids))
+
+    with progress:
+        offering = asyncio.ensure_future(offer())
+        last_done, last_change = -1, time.time()
+        try:
+            while True:
+                await asyncio.sleep(0.2)
+                done = await driver.finished()
+                sample = getattr(driver, "sample_rss", None)
+                if sample is not None:
+                    sample()
+                elapsed = time.time() - t0
+                progress.update(done_bar, completed=done, rate=f"{done / elapsed:,.0f}/s")
+                if done != last_done:
+                    last_done, last_change = done, time.time()
+                if offering.done():
+                    offering.result()  # raise what the submission raised
+                    if done >= len(ids):
+                        break
+                if elapsed > args.timeout or time.time() - last_change > args.stall:
+                    progress.console.print(
+                        f"[yellow]gave up waiting: {done:,} of {len(ids):,} finished[/]"
+                    )
+                    break
+        finally:
+            if not offering.done():
+                offering.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await offering
+    records = await driver.collect(ids, keys)
+    return ids, records, t0, accept_seconds, driver.rss()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

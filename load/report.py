@@ -1,0 +1,152 @@
+"""The report: a rich table for people, JSON for machines, a PNG for a glance."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def machine() -> dict[str, Any]:
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = None
+    try:
+        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": mem,
+        "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}",
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _ms(d: dict[str, Any]) -> str:
+    return " / ".join("-" if d.get(k) is None else f"{d[k]:,.1f}" for k in ("p50", "p95", "p99"))
+
+
+def verdicts(report: dict[str, Any]) -> list[str]:
+    """What broke a guarantee (empty when every check passed)."""
+    bad: list[str] = []
+    if report["lost"]:
+        bad.append(f"{report['lost']} lost runs")
+    if report["duplicates"]["runs"]:
+        bad.append(f"{report['duplicates']['runs']} runs completed more than once")
+    for task, c in report["concurrency"].items():
+        if not c["ok"]:
+            bad.append(
+                f"{task}: concurrency limit not enforced yet (observed {c['max_observed']} "
+                f"> limit {c['limit']} on {c['worst_key']})"
+            )
+    for task, r in report["rate_limits"].items():
+        if not r["ok"]:
+            bad.append(
+                f"{task}: rate limit not enforced yet ({r['violations']} starts over "
+                f"{r['limit']} per {r['period_s']:g}s; up to {r['max_in_window']} in one window)"
+            )
+    return bad
+
+
+def render(report: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    t = Table(title=f"trigger.do load: {report['scenario']} on {report['target']}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("note")
+    t.add_row("runs offered / accepted", f"{report['offered']:,} / {report['accepted']:,}", "")
+    t.add_row(
+        "accepted/s", f"{report['accepted_per_s']:,.0f}", f"in {report['accept_seconds']:.3f} s"
+    )
+    t.add_row(
+        "completed/s (end to end)",
+        f"{report['completed_per_s']:,.0f}",
+        f"{report['completed']:,} in {report['wall_seconds']:.3f} s",
+    )
+    lat = report["latency_ms"]
+    t.add_row("trigger->start p50/p95/p99 ms", _ms(lat["trigger_to_start"]), "")
+    t.add_row("trigger->complete p50/p95/p99 ms", _ms(lat["trigger_to_complete"]), "")
+    for task, c in report["concurrency"].items():
+        note = "ok" if c["ok"] else "LIMIT NOT ENFORCED YET"
+        t.add_row(
+            f"max concurrency per key ({task})",
+            f"{c['max_observed']} / limit {c['limit']}",
+            f"{c['keys']} keys; {note}",
+        )
+    for task, r in report["rate_limits"].items():
+        note = "ok" if r["ok"] else "LIMIT NOT ENFORCED YET"
+        t.add_row(
+            f"rate-window violations ({task})",
+            f"{r['violations']:,}",
+            f"limit {r['limit']}/{r['period_s']:g}s, max {r['max_in_window']} in a window; {note}",
+        )
+    t.add_row(
+        "lost runs",
+        f"{report['lost']:,}",
+        ", ".join(f"{k}: {v}" for k, v in report["states"].items() if k != "completed"),
+    )
+    d = report["duplicates"]
+    t.add_row("duplicate completions", f"{d['runs']:,}", f"from {d['source']}")
+    t.add_row("runs with >1 attempt (never-failing tasks)", f"{report['reexecuted']:,}", "")
+    rss = report.get("rss")
+    if rss:
+        t.add_row(
+            "peak RSS per worker (MiB)",
+            ", ".join(f"{v:g}" for v in rss["worker_peak_mib"]) or "-",
+            f"driver {rss['driver_peak_mib']} MiB",
+        )
+    else:
+        t.add_row("peak RSS", "n/a", "not measurable on a remote target")
+    console.print(t)
+    bad = verdicts(report)
+    if bad:
+        console.print("[bold red]checks failed:[/] " + "; ".join(bad))
+    else:
+        console.print("[bold green]checks passed:[/] 0 lost, 0 duplicates, limits held")
+
+
+def write_json(report: dict[str, Any], path: str) -> None:
+    Path(path).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+
+
+def plot(report: dict[str, Any], path: str) -> None:
+    """Throughput and latency over time (needs matplotlib: pip install 'trigger-do[load]')."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install 'trigger-do[load]'") from None
+    series = report["timeseries"]
+    ts = [p["t"] for p in series]
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 6))
+    top.plot(ts, [p["completed_per_s"] for p in series], label="completed/s")
+    top.set_ylabel("runs/s")
+    top.legend(loc="upper right")
+    top.set_title(f"{report['scenario']} on {report['target']}")
+    for name, label in (
+        ("start_p50_ms", "trigger->start p50"),
+        ("complete_p50_ms", "trigger->complete p50"),
+    ):
+        pts = [(p["t"], p[name]) for p in series if p[name] is not None]
+        if pts:
+            bottom.plot([a for a, _ in pts], [b for _, b in pts], label=label)
+    bottom.set_ylabel("ms")
+    bottom.set_xlabel("seconds since the first trigger")
+    bottom.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,145 @@
+"""The scenarios: what each one offers (which runs, all at once or at a rate).
+
+A scenario is a plan: a list of items (task, payload, the key it counts against) and an
+offered rate (None: one `batch_trigger` of everything). Plans are deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from .measure import Limit
+
+ORGS = 50
+
+
+@dataclass(frozen=True)
+class Item:
+    task: str
+    payload: Any
+    key: str | None = None
+
+
+@dataclass
+class Plan:
+    scenario: str
+    items: list[Item]
+    rate: float | None  # offered runs/s; None: everything in one batch_trigger
+    description: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    default_runs: int
+    description: str
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("fanout", 100_000, "one batch_trigger of N noop runs"),
+        Scenario(
+            "per-org",
+            20_000,
+            f"N runs for {ORGS} organizations, one holding half the load; "
+            "concurrency limit 10 per org; each run holds its slot ~10 ms",
+        ),
+        Scenario(
+            "rate-limited",
+            3_000,
+            "a task limited to 100 starts/s, offered at 10x that (1,000 runs/s)",
+        ),
+        Scenario(
+            "mixed",
+            20_000,
+            "one batch: 70% noop, 15% per-org, 5% rate-limited, 5% failing once then "
+            "retried, 5% checkpointing (3 checkpoints)",
+        ),
+        Scenario("steady", 0, "a fixed offered rate (--rate, default 500/s) for --duration s"),
+    )
+}
+
+
+def org_of(rng: random.Random) -> str:
+    """Half the load on org-0; the rest over org-1..49 with a 1/k (Zipf) skew."""
+    if rng.random() < 0.5:
+        return "org-0"
+    weights = [1 / k for k in range(1, ORGS)]
+    return f"org-{rng.choices(range(1, ORGS), weights)[0]}"
+
+
+def _org_item(rng: random.Random, ms: float) -> Item:
+    org = org_of(rng)
+    return Item("load-org", {"org": org, "ms": ms}, org)
+
+
+def build(
+    name: str,
+    *,
+    runs: int | None = None,
+    rate: float | None = None,
+    duration: float = 10.0,
+    work_ms: float = 10.0,
+    seed: int = 1,
+) -> Plan:
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
+    spec = SCENARIOS[name]
+    rng = random.Random(seed)
+    n = runs if runs is not None else spec.default_runs
+    if name == "fanout":
+        return Plan(name, [Item("load-noop", None)] * n, rate, spec.description)
+    if name == "per-org":
+        return Plan(name, [_org_item(rng, work_ms) for _ in range(n)], rate, spec.description)
+    if name == "rate-limited":
+        from .tasks import RATE_LIMIT
+
+        return Plan(
+            name,
+            [Item("load-rate", None)] * n,
+            rate if rate is not None else 10.0 * RATE_LIMIT,
+            spec.description,
+        )
+    if name == "mixed":
+        items: list[Item] = []
+        for _ in range(n):
+            x = rng.random()
+            if x < 0.70:
+                items.append(Item("load-noop", None))
+            elif x < 0.85:
+                items.append(_org_item(rng, work_ms))
+            elif x < 0.90:
+                items.append(Item("load-rate", None))
+            elif x < 0.95:
+                items.append(Item("load-flaky", {"fail": 1}))
+            else:
+                items.append(Item("load-checkpoint", {"steps": 3}))
+        return Plan(name, items, rate, spec.description)
+    # steady
+    r = rate if rate is not None else 500.0
+    count = runs if runs is not None else max(1, int(r * duration))
+    return Plan(name, [Item("load-noop", None)] * count, r, spec.description)
+
+
+def declared_limits() -> dict[str, Limit]:
+    """What the load tasks declare (`concurrency={...}`, `rate_limit={...}`)."""
+    from .tasks import TASKS
+
+    out: dict[str, Limit] = {}
+    for task_id, t in TASKS.items():
+        conc = t.concurrency.limit if t.concurrency is not None else None
+        rl = t.rate_limit
+        if conc is not None or rl is not None:
+            out[task_id] = Limit(
+                concurrency=conc,
+                rate=rl.limit if rl is not None else None,
+                period=rl.period if rl is not None else None,
+            )
+    return out
+
+
+NEVER_FAIL = ("load-noop", "load-org", "load-rate", "load-checkpoint")
