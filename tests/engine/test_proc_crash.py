@@ -41,7 +41,12 @@ async def test_sigkill_mid_run_resumes_from_checkpoints(
         assert killed == pid
         out = await handle.result(timeout=90)
         status = await handle.status()
-        depth = rt.sql.exec("SELECT count(*) FROM queue_messages")[0][0]
+        # acks are settled with a worker's next claim or heartbeat (within a second)
+        for _ in range(100):
+            depth = rt.sql.exec("SELECT count(*) FROM queue_messages")[0][0]
+            if depth == 0:
+                break
+            await asyncio.sleep(0.05)
 
     assert out == {"chunks": 1000, "attempt": 2, "download_calls": 1}
     assert (status.state, status.attempt) == (RunState.COMPLETED, 2)

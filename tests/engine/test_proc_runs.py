@@ -124,7 +124,10 @@ async def test_cancel_and_ttl_of_runs_queued_behind_others(
             status = await h.status()
             assert status.started_at is None and status.attempt == 0
         assert (await queued.status()).state == RunState.CANCELED
-        await asyncio.sleep(0.3)
+        for _ in range(60):  # acks settle with the next claim or heartbeat
+            if rt.sql.exec("SELECT count(*) FROM queue_messages")[0][0] == 0:
+                break
+            await asyncio.sleep(0.05)
         assert rt.sql.exec("SELECT count(*) FROM queue_messages")[0][0] == 0
 
 

@@ -14,6 +14,10 @@ from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import FINAL_STATES, STARTABLE, RunState, sources_for
 
+# `runs.has_object`: 0 no run object, 1 a run object (checkpoints, steps, logs), WATCHED a
+# run object with live-log subscribers (Cloudflare: told when the run ends; see writer.py)
+WATCHED = 2
+
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS runs (
         id TEXT PRIMARY KEY,
@@ -387,9 +391,9 @@ class RunIndexObject:
                     "resumed": resumed,
                     "payload": payload,
                     "payload_packet": packet,
-                    "options": loads(options),
-                    "metadata": loads(metadata),
-                    "tags": loads(tags),
+                    "options": loads(options) if options != "{}" else {},
+                    "metadata": loads(metadata) if metadata != "{}" else {},
+                    "tags": loads(tags) if tags != "[]" else [],
                     "created_at": created_at,
                     "started_at": started_at or now,
                 }
@@ -432,8 +436,11 @@ class RunIndexObject:
         output?, output_packet?, error?, due_at?, progress?, metadata?, has_object?}`;
         `state` is final, `waiting_for_retry` or `queued` (continued). A stale outcome
         (lease lost, run canceled) changes nothing. Returns `{"applied": {id: dispatch}}`,
-        the new dispatch number for the runs that need a message."""
+        the new dispatch number for the runs that need a message, and, when there are any,
+        `"watched": {id: state}`: the runs that ended here while live-log subscribers
+        watch them."""
         applied: dict[str, int] = {}
+        watched: dict[str, str] = {}
         for state in {o["state"] for o in outcomes}:
             group = [o for o in outcomes if o["state"] == state]
             sources = _in(sources_for(state))
@@ -461,7 +468,7 @@ class RunIndexObject:
                           FROM json_each(?5)) AS j
                     WHERE runs.id = j.id AND +runs.lease_token = ?6 AND runs.attempt = j.attempt
                       AND +runs.state IN ({sources})
-                    RETURNING runs.id, runs.dispatch""",
+                    RETURNING runs.id, runs.dispatch, runs.has_object""",
                     state,
                     now,
                     final,
@@ -469,9 +476,20 @@ class RunIndexObject:
                     chunk,
                     token,
                 )
-                for rid, dispatch in rows:
+                for rid, dispatch, has_object in rows:
                     applied[rid] = dispatch
-        return {"applied": applied}
+                    if final and has_object == WATCHED:
+                        watched[rid] = state
+        return {"applied": applied, "watched": watched} if watched else {"applied": applied}
+
+    def watch(self, run_id: str) -> str | None:
+        """A live-log subscriber connects (Cloudflare's run object): mark the run watched
+        (`has_object` = 2, so the writer tells its object when it ends) and return its state
+        (None: no such run), in one transaction."""
+        rows = self.sql.exec(
+            "UPDATE runs SET has_object = ? WHERE id = ? RETURNING state", WATCHED, run_id
+        )
+        return str(rows[0][0]) if rows else None
 
     def update_progress(self, updates: list[dict[str, Any]], token: str, now: float) -> None:
         """Live progress and metadata of running runs: `{id, progress?, metadata?,

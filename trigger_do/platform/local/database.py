@@ -78,7 +78,7 @@ class LocalSql:
                 if time.monotonic() > deadline:
                     raise
             time.sleep(pause * (0.5 + random.random()))
-            pause = min(pause * 1.5, 0.005)
+            pause = min(pause * 1.5, 0.001)
 
     def transaction(self, fn: Callable[[], T]) -> T:
         conn = self.conn

@@ -61,6 +61,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.batch_wait = batch_wait  # how long a short batch may wait to fill up
         self.inflight: dict[int, list[LocalMessage]] = {}
+        self.finished: list[LocalMessage] = []  # settled with the next claim (or heartbeat)
         self.stop_event = asyncio.Event()
 
     async def run(self) -> None:
@@ -93,7 +94,8 @@ class Worker:
         """Up to `n` messages; a short batch waits up to `batch_wait` to fill up."""
         if not self.queue.has_visible():
             return []
-        messages = self.queue.receive(n)
+        finished, self.finished = self.finished, []
+        messages = self.queue.receive(n, settle=finished)
         deadline = time.monotonic() + self.batch_wait
         while messages and len(messages) < n and time.monotonic() < deadline:
             await self._sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
@@ -115,7 +117,7 @@ class Worker:
             log.exception("a batch failed; its messages will be redelivered")
         finally:
             self.inflight.pop(key, None)
-            self.queue.settle(messages)
+            self.finished += messages
 
     async def _dead_letters(self) -> None:
         messages = self.dlq.receive(self.batch_size)
@@ -141,10 +143,18 @@ class Worker:
                 log.exception("worker heartbeat failed")
 
     def _settle_all(self) -> None:
-        for key, messages in list(self.inflight.items()):
-            pending = self.queue.settle(messages)
-            self.queue.extend(pending)
-            self.inflight[key] = pending
+        """In one transaction: settle finished batches, settle what running batches decided
+        so far, and keep their other messages leased."""
+        finished, self.finished = self.finished, []
+
+        def apply() -> None:
+            self.queue.settle(finished)
+            for key, messages in list(self.inflight.items()):
+                pending = self.queue.settle(messages)
+                self.queue.extend(pending)
+                self.inflight[key] = pending
+
+        self.sql.transaction(apply)
 
     def _register(self) -> None:
         now = self.platform.clock.now()
