@@ -33,12 +33,16 @@ async def run_demo(*, workers: int = 2, batch: int = 1000) -> int:
     ex = _examples()
     with tempfile.TemporaryDirectory(prefix="trigger-do-demo-") as tmp:
         db = Path(tmp) / "demo.db"
-        console.print(f"[bold]trigger.do demo[/]: embedded runtime, {workers} worker processes, "
-                      f"database {db}")
+        console.print(
+            f"[bold]trigger.do demo[/]: embedded runtime, {workers} worker processes, database {db}"
+        )
         async with local(tasks=ex, db=db, workers=workers):
             ok = await _scenarios(console, ex, batch)
-    console.print("[bold green]demo finished: every run ended as expected[/]" if ok
-                  else "[bold red]demo finished with unexpected results[/]")
+    console.print(
+        "[bold green]demo finished: every run ended as expected[/]"
+        if ok
+        else "[bold red]demo finished with unexpected results[/]"
+    )
     return 0 if ok else 1
 
 
@@ -48,15 +52,18 @@ async def _scenarios(console: Console, ex: Any, batch: int) -> bool:
     # 1. a simple task, trigger and wait
     t0 = time.perf_counter()
     out = await ex.send_email.trigger_and_wait(
-        {"to": "user@example.com", "subject": "Hello", "body": "Welcome!"}, timeout=30)
+        {"to": "user@example.com", "subject": "Hello", "body": "Welcome!"}, timeout=30
+    )
     console.print(f"send-email          completed in {_ms(t0)}: {out}")
 
     # 2. retries with exponential backoff: fails twice, succeeds on attempt 3
     handle = await ex.sync_data.trigger({"source_id": "src-123", "fail_times": 2})
     out = await handle.result(timeout=60)
     status = await handle.status()
-    console.print(f"sync-data           completed on attempt {status.attempt} "
-                  f"(2 failures retried with backoff): {out}")
+    console.print(
+        f"sync-data           completed on attempt {status.attempt} "
+        f"(2 failures retried with backoff): {out}"
+    )
     ok &= status.attempt == 3
 
     # 3. a long-running task that checkpoints 1,000 chunks, with live progress
@@ -70,8 +77,10 @@ async def _scenarios(console: Console, ex: Any, batch: int) -> bool:
                 break
             await _sleep(0.1)
     out = await handle.result(timeout=120)
-    console.print(f"process-large-file  {status.state.value}: {out}, "
-                  f"{len(status.checkpoints)} checkpoints, last {status.checkpoints[-1].name}")
+    console.print(
+        f"process-large-file  {status.state.value}: {out}, "
+        f"{len(status.checkpoints)} checkpoints, last {status.checkpoints[-1].name}"
+    )
     ok &= len(status.checkpoints) == 1001
 
     # 4. a batch, fanned out over the workers
@@ -93,8 +102,10 @@ async def _scenarios(console: Console, ex: Any, batch: int) -> bool:
             await _sleep(0.05)
     results = await b.results(timeout=120)
     right = all(r == {"sum": 2 * i} for i, r in enumerate(results))
-    console.print(f"batch of {batch}       accepted in {accepted}, all completed in {_ms(t0)}; "
-                  f"outputs in input order: {right}")
+    console.print(
+        f"batch of {batch}       accepted in {accepted}, all completed in {_ms(t0)}; "
+        f"outputs in input order: {right}"
+    )
     ok &= right
 
     # 5. a sync task that aborts: fails at once, without retrying
@@ -104,15 +115,23 @@ async def _scenarios(console: Console, ex: Any, batch: int) -> bool:
         ok = False
     except RunFailedError as exc:
         status = await handle.status()
-        console.print(f"validate-order      {exc.state} after {status.attempt} attempt "
-                      f"(AbortTaskRunError, no retry): {exc.error.get('message')}")
+        console.print(
+            f"validate-order      {exc.state} after {status.attempt} attempt "
+            f"(AbortTaskRunError, no retry): {exc.error.get('message')}"
+        )
         ok &= status.attempt == 1
     return bool(ok)
 
 
 def _bar(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description:20}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), console=console, transient=True)
+    return Progress(
+        TextColumn("{task.description:20}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
 
 
 async def _sleep(seconds: float) -> None:

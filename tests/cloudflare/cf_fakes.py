@@ -13,6 +13,7 @@ as `int`, as Pyodide converts a JS number that is a safe integer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import json
@@ -302,12 +303,173 @@ class FakeStorage:
         self.alarm_ms = None
 
 
+# --- WebSockets and the Hibernation API ------------------------------------------------------
+# Mirrors https://developers.cloudflare.com/workers/runtime-apis/websockets/ (`new
+# WebSocketPair()`, whose `Object.values()` are [client, server]; `send`, `close(code,
+# reason)`: code 1000, 1001-1003, 1007-1014 or 3000-4999, reason at most 123 bytes; `send`
+# after close throws), https://developers.cloudflare.com/durable-objects/best-practices/websockets/
+# (hibernation: the object may be evicted whenever no event handler runs while its accepted
+# sockets stay open; the constructor runs again on the next event; `serializeAttachment`
+# keeps a structured clone of at most 16,384 bytes, `deserializeAttachment()` returns it or
+# null) and https://developers.cloudflare.com/durable-objects/api/state/ (`acceptWebSocket(ws,
+# tags)`: a server end not already `accept()`ed, at most 10 tags of at most 256 characters,
+# at most 32,768 sockets per object; `getWebSockets(tag?)`: the accepted sockets still
+# connected, with that tag; `getTags(ws)`). Handlers: `webSocketMessage(ws, message)`,
+# `webSocketClose(ws, code, reason, wasClean)`, `webSocketError(ws, error)`. With
+# compatibility date 2026-04-07 or later (`web_socket_auto_reply_to_close`) the runtime
+# answers a client's Close frame itself; calling `close()` afterwards is allowed.
+# In Pyodide a JS `WebSocketPair` is built with `WebSocketPair.new()` and destructured with
+# `.object_values()` (the JsProxy method for `Object.values`).
+
+ATTACHMENT_LIMIT = 16_384
+MAX_TAGS, MAX_TAG_CHARS, MAX_SOCKETS = 10, 256, 32_768
+_CLOSE_CODES = {1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)}
+
+
+class FakeWebSocket:
+    """One end of a `WebSocketPair`. The server end goes to the Durable Object; the client
+    end is what the caller (here: the test, as the remote client) holds."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        self.peer: FakeWebSocket | None = None
+        self.accepted = False  # `accept()` (standard API) or `acceptWebSocket` (hibernation)
+        self.hibernatable = False
+        self.closed: tuple[int, str] | None = None  # the close this end received or sent
+        self.received: list[Any] = []  # messages that arrived at this end
+        self._attachment: str | None = None
+        self.arrived = asyncio.Event()  # set whenever a message or the close arrives
+
+    # -- the standard API -------------------------------------------------------------------
+    def accept(self) -> None:
+        if self.accepted:
+            raise JsError("TypeError: WebSocket already accepted")
+        self.accepted = True
+
+    def send(self, message: Any) -> None:
+        if self.role == "server" and not self.accepted:
+            raise JsError("TypeError: You must call accept() on this WebSocket before sending")
+        if self.closed is not None:
+            raise JsError("TypeError: Can't call WebSocket send() after close().")
+        assert self.peer is not None
+        text = py(message)
+        if not isinstance(text, str | bytes):
+            raise JsError("TypeError: WebSocket send() takes a string or an ArrayBuffer")
+        self.peer.received.append(text)
+        self.peer.arrived.set()
+        if self.peer.hub is not None:  # a client's message: the object's handler runs later
+            self.peer.hub.events.append(("message", self.peer, text))
+
+    def close(self, code: Any = 1000, reason: Any = "") -> None:
+        code, reason = int(py(code)), str(py(reason) or "")
+        if code not in _CLOSE_CODES:
+            raise JsError(f"TypeError: Invalid WebSocket close code: {code}.")
+        if len(reason.encode()) > 123:
+            raise JsError("TypeError: the close reason is longer than 123 bytes")
+        if self.closed is not None:
+            return  # closing twice (e.g. after the runtime's auto-reply) does nothing
+        self.closed = (code, reason)
+        assert self.peer is not None
+        if self.peer.closed is None:
+            self.peer.closed = (code, reason)
+            self.peer.arrived.set()
+            if self.peer.role == "server":  # a client closing: the object hears of it
+                hub = self.peer.hub
+                if hub is not None:
+                    hub.events.append(("close", self.peer, code, reason))
+
+    hub: FakeSocketHub | None = None
+
+    # -- the hibernation extensions --------------------------------------------------------
+    def serializeAttachment(self, value: Any) -> None:
+        text = json.dumps(py(value))
+        if len(text.encode()) > ATTACHMENT_LIMIT:
+            raise JsError(f"serializeAttachment: over {ATTACHMENT_LIMIT} bytes serialized")
+        self._attachment = text
+
+    def deserializeAttachment(self) -> Any:
+        return js_null() if self._attachment is None else js_value(json.loads(self._attachment))
+
+    # -- for the tests (the remote client's view) ------------------------------------------
+    def messages(self) -> list[Any]:
+        return [json.loads(m) for m in self.received]
+
+
+class _Pair:
+    def __init__(self) -> None:
+        self.client, self.server = FakeWebSocket("client"), FakeWebSocket("server")
+        self.client.peer, self.server.peer = self.server, self.client
+
+    def object_values(self) -> list[FakeWebSocket]:
+        return [self.client, self.server]
+
+
+class FakeWebSocketPair:
+    """`WebSocketPair` as Python sees the JS class (`WebSocketPair.new()`)."""
+
+    @staticmethod
+    def new() -> _Pair:
+        return _Pair()
+
+
+@dataclass
+class FakeUpgradeResponse:
+    """`new Response(null, {status: 101, webSocket: client})`."""
+
+    webSocket: FakeWebSocket
+    status: int = 101
+
+
+class FakeSocketHub:
+    """The runtime's side of one object's hibernatable sockets: they outlive its instances."""
+
+    def __init__(self) -> None:
+        self.sockets: list[tuple[FakeWebSocket, list[str]]] = []
+        self.events: list[tuple[Any, ...]] = []  # client messages/closes not yet delivered
+
+    def accept(self, ws: Any, tags: Any = None) -> None:
+        if not isinstance(ws, FakeWebSocket) or ws.role != "server":
+            raise JsError("TypeError: acceptWebSocket() takes the server end of a WebSocketPair")
+        if ws.accepted:
+            raise JsError(
+                "TypeError: this WebSocket was already accepted (call only one of "
+                "accept() and acceptWebSocket())"
+            )
+        names = [str(t) for t in (py(tags) or [])]
+        if len(names) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in names):
+            raise JsError(f"acceptWebSocket: at most {MAX_TAGS} tags of {MAX_TAG_CHARS} chars")
+        if len(self.live()) >= MAX_SOCKETS:
+            raise JsError(f"acceptWebSocket: at most {MAX_SOCKETS} WebSockets per object")
+        ws.accepted = ws.hibernatable = True
+        ws.hub = self
+        self.sockets.append((ws, names))
+
+    def live(self, tag: str | None = None) -> list[FakeWebSocket]:
+        return [
+            ws for ws, tags in self.sockets if ws.closed is None and (tag is None or tag in tags)
+        ]
+
+
 @dataclass
 class FakeState:
-    """`ctx` of a Durable Object (`DurableObjectState`): `id` and `storage`."""
+    """`ctx` of a Durable Object (`DurableObjectState`): `id`, `storage` and the
+    WebSocket Hibernation API over the object's `FakeSocketHub`."""
 
     id: Any
     storage: FakeStorage
+    hub: FakeSocketHub = field(default_factory=FakeSocketHub)
+
+    def acceptWebSocket(self, ws: Any, tags: Any = None) -> None:
+        self.hub.accept(ws, tags)
+
+    def getWebSockets(self, tag: Any = None) -> Any:
+        return self.hub.live(None if tag is None else str(py(tag)))
+
+    def getTags(self, ws: Any) -> Any:
+        for sock, tags in self.hub.sockets:
+            if sock is ws:
+                return list(tags)
+        raise JsError("TypeError: getTags() of a WebSocket this object did not accept")
 
 
 # --- Durable Object namespaces and stubs ---------------------------------------------------
@@ -351,21 +513,29 @@ class FakeStub:
         self._ns = namespace
         self._id = object_id
 
+    async def fetch(self, request: Any) -> Any:
+        """`stub.fetch(request)`: the object's `fetch` gets the Request itself (a WebSocket
+        upgrade's 101 response, carrying the client end, comes back unchanged)."""
+        async with self._ns.event(self._id) as instance:
+            self._ns.rpc_log.append(("fetch", (request.url,)))
+            return await instance.fetch(request)
+
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):
             raise AttributeError(method)
 
         async def rpc(*args: Any) -> Any:
             cloned = [_rpc_clone(a) for a in args]
-            instance = self._ns.instance(self._id)
-            fn = getattr(instance, method, None)
-            if fn is None:
-                raise JsError(f"TypeError: The RPC receiver does not implement {method!r}")
-            self._ns.calls += 1
-            result = fn(*cloned)
-            if asyncio.iscoroutine(result):
-                result = await result
-            return _rpc_clone(result)
+            async with self._ns.event(self._id) as instance:
+                fn = getattr(instance, method, None)
+                if fn is None:
+                    raise JsError(f"TypeError: The RPC receiver does not implement {method!r}")
+                self._ns.calls += 1
+                self._ns.rpc_log.append((method, tuple(cloned)))
+                result = fn(*cloned)
+                if asyncio.iscoroutine(result):
+                    result = await result
+                return _rpc_clone(result)
 
         return rpc
 
@@ -382,7 +552,14 @@ class FakeNamespace:
         self.databases: dict[FakeId, sqlite3.Connection] = {}
         self.storages: dict[FakeId, FakeStorage] = {}
         self.instances: dict[FakeId, Any] = {}
+        self.hubs: dict[FakeId, FakeSocketHub] = {}
         self.calls = 0
+        self.rpc_log: list[tuple[str, tuple[Any, ...]]] = []  # (method, args) of each call
+        # hibernation at its most eager: drop an object's instance whenever no event
+        # handler of it runs, so every handler must rebuild its state from storage and
+        # the sockets' attachments
+        self.evict_between_events = False
+        self._running: dict[FakeId, int] = {}
 
     def idFromName(self, name: str) -> FakeId:
         return FakeId(self.name, str(py(name)))
@@ -398,12 +575,42 @@ class FakeNamespace:
                 conn = sqlite3.connect(":memory:", isolation_level=None)
                 self.databases[object_id] = conn
                 storage = self.storages[object_id] = FakeStorage(conn, self.clock)
-            found = self.instances[object_id] = self.cls(FakeState(object_id, storage), self.env)
+            hub = self.hubs.setdefault(object_id, FakeSocketHub())
+            state = FakeState(object_id, storage, hub)
+            found = self.instances[object_id] = self.cls(state, self.env)
         return found
 
+    @contextlib.asynccontextmanager
+    async def event(self, object_id: FakeId) -> Any:
+        """One event handler run on the object (an RPC, a fetch, an alarm, a WebSocket
+        event); with `evict_between_events`, the instance is dropped when none runs."""
+        self._running[object_id] = self._running.get(object_id, 0) + 1
+        try:
+            yield self.instance(object_id)
+        finally:
+            self._running[object_id] -= 1
+            if self.evict_between_events and not self._running[object_id]:
+                self.instances.pop(object_id, None)
+
     def evict_all(self) -> None:
-        """Drop every in-memory instance (as an eviction or a deploy would); storage stays."""
+        """Drop every in-memory instance (as an eviction or a deploy would); storage and
+        accepted hibernatable WebSockets stay."""
         self.instances.clear()
+
+    async def deliver_socket_events(self) -> int:
+        """Deliver the clients' closes to the objects' `webSocketClose` handlers (waking
+        hibernated objects: the constructor runs first). Returns how many."""
+        delivered = 0
+        for object_id, hub in list(self.hubs.items()):
+            events, hub.events = hub.events, []
+            for kind, ws, *rest in events:
+                async with self.event(object_id) as instance:
+                    if kind == "close":
+                        await instance.webSocketClose(ws, rest[0], rest[1], True)
+                    else:
+                        await instance.webSocketMessage(ws, rest[0])
+                delivered += 1
+        return delivered
 
     async def fire_alarms(self) -> int:
         """Run `alarm()` on every object whose alarm is due (at most once each)."""
@@ -412,7 +619,8 @@ class FakeNamespace:
         for object_id, storage in list(self.storages.items()):
             if storage.alarm_ms is not None and storage.alarm_ms <= now_ms:
                 storage.alarm_ms = None
-                await self.instance(object_id).alarm()
+                async with self.event(object_id) as instance:
+                    await instance.alarm()
                 fired += 1
         return fired
 
@@ -719,8 +927,9 @@ def make_cloud(
     vars: dict[str, str] | None = None,
 ) -> Cloud:
     """An env like the one wrangler.toml declares, with the trigger.do entry points."""
-    from trigger_do.platform.cloudflare import entry
+    from trigger_do.platform.cloudflare import entry, ffi
 
+    ffi.RUNTIME.update(WebSocketPair=FakeWebSocketPair, upgrade_response=FakeUpgradeResponse)
     clock = OffsetClock()
     queues = FakeQueues(clock)
     queues.consume(
@@ -759,13 +968,30 @@ def make_cloud(
 # runs lifespan shutdown.
 
 
+class FakeHeaders:
+    """A JS `Headers`: iterable of [name, value] (names lower-cased), `get(name)` -> the
+    value or null."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._items = [[k.lower(), v] for k, v in headers.items()]
+
+    def __iter__(self) -> Any:
+        return iter(self._items)
+
+    def get(self, name: str) -> Any:
+        for k, v in self._items:
+            if k == str(name).lower():
+                return v
+        return js_null()
+
+
 class FakeRequest:
-    """A JS `Request`: method, url, headers (iterable of [name, value]), `arrayBuffer()`."""
+    """A JS `Request`: method, url, headers (`Headers`), `arrayBuffer()`."""
 
     def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes = b""):
         self.method = method
         self.url = url
-        self.headers = [[k.lower(), v] for k, v in headers.items()]
+        self.headers = FakeHeaders(headers)
         self._body = body
 
     async def arrayBuffer(self) -> bytes:

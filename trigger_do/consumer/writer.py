@@ -4,11 +4,14 @@ each object in one call (so a batch of 100 noop runs costs one outcome write, no
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from typing import Any
 
 from ..ports import OutMessage, Platform
 from ..shared.ids import shard_of
+
+log = logging.getLogger("trigger_do.consumer")
 
 
 class Writer:
@@ -97,9 +100,11 @@ class Writer:
             outcome.update(updates.get(outcome["id"], {}))
             grouped[shard_of(outcome["id"], shards)].append(outcome)
         applied: dict[str, int] = {}
+        watched: dict[str, str] = {}
         for shard, group in grouped.items():
             res = await index.get(f"shard-{shard}").call("finish_many", group, self.token, now)
             applied.update(res["applied"])
+            watched.update(res.get("watched") or {})
         messages: list[OutMessage] = []
         for outcome, message, _ in outcomes:
             if message is not None and outcome["id"] in applied:
@@ -109,3 +114,13 @@ class Writer:
         for outcome, _, fut in outcomes:
             if not fut.done():
                 fut.set_result(applied.get(outcome["id"]))
+        if watched:  # only runs with live-log subscribers (Cloudflare): end their streams
+            await asyncio.gather(*(self._tell_finished(r, s) for r, s in watched.items()))
+
+    async def _tell_finished(self, run_id: str, state: str) -> None:
+        """Best effort: the outcome is durable already; a lost call is caught by the run
+        object's own safety-net check."""
+        try:
+            await self.platform.objects("run").get(run_id).call("finished", state)
+        except Exception:
+            log.warning("could not tell the run object of %s that it ended", run_id)

@@ -42,9 +42,7 @@ def _default(value: Any) -> Any:
 def dumps(value: Any) -> str:
     """Compact JSON text. Pydantic models, datetimes, UUIDs and dataclasses are converted."""
     if _orjson is not None:
-        text: str = _orjson.dumps(
-            value, default=_default, option=_orjson.OPT_NON_STR_KEYS
-        ).decode()
+        text: str = _orjson.dumps(value, default=_default, option=_orjson.OPT_NON_STR_KEYS).decode()
         return text
     return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
 

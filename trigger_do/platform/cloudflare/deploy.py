@@ -95,7 +95,12 @@ crons = ["* * * * *"]       # heartbeat: housekeeping, task registration
 """
 
 WORKER_PY = '''\
-"""The Cloudflare Worker: your tasks plus trigger.do's entry points."""
+"""The Cloudflare Worker: your tasks plus trigger.do's entry points.
+
+This folder is the Worker's module root: only files under it are uploaded (plus
+`python_modules/`, which `pywrangler deploy` fills from pyproject.toml's dependencies,
+trigger-do among them), so keep the tasks module here.
+"""
 
 import {tasks}  # noqa: F401  (registers the tasks)
 

@@ -20,9 +20,13 @@ from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
 from ...runs.run_object import RunObject
 from ...sdk.client import EmbeddedClient, pop_client, push_client
+from ...shared.ids import shard_of
+from ...shared.serialization import dumps, loads
 from ...task import registered_tasks
+from . import ffi, live_logs
+from .live_logs import LiveLogs
 from .objects import ObjectHost
-from .platform import WorkerClock, cloudflare_platform
+from .platform import BINDINGS, WorkerClock, cloudflare_platform
 from .queue import settle_unsettled, wrap_batch
 
 log = logging.getLogger("trigger_do.cloudflare")
@@ -63,6 +67,13 @@ class Default(_WorkerEntrypointBase):  # type: ignore[misc]
         return Engine(self.platform())
 
     async def fetch(self, request: Any, *_: Any) -> Any:
+        run_id = live_logs.route(request)
+        if run_id is not None and live_logs.authorized(
+            request, str(ffi.to_py(getattr(self.env, "TRIGGER_SECRET_KEY", None)) or "")
+        ):  # live logs end in the run's Durable Object (hibernatable WebSockets)
+            ns = getattr(self.env, BINDINGS["run"])
+            return await ns.get(ns.idFromName(run_id)).fetch(ffi.js_request(request))
+        # (without the key, the app answers as it does to any unauthenticated `/api` call)
         engine = self.engine()
         client = EmbeddedClient(engine)
         push_client(client)
@@ -124,10 +135,11 @@ class _EngineObject(_DurableObjectBase):  # type: ignore[misc]
     """A SQLite Durable Object serving one engine object class over RPC."""
 
     engine_class: type = object
+    extra_schema: tuple[str, ...] = ()
 
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
-        self.host = ObjectHost(self.engine_class, ctx.storage)
+        self.host = ObjectHost(self.engine_class, ctx.storage, self.extra_schema)
 
     async def call(self, name: str, method: str, text: str) -> str:
         return await self.host.call(str(name), str(method), str(text))
@@ -143,9 +155,51 @@ class RunIndex(_EngineObject):
 
 
 class Run(_EngineObject):
-    """One run's checkpoints, steps and logs."""
+    """One run's checkpoints, steps and logs, and the WebSockets of its live-log
+    subscribers (hibernatable: live_logs.py). Everything it needs after an eviction is in
+    its storage and the sockets' attachments; the constructor only builds adapters."""
 
     engine_class = RunObject
+    extra_schema = (live_logs.LIVE_SCHEMA,)
+
+    def __init__(self, ctx: Any, env: Any) -> None:
+        super().__init__(ctx, env)
+        self.live = LiveLogs(ctx, self.host.sql)
+
+    def _index_for(self, run_id: str) -> Any:
+        platform = cloudflare_platform(self.env)
+        shard = shard_of(run_id, platform.index_shards)
+        return platform.objects("run-index").get(f"shard-{shard}")
+
+    async def call(self, name: str, method: str, text: str) -> str:
+        if str(method) == "finished":  # the writer: this watched run ended
+            try:
+                (state,), _ = loads(str(text))
+                await self.live.finished(str(name), str(state))
+            except Exception as exc:
+                return str(dumps({"error": f"{type(exc).__name__}: {exc}"}))
+            return str(dumps({"ok": None}))
+        reply = await super().call(name, method, text)
+        if str(method) == "append":
+            self.live.pushed()
+        return reply
+
+    async def fetch(self, request: Any, *_: Any) -> Any:
+        """A live-log WebSocket the Worker forwarded (key already checked)."""
+        run_id = live_logs.run_id_of(ffi.request_url(request)) or ""
+        return await self.live.connect(request, self._index_for(run_id))
+
+    async def alarm(self, *_: Any) -> None:
+        await self.live.check(self._index_for)
+
+    async def webSocketMessage(self, ws: Any, message: Any) -> None:
+        """Subscribers have nothing to say (the local API ignores what they send too)."""
+
+    async def webSocketClose(self, ws: Any, code: Any, reason: Any, was_clean: Any) -> None:
+        live_logs.close_reply(ws, int(code), str(ffi.to_py(reason) or ""))
+
+    async def webSocketError(self, ws: Any, error: Any) -> None:
+        live_logs.close_reply(ws, 1011, "")
 
 
 class Registry(_EngineObject):

@@ -25,7 +25,6 @@ except ImportError:
     IN_PYODIDE = False
 
 
-
 def _load_jsnull() -> Any:  # pragma: no cover
     """Pyodide 0.27+ converts JS null to `pyodide.ffi.jsnull`, not to None."""
     try:
@@ -109,3 +108,69 @@ def to_py_object(value: Any) -> Any:
     if value is None or (IN_PYODIDE and value is _jsnull):
         return None
     return value
+
+
+# --- WebSockets (the live-log subscribers a run's Durable Object accepts) -------------------
+
+# Stand-ins for runtime globals where the Workers runtime is absent (the contract tests and
+# the Pyodide harness install their fakes here); on Workers this stays empty.
+RUNTIME: dict[str, Any] = {}
+
+
+def websocket_pair() -> tuple[Any, Any]:
+    """`Object.values(new WebSocketPair())` as `(client, server)`."""
+    pair_class = RUNTIME.get("WebSocketPair")
+    if pair_class is None:  # pragma: no cover - Workers only
+        assert _js is not None
+        pair_class = _js.WebSocketPair
+    client, server = pair_class.new().object_values()
+    return client, server
+
+
+def upgrade_response(client: Any) -> Any:
+    """The 101 response handing `client` to the caller: `new Response(null, {status: 101,
+    webSocket: client})` (through the SDK's `Response(..., web_socket=client)`)."""
+    factory = RUNTIME.get("upgrade_response")
+    if factory is not None:
+        return factory(client)
+    from workers import Response  # type: ignore[import-not-found,unused-ignore]  # pragma: no cover
+
+    return Response(None, status=101, web_socket=client)  # pragma: no cover
+
+
+def js_request(request: Any) -> Any:
+    """The JS `Request` under the SDK's Python wrapper (itself when already JS)."""
+    return getattr(request, "js_object", request)
+
+
+def header(request: Any, name: str) -> str | None:
+    """`request.headers.get(name)`: a string, or None (JS null) when absent."""
+    value = to_py(js_request(request).headers.get(name))
+    return None if value is None else str(value)
+
+
+def request_url(request: Any) -> str:
+    return str(to_py(js_request(request).url))
+
+
+def attachment(ws: Any) -> dict[str, Any] | None:
+    """`ws.deserializeAttachment()` as plain Python (None when none was stored)."""
+    value = to_py(ws.deserializeAttachment())
+    return value if isinstance(value, dict) else None
+
+
+def set_attachment(ws: Any, value: dict[str, Any]) -> None:
+    """`ws.serializeAttachment(value)` (a structured-cloneable plain object)."""
+    ws.serializeAttachment(to_js(value))
+
+
+def websockets(ctx: Any, tag: str) -> list[Any]:
+    """`ctx.getWebSockets(tag)` as a Python list of (JS) WebSockets."""
+    found = ctx.getWebSockets(tag)
+    return list(found) if found is not None else []
+
+
+def accept_websocket(ctx: Any, ws: Any, tags: list[str]) -> None:
+    """`ctx.acceptWebSocket(ws, tags)`: hibernatable (the object may leave memory while the
+    socket stays open)."""
+    ctx.acceptWebSocket(ws, to_js(tags))

@@ -62,11 +62,12 @@ class ObjectHost:
     """Runs calls on instances of an engine object class (`RunIndexObject`, ...) over one
     Durable Object's storage. The schema is created once per instance (constructor)."""
 
-    def __init__(self, cls: type, storage: Any) -> None:
+    def __init__(self, cls: type, storage: Any, extra_schema: tuple[str, ...] = ()) -> None:
         self.cls = cls
         self.storage = storage
         self.sql = DurableSql(storage)
-        init_schema(self.sql, [*cls.schema(), ALARM_SCHEMA])  # type: ignore[attr-defined]
+        schema = [*cls.schema(), ALARM_SCHEMA, *extra_schema]  # type: ignore[attr-defined]
+        init_schema(self.sql, schema)
 
     async def call(self, name: str, method: str, text: str) -> str:
         """One RPC: returns `{"ok": result}` or `{"error": "Type: message"}` as JSON text

@@ -1,4 +1,4 @@
-"""The repository's own Worker (wrangler.toml at the root): the example tasks plus the
+"""The repository's own Worker (main module of the root wrangler.toml): the example tasks plus the
 entry points. A user's project gets its own `src/worker.py` from `trigger-do init`."""
 
 import importlib
