@@ -16,7 +16,7 @@ from .coordinator.specs import (
     as_concurrency,
     as_rate_limit,
 )
-from .errors import PayloadValidationError, TaskDefinitionError, UnknownTaskError
+from .errors import PayloadValidationError, TaskDefinitionError
 from .shared.durations import Duration, parse_duration
 from .shared.options import BatchItem, errors_of
 from .shared.retry import Retry, as_retry
@@ -83,7 +83,7 @@ class Task(Generic[R]):
         self.is_async = inspect.iscoroutinefunction(run)
         self.module = getattr(run, "__module__", None) or ""
         self._adapter, self.payload_model = _payload_adapter(run)
-        self._arity = _arity(run)
+        self._arity = arity(run)
         _register(self)
 
     def __repr__(self) -> str:
@@ -211,13 +211,6 @@ def _origin(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
-def get_task(task_id: str) -> Task[Any]:
-    found = _REGISTRY.get(task_id)
-    if found is None:
-        raise UnknownTaskError(task_id, list(_REGISTRY))
-    return found
-
-
 def find_task(task_id: str) -> Task[Any] | None:
     return _REGISTRY.get(task_id)
 
@@ -254,16 +247,17 @@ def _payload_adapter(fn: Callable[..., Any]) -> tuple[TypeAdapter[Any] | None, t
         ) from None
 
 
-def _arity(fn: Callable[..., Any]) -> int:
-    """How many of (payload, ctx) the run function takes."""
+def arity(fn: Callable[..., Any], most: int = 2) -> int:
+    """How many of `most` positional arguments `fn` takes (of (payload, ctx) for a run
+    function; of (payload, output, ctx) for a hook)."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        return 2
+        return most
     if any(p.kind == p.VAR_POSITIONAL for p in params):
-        return 2
+        return most
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    return min(len(positional), 2)
+    return min(len(positional), most)
 
 
 def as_batch_item(item: Any) -> tuple[Any, dict[str, Any]]:

@@ -26,7 +26,7 @@ from ..shared.messages import RunMessage
 from ..shared.retry import Finish, decide_failure
 from ..shared.serialization import dumps, loads, to_jsonable
 from ..shared.states import RunState
-from ..task import Task
+from ..task import Task, arity
 from .context import RunContext
 from .writer import Writer
 
@@ -36,7 +36,8 @@ log = logging.getLogger("trigger_do.consumer")
 @dataclass
 class _Running:
     task: asyncio.Task[Any]
-    stop_reason: str | None = None  # "canceled" | "slice" | "shutdown" | "lost"
+    stop_reason: str | None = None  # "slice" | "shutdown" | "lost"
+    finishing: bool = False  # the user code returned: nothing may stop it now
 
 
 @dataclass
@@ -69,15 +70,22 @@ class Consumer:
         deadline = self.platform.clock.now() + self.config.slice_seconds
         parsed: list[tuple[Message, RunMessage]] = []
         wakes: list[Message] = []
+        seen: set[str] = set()
         for m in messages:
             if self.gate.is_wake(m.body):  # a coordinator's alarm
                 wakes.append(m)
                 continue
             try:
-                parsed.append((m, RunMessage.from_body(m.body)))
+                msg = RunMessage.from_body(m.body)
             except (ValueError, TypeError) as exc:
                 log.error("dropping a malformed message %s: %s", m.id, exc)
                 m.ack()
+                continue
+            if msg.run_id in seen:  # a duplicate in the same batch: one start is enough
+                m.ack()
+                continue
+            seen.add(msg.run_id)
+            parsed.append((m, msg))
         if wakes:
             await self.gate.wake(wakes)
         # the coordinators grant or park the runs of limited queues (one call per queue);
@@ -87,6 +95,7 @@ class Consumer:
         for m, msg, at in admitted:
             by_shard[(shard_of(msg.run_id, self.platform.index_shards), at)].append((m, msg))
         attempts: list[_Attempt] = []
+        again: list[tuple[Message, OutMessage]] = []
         index = self.platform.objects("run-index")
         for (shard, now), pairs in by_shard.items():
             decisions = await index.get(f"shard-{shard}").call(
@@ -98,18 +107,27 @@ class Consumer:
             )
             for (message, msg), d in zip(pairs, decisions, strict=True):
                 kind = d["decision"]
-                if kind == "busy":  # its slot is the running holder's: keep it
-                    self.gate.forget(msg.run_id)
+                if kind == "busy" or (kind == "skip" and d.get("state") == RunState.RUNNING):
+                    self.gate.forget(msg.run_id)  # its slot is the running holder's: keep it
                 elif kind != "start":  # nothing starts: free the slot it was granted
                     self.gate.release(msg.run_id)
                 if kind == "start":
                     attempts.append(_Attempt(message, msg, d))
-                elif kind == "early" or (kind == "busy" and message.attempts > 1):
+                elif kind == "early":
+                    # a delay past the queue's maximum: a fresh message, not a retry (retries
+                    # count as deliveries, and enough of them would dead-letter the run)
+                    delay = min(d["delay"], self.config.max_message_delay)
+                    again.append((message, OutMessage(message.body, delay)))
+                elif kind == "busy" and message.attempts > 1:
                     # a redelivery of a run whose holder may have died: look again once
                     # its lease has run out (a first delivery while busy is a duplicate)
                     message.retry(min(d["delay"], self.config.max_message_delay))
                 else:  # skip, missing, expired
                     message.ack()
+        if again:
+            await self.platform.queue.send_all([out for _, out in again])
+            for message, _ in again:
+                message.ack()
         if not attempts:
             return
         for a in attempts:
@@ -154,7 +172,7 @@ class Consumer:
 
     def _stop(self, run_id: str, reason: str) -> None:
         running = self.running.get(run_id)
-        if running is not None and running.stop_reason is None:
+        if running is not None and running.stop_reason is None and not running.finishing:
             running.stop_reason = reason
             running.task.cancel()
 
@@ -206,8 +224,8 @@ class Consumer:
             a.message.ack()
             return
         outcome["state"] = str(outcome["state"])
-        try:
-            await self.writer.finish(outcome, message)
+        try:  # shielded: the flush is shared with other runs' outcomes
+            await asyncio.shield(self.writer.finish(outcome, message))
         except Exception:
             log.exception("could not record the outcome of %s; it will be redelivered", run_id)
             a.message.retry(1.0)
@@ -232,6 +250,7 @@ class Consumer:
             payload=raw,
             writer=self.writer,
             clock=self.platform.clock,
+            run_sync=self.platform.run_sync,
             checkpoints=state["checkpoints"],
             steps=state["steps"],
             metadata=d.get("metadata") or {},
@@ -315,21 +334,40 @@ class Consumer:
             work: Any = task.call(payload, ctx)
         else:
             work = self.platform.run_sync(task.call, (payload, ctx))
-        if max_duration is None:
-            return await work
         try:
-            return await asyncio.wait_for(work, max_duration)
+            if max_duration is None:
+                result = await work
+            else:
+                result = await asyncio.wait_for(work, max_duration)
         except TimeoutError:
+            self._finishing(ctx.run_id)
             raise _Timeout(f"attempt exceeded max_duration of {max_duration:g}s") from None
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self._finishing(ctx.run_id)
+            raise
+        self._finishing(ctx.run_id)
+        return result
+
+    def _finishing(self, run_id: str) -> None:
+        """The user code is done: its outcome (hooks, packets, the write) must not be cut
+        off by a slice's end, a shutdown or a lease check."""
+        running = self.running.get(run_id)
+        if running is not None:
+            running.finishing = True
 
     async def _hook(self, hook: Any, ctx: RunContext, *args: Any) -> None:
         if hook is None:
             return
-        n = len(inspect.signature(hook).parameters)
+        args = args[: arity(hook, len(args))]
         try:
-            result = hook(*args[:n])
-            if inspect.isawaitable(result):
-                await result
+            if inspect.iscoroutinefunction(hook):
+                await hook(*args)
+            else:  # a sync hook runs off the event loop, which renews the leases
+                result = await self.platform.run_sync(hook, args)
+                if inspect.isawaitable(result):
+                    await result
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..ports import Clock
+from ..ports import Clock, SyncRunner
 from ..shared.serialization import dumps, loads, to_jsonable
 from .writer import Writer
 
@@ -92,6 +92,7 @@ class RunContext:
         payload: Any,
         writer: Writer,
         clock: Clock,
+        run_sync: SyncRunner | None = None,
         checkpoints: list[dict[str, Any]] | None = None,
         steps: dict[str, str | None] | None = None,
         metadata: dict[str, Any] | None = None,
@@ -104,6 +105,8 @@ class RunContext:
         self.tags = list(tags or [])
         self._writer = writer
         self._clock = clock
+        self._run_sync = run_sync
+        self._loop = asyncio.get_running_loop()  # a sync task's thread reports through it
         self._checkpoints = [Checkpoint.from_record(c) for c in checkpoints or []]
         self._steps = dict(steps or {})
         self.metadata = RunMetadata(self, metadata or {})
@@ -146,7 +149,10 @@ class RunContext:
         if name in self._steps:
             stored = self._steps[name]
             return loads(stored) if stored is not None else None
-        result = fn()
+        if inspect.iscoroutinefunction(fn) or self._run_sync is None:
+            result = fn()
+        else:  # a sync step runs off the event loop, which renews the run's lease
+            result = await self._run_sync(fn, ())
         if inspect.isawaitable(result):
             result = await result
         text = dumps(result)
@@ -162,18 +168,46 @@ class RunContext:
             raise ValueError(f"progress is a fraction from 0 to 1, not {fraction!r}")
         await asyncio.shield(self._writer.update(self.run_id, progress=value))
 
+    # sync twins, for sync task functions (they run in a thread on the embedded runtime)
+
+    def checkpoint_sync(self, name: str, data: Any = None) -> None:
+        self._from_thread(self.checkpoint(name, data), "checkpoint")
+
+    def step_sync(self, name: str, fn: Callable[[], Any]) -> Any:
+        return self._from_thread(self.step(name, fn), "step")
+
+    def progress_sync(self, fraction: float) -> None:
+        self._from_thread(self.progress(fraction), "progress")
+
+    def _from_thread(self, coro: Any, name: str) -> Any:
+        if self._in_loop():
+            coro.close()
+            raise RuntimeError(f"ctx.{name}_sync is for sync task functions: use await ctx.{name}")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def _in_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run `fn` on the run's event loop: now if we are on it, else from this thread."""
+        if self._in_loop():
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
     def _log(self, level: str, message: str, extras: dict[str, Any]) -> None:
-        self._writer.append(
-            self.run_id,
-            "logs",
-            {
-                "level": level,
-                "message": message,
-                "attempt": self.attempt,
-                "at": self._clock.now(),
-                "extras": dumps(to_jsonable(extras)) if extras else None,
-            },
-        )
+        record = {
+            "level": level,
+            "message": message,
+            "attempt": self.attempt,
+            "at": self._clock.now(),
+            "extras": dumps(to_jsonable(extras)) if extras else None,
+        }
+        self._soon(self._writer.append, self.run_id, "logs", record)
 
     def _changed_metadata(self) -> None:
-        self._writer.update(self.run_id, metadata=self.metadata.to_dict())
+        data = self.metadata.to_dict()
+        self._soon(lambda: self._writer.update(self.run_id, metadata=data))

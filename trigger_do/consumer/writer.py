@@ -82,10 +82,12 @@ class Writer:
     ) -> None:
         now = self.platform.clock.now()
         runs = self.platform.objects("run")
-        for run_id, entry in objects.items():
-            await runs.get(run_id).call(
-                "append", entry["checkpoints"], entry["steps"], entry["logs"]
+        await asyncio.gather(  # one call per run object (concurrent where that is real)
+            *(
+                runs.get(run_id).call("append", e["checkpoints"], e["steps"], e["logs"])
+                for run_id, e in objects.items()
             )
+        )
         index = self.platform.objects("run-index")
         shards = self.platform.index_shards
         finishing = {o["id"] for o, _, _ in outcomes}
@@ -95,25 +97,29 @@ class Writer:
                 by_shard[shard_of(run_id, shards)].append({"id": run_id, **fields})
         for shard, group in by_shard.items():
             await index.get(f"shard-{shard}").call("update_progress", group, self.token, now)
-        grouped: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for outcome, _, _ in outcomes:
-            outcome.update(updates.get(outcome["id"], {}))
-            grouped[shard_of(outcome["id"], shards)].append(outcome)
-        applied: dict[str, int] = {}
+        grouped: dict[int, list[tuple[dict[str, Any], OutMessage | None, asyncio.Future[Any]]]]
+        grouped = defaultdict(list)
+        for entry in outcomes:
+            entry[0].update(updates.get(entry[0]["id"], {}))
+            grouped[shard_of(entry[0]["id"], shards)].append(entry)
         watched: dict[str, str] = {}
-        for shard, group in grouped.items():
-            res = await index.get(f"shard-{shard}").call("finish_many", group, self.token, now)
-            applied.update(res["applied"])
+        for shard, entries in grouped.items():
+            # shard by shard, each outcome with its next message: should a later shard fail,
+            # the runs written so far still have theirs
+            res = await index.get(f"shard-{shard}").call(
+                "finish_many", [o for o, _, _ in entries], self.token, now
+            )
+            applied: dict[str, int] = res["applied"]
             watched.update(res.get("watched") or {})
-        messages: list[OutMessage] = []
-        for outcome, message, _ in outcomes:
-            if message is not None and outcome["id"] in applied:
-                message.body["d"] = applied[outcome["id"]]
-                messages.append(message)
-        await self.platform.queue.send_all(messages)
-        for outcome, _, fut in outcomes:
-            if not fut.done():
-                fut.set_result(applied.get(outcome["id"]))
+            messages: list[OutMessage] = []
+            for outcome, message, _ in entries:
+                if message is not None and outcome["id"] in applied:
+                    message.body["d"] = applied[outcome["id"]]
+                    messages.append(message)
+            await self.platform.queue.send_all(messages)
+            for outcome, _, fut in entries:
+                if not fut.done():
+                    fut.set_result(applied.get(outcome["id"]))
         if watched:  # only runs with live-log subscribers (Cloudflare): end their streams
             await asyncio.gather(*(self._tell_finished(r, s) for r, s in watched.items()))
 
