@@ -276,6 +276,8 @@ async def _trigger(args: argparse.Namespace) -> int:
 
     try:
         output = await wait_with_progress(handle, timeout=args.timeout)
+    except TimeoutError as exc:
+        raise TriggerDoError(f"{exc} (it goes on: trigger-do runs show {handle.id})") from None
     except RunFailedError as exc:
         print(
             f"run {exc.run_id} {exc.state}: {exc.error.get('name', '')}: "

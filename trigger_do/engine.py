@@ -19,6 +19,8 @@ from .shared.serialization import dumps, loads
 from .shared.states import FINAL_STATES
 from .task import Task, find_task
 
+MAX_HOUSEKEEPING_ROUNDS = 20  # per shard and call: at most 10,000 runs purged at once
+
 
 class Engine:
     def __init__(
@@ -249,15 +251,18 @@ class Engine:
         """Expire, re-dispatch overdue runs, purge what is past retention. Idempotent."""
         totals = {"expired": 0, "redispatched": 0, "purged": 0}
         for shard in self.shards():
-            res = await shard.call(
-                "housekeeping", self.now(), self.config.stale_after, self.config.retention
-            )
-            await self._dispatch(res["overdue"])
-            for run_id in res["purged"]:
-                await self.run_object(run_id).call("purge")
-            for key in res["packets"]:
-                await self.platform.blobs.delete(key)
-            totals["expired"] += len(res["expired"])
-            totals["redispatched"] += len(res["overdue"])
-            totals["purged"] += len(res["purged"])
+            for _ in range(MAX_HOUSEKEEPING_ROUNDS):  # a backlog is worked off in rounds
+                res = await shard.call(
+                    "housekeeping", self.now(), self.config.stale_after, self.config.retention
+                )
+                await self._dispatch(res["overdue"])
+                for run_id in res["objects"]:  # runs without an object have none to purge
+                    await self.run_object(run_id).call("purge")
+                for key in res["packets"]:
+                    await self.platform.blobs.delete(key)
+                totals["expired"] += len(res["expired"])
+                totals["redispatched"] += len(res["overdue"])
+                totals["purged"] += len(res["purged"])
+                if not res["more"]:
+                    break
         return totals

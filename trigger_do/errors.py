@@ -65,6 +65,12 @@ class RunNotFoundError(TriggerDoError, LookupError):
         super().__init__(f"no run with id {run_id!r}")
 
 
+class QueueNotFoundError(TriggerDoError, LookupError):
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"no queue named {name!r} (a task's own queue is 'task/<task id>')")
+
+
 class InvalidTransitionError(TriggerDoError):
     """A state change the run-state table does not allow."""
 

@@ -15,6 +15,7 @@ import trigger_do
 from tests.conftest import ROOT
 from tests.engine import tasks_for_tests as t
 from trigger_do.platform.local.runtime import LocalRuntime
+from trigger_do.shared.options import scoped_key
 
 
 async def _python(script: str, runtime: LocalRuntime, *args: str) -> str:
@@ -60,7 +61,9 @@ async def test_concurrent_triggers_from_processes_make_one_run(runtime: LocalRun
     assert len({run_id for run_id, _ in pairs}) == 1
     assert sorted(cached for _, cached in pairs) == ["False"] + ["True"] * 9
     run_id = pairs[0][0]
-    rows = runtime.sql.exec("SELECT id FROM runs WHERE idempotency_key = 't-echo:same-key'")
+    rows = runtime.sql.exec(
+        "SELECT id FROM runs WHERE idempotency_key = ?", scoped_key("t-echo", "same-key")
+    )
     assert rows == [(run_id,)]
     result = await trigger_do.tasks.handle(run_id).result(timeout=30)
     assert set(result) == {"from"}

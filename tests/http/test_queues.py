@@ -67,3 +67,7 @@ def test_bad_queue_requests(server: Server) -> None:
     assert r.status_code == 400
     r = httpx.get(server.url + "/api/v1/queues")
     assert r.status_code == 401
+    r = httpx.get(server.url + "/api/v1/queues/nope", params={"type": "task"},
+                  headers=server.headers)
+    assert r.status_code == 404 and "nope" in r.json()["error"]
+    _post(server, "/api/v1/queues/nope/pause", {"type": "task", "action": "pause"}, 404)

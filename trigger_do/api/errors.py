@@ -16,6 +16,7 @@ from ..errors import (
     InvalidDurationError,
     PayloadTooLargeError,
     PayloadValidationError,
+    QueueNotFoundError,
     RunNotFoundError,
     TriggerDoError,
     UnknownTaskError,
@@ -43,6 +44,8 @@ def response_for(exc: BaseException) -> JSONResponse:
         return error_response(exc.status, exc.message, **exc.extra)
     if isinstance(exc, UnknownTaskError):
         return error_response(404, str(exc), code="unknown_task", taskId=exc.task_id)
+    if isinstance(exc, QueueNotFoundError):
+        return error_response(404, str(exc), code="queue_not_found")
     if isinstance(exc, RunNotFoundError):
         return error_response(404, str(exc), code="run_not_found", runId=exc.run_id)
     if isinstance(exc, PayloadTooLargeError):

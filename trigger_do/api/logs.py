@@ -19,7 +19,6 @@ from .errors import HTTPError
 from .shapes import iso
 
 POLL_START, POLL_MAX = 0.02, 0.25
-HEARTBEAT = 15.0
 
 
 def record(rec: dict[str, Any]) -> dict[str, Any]:

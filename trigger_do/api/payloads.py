@@ -102,7 +102,7 @@ async def decode_payload(blobs: Blobs, payload: Any, options: dict[str, Any]) ->
     kind = options.get("payloadType")
     if kind != STORE:
         return decode_packet(payload, kind)
-    if not isinstance(payload, str) or not payload.startswith(UPLOADS):
+    if not isinstance(payload, str) or not payload.startswith(UPLOADS) or ".." in payload:
         raise HTTPError(400, "an application/store payload must name an uploaded packet")
     data = await blobs.get(payload)
     if data is None:

@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from ..shared import options
 from ..shared.states import FINAL_STATES, RunState
 from .errors import HTTPError
 
@@ -43,10 +44,8 @@ def flags(state: RunState) -> dict[str, bool]:
 
 
 def user_key(row: dict[str, Any]) -> str | None:
-    """The caller's idempotency key (stored as `task:key`)."""
-    key = row.get("idempotency_key")
-    prefix = f"{row['task']}:"
-    return key[len(prefix) :] if key and key.startswith(prefix) else key
+    """The caller's idempotency key (stored scoped by its task)."""
+    return options.user_key(row["task"], row.get("idempotency_key"))
 
 
 def _seconds(value: float) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import PayloadValidationError, QueueNotFoundError
 from ..ports import OutMessage, Platform
 from ..shared.config import EngineConfig
 from ..task import Task, registered_tasks
@@ -55,6 +56,8 @@ class QueueControls:
                 found = await ns.get(f"shard-{i}").call("queue_counts")
                 for state, n in found.get(name, {}).items():
                     counts[state] = counts.get(state, 0) + n
+            if not counts and name not in await self.names():
+                raise QueueNotFoundError(name)
         stats = await self._coordinator(name).call("stats", self.platform.clock.now())
         declared = self._declared_limit(name)
         return {
@@ -88,11 +91,16 @@ class QueueControls:
     async def set_limit(self, name: str, limit: int | None) -> dict[str, Any]:
         """Override the queue's concurrency limit; None resets it to the declared one."""
         if limit is not None and (not isinstance(limit, int) or limit < 1):
-            raise ValueError(f"a concurrency limit is a positive integer, not {limit!r}")
+            raise PayloadValidationError(
+                f"a concurrency limit is a positive integer, not {limit!r}",
+                errors=[{"loc": "concurrencyLimit", "msg": "a positive integer"}],
+            )
         await self._call(name, "set_limit", limit)
         return await self.get(name)
 
     async def _call(self, name: str, method: str, *args: Any) -> None:
+        if name not in await self.names():
+            raise QueueNotFoundError(name)
         now = self.platform.clock.now()
         res = await self._coordinator(name).call(method, *args, now)
         out = [OutMessage(body, 0.0) for body in res.get("handback") or []]

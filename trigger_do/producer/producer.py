@@ -14,7 +14,12 @@ from ..ports import OutMessage, Platform
 from ..shared.config import EngineConfig
 from ..shared.ids import new_sharded_id, shard_of
 from ..shared.messages import RunMessage
-from ..shared.options import DEFAULT_IDEMPOTENCY_TTL, TriggerOptions, parse_options
+from ..shared.options import (
+    DEFAULT_IDEMPOTENCY_TTL,
+    TriggerOptions,
+    parse_options,
+    scoped_key,
+)
 from ..shared.serialization import dumps, loads
 from ..task import Task, registered_tasks
 
@@ -184,7 +189,7 @@ class Producer:
         if size > self.config.payload_limit:
             raise PayloadTooLargeError(size, self.config.payload_limit)
         delay_until = opts.delay_until(now)
-        key = f"{req.task_id}:{opts.idempotency_key}" if opts.idempotency_key else None
+        key = scoped_key(req.task_id, opts.idempotency_key) if opts.idempotency_key else None
         shards = self.platform.index_shards
         run_id = new_sharded_id("run", key, shards)
         options: dict[str, Any] = {}

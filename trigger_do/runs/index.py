@@ -700,7 +700,7 @@ class RunIndexObject:
             )
         purged = self.sql.exec(
             "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE finished_at < ? LIMIT ?) "
-            "RETURNING id, payload_packet, output_packet",
+            "RETURNING id, payload_packet, output_packet, has_object",
             now - retention,
             limit,
         )
@@ -710,5 +710,7 @@ class RunIndexObject:
             "expired": expired,
             "overdue": overdue,
             "purged": [r[0] for r in purged],
-            "packets": [p for r in purged for p in r[1:] if p],
+            "objects": [r[0] for r in purged if r[3]],  # runs that have a run object
+            "packets": [p for r in purged for p in r[1:3] if p],
+            "more": len(purged) == limit,
         }

@@ -39,6 +39,3 @@ class RegistryObject:
             {"id": i, "module": m, "queue": q}
             for i, m, q in self.sql.exec("SELECT id, module, queue FROM tasks ORDER BY id")
         ]
-
-    def has(self, task_id: str) -> bool:
-        return bool(self.sql.exec("SELECT 1 FROM tasks WHERE id = ?", task_id))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..consumer.context import Checkpoint
 from ..errors import RunFailedError, RunNotFoundError
+from ..shared.options import user_key
 from ..shared.states import FINAL_STATES, RunState
 from .sync import run_sync
 
@@ -99,7 +100,7 @@ class RunStatus:
             delay_until=_dt(row.get("delay_until")),
             expires_at=_dt(row.get("expires_at")),
             batch_id=row.get("batch_id"),
-            idempotency_key=key.split(":", 1)[1] if key and ":" in key else key,
+            idempotency_key=user_key(row["task"], key),
         )
 
 

@@ -15,6 +15,20 @@ MAX_TAG_LENGTH = 128
 DEFAULT_IDEMPOTENCY_TTL = 30 * 86400.0
 
 
+KEY_SEPARATOR = "\x1f"  # never in a task id, so no two (task, key) pairs collide
+
+
+def scoped_key(task_id: str, key: str) -> str:
+    """An idempotency key as stored: unique per task."""
+    return f"{task_id}{KEY_SEPARATOR}{key}"
+
+
+def user_key(task_id: str, stored: str | None) -> str | None:
+    """The caller's idempotency key, from its stored form."""
+    prefix = f"{task_id}{KEY_SEPARATOR}"
+    return stored[len(prefix) :] if stored and stored.startswith(prefix) else stored
+
+
 class TriggerOptions(BaseModel):
     """Options of one trigger. Durations take "1s", "5m", seconds or timedelta;
     `delay` also takes a datetime (when to start)."""

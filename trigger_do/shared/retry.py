@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -52,7 +53,11 @@ class Retry(BaseModel):
         """The delay before attempt `attempt + 1`, after attempt `attempt` (1-based) failed."""
         n = max(attempt, 1)
         if self.backoff == "exponential":
-            delay = self.initial_delay * self.factor ** (n - 1)
+            # past max_delay the exponent no longer matters (and could overflow a float)
+            grows = self.factor > 1 and self.initial_delay > 0
+            steps = min(n - 1, 1 + int(math.log(max(self.max_delay / self.initial_delay, 1))
+                                        / math.log(self.factor))) if grows else 0
+            delay = self.initial_delay * self.factor**steps
         elif self.backoff == "linear":
             delay = self.initial_delay * n
         else:

@@ -30,7 +30,3 @@ def json_chunks(rows: Sequence[Any], max_chars: int = MAX_ROW_BYTES // 4) -> Ite
         size += len(text) + 1
     if chunk:
         yield "[" + ",".join(chunk) + "]"
-
-
-def placeholders(n: int) -> str:
-    return ",".join("?" * n)

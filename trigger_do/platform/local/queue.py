@@ -105,9 +105,7 @@ class LocalQueueConsumer:
             )
         )
 
-    def receive(
-        self, max_messages: int, settle: Sequence[LocalMessage] = ()
-    ) -> list[LocalMessage]:
+    def receive(self, max_messages: int, settle: Sequence[LocalMessage] = ()) -> list[LocalMessage]:
         """Claim up to `max_messages` visible messages; first apply the acks and retries of
         `settle` in the same transaction (one write instead of two)."""
 

@@ -90,7 +90,11 @@ class LocalRuntime:
         for mod in self.modules:  # fail fast, in this process, on a bad module path
             check_importable(mod)
         self.procs = [self._spawn() for _ in range(self.workers)]
-        await self._wait_ready(timeout)
+        try:
+            await self._wait_ready(timeout)
+        except BaseException:  # leave no worker behind
+            await self.stop(0)
+            raise
         self._monitor = asyncio.ensure_future(self._supervise())
 
     async def _wait_ready(self, timeout: float) -> None:
@@ -114,19 +118,19 @@ class LocalRuntime:
         last_housekeeping = 0.0
         while not self._stopping:
             await asyncio.sleep(0.2)
-            for i, proc in enumerate(self.procs):
-                if proc.poll() is not None and not self._stopping:
-                    log.warning(
-                        "worker %s exited (%s); starting another", proc.pid, proc.returncode
-                    )
-                    self.sql.exec("DELETE FROM workers WHERE pid = ?", proc.pid)
-                    self.procs[i] = self._spawn()
-            if time.monotonic() - last_housekeeping >= self.housekeeping_interval:
-                last_housekeeping = time.monotonic()
-                try:
+            try:  # nothing may end the supervision: it restarts workers, it purges
+                for i, proc in enumerate(self.procs):
+                    if proc.poll() is not None and not self._stopping:
+                        log.warning(
+                            "worker %s exited (%s); starting another", proc.pid, proc.returncode
+                        )
+                        self.sql.exec("DELETE FROM workers WHERE pid = ?", proc.pid)
+                        self.procs[i] = self._spawn()
+                if time.monotonic() - last_housekeeping >= self.housekeeping_interval:
+                    last_housekeeping = time.monotonic()
                     await self.engine.housekeeping()
-                except Exception:
-                    log.exception("housekeeping failed")
+            except Exception:
+                log.exception("supervision step failed; trying again")
 
     async def stop(self, grace: float | None = None) -> None:
         """SIGTERM every worker (graceful: running attempts get `grace` seconds), then wait."""
