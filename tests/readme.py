@@ -15,10 +15,10 @@ def blocks(lang: str) -> list[str]:
 
 
 def tasks_module() -> str:
-    """The README's `# tasks.py` block."""
+    """The README's `# tasks.py` blocks, in order, as one module."""
     found = [b for b in blocks("python") if b.startswith("# tasks.py")]
-    assert len(found) == 1, "the README has exactly one `# tasks.py` block"
-    return found[0]
+    assert found, "the README has a `# tasks.py` block"
+    return "\n\n".join(found)
 
 
 def app_script(db: str) -> str:
