@@ -45,9 +45,23 @@ class PayloadValidationError(TriggerDoError, ValueError):
         self.errors = errors or []
         super().__init__(message)
 
+    @classmethod
+    def for_batch(cls, errors: list[dict[str, Any]]) -> PayloadValidationError:
+        """One error for a whole batch: `errors` carry each bad item's `index`."""
+        bad = sorted({e["index"] for e in errors})
+        return cls(
+            f"batch rejected, nothing was triggered: invalid items at indexes {bad}: "
+            + "; ".join(f"[{e['index']}] {e['loc']}: {e['msg']}" for e in errors[:10]),
+            errors=errors,
+        )
+
     @property
     def bad_indexes(self) -> list[int]:
         return sorted({e["index"] for e in self.errors if "index" in e})
+
+
+class SqlRuleError(TriggerDoError):
+    """Engine SQL broke a rule that a Durable Object's storage enforces."""
 
 
 class PayloadTooLargeError(TriggerDoError, ValueError):

@@ -19,6 +19,25 @@ MAX_SEND_BATCH = 100  # Cloudflare Queues: at most 100 messages per sendBatch
 MAX_MESSAGE_BYTES = 128_000  # Cloudflare Queues: 128 KB per message
 
 
+_TX_WORDS = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def check_statement(query: str, params: tuple[Any, ...]) -> None:
+    """The rules every `Sql` implementation enforces (a Durable Object's storage does):
+    no transaction control in engine SQL, at most `MAX_SQL_PARAMS` parameters, no bound
+    value over `MAX_ROW_BYTES`. Raises `SqlRuleError`."""
+    from .errors import SqlRuleError
+
+    first = query.lstrip()[:10].split(None, 1)
+    if first and first[0].upper().rstrip(";") in _TX_WORDS:
+        raise SqlRuleError(f"engine SQL may not manage transactions: {query[:40]!r}")
+    if len(params) > MAX_SQL_PARAMS:
+        raise SqlRuleError(f"{len(params)} bound parameters, over {MAX_SQL_PARAMS}")
+    for p in params:
+        if isinstance(p, str | bytes) and len(p) > MAX_ROW_BYTES:
+            raise SqlRuleError(f"a bound value of {len(p)} bytes, over {MAX_ROW_BYTES}")
+
+
 class Sql(Protocol):
     """SQLite, one database per object (locally: one file shared by every object)."""
 

@@ -160,12 +160,7 @@ class Producer:
                 sub = getattr(exc, "errors", None) or [{"loc": "$", "msg": str(exc)}]
                 errors += [{"index": i, **e} for e in sub]
         if errors:
-            bad = sorted({e["index"] for e in errors})
-            raise PayloadValidationError(
-                f"batch rejected, nothing was triggered: invalid items at indexes {bad}: "
-                + "; ".join(f"[{e['index']}] {e['loc']}: {e['msg']}" for e in errors[:10]),
-                errors=errors,
-            )
+            raise PayloadValidationError.for_batch(errors)
         return prepared
 
     async def batch_run_ids(self, batch_id: str) -> list[str]:

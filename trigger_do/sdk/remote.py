@@ -198,12 +198,7 @@ class RemoteClient:
                 sub = exc.errors or [{"loc": "$", "msg": str(exc)}]
                 errors += [{"index": i, **e} for e in sub]
         if errors:
-            bad = sorted({e["index"] for e in errors})
-            raise PayloadValidationError(
-                f"batch rejected, nothing was triggered: invalid items at indexes {bad}: "
-                + "; ".join(f"[{e['index']}] {e['loc']}: {e['msg']}" for e in errors[:10]),
-                errors=errors,
-            )
+            raise PayloadValidationError.for_batch(errors)
         body: dict[str, Any] = {"items": encoded}
         if idempotency_key:
             body["idempotencyKey"] = idempotency_key

@@ -11,16 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ...errors import TriggerDoError
-from ...ports import MAX_ROW_BYTES, MAX_SQL_PARAMS
+from ...errors import SqlRuleError
+from ...ports import check_statement
 from . import ffi
 
 T = TypeVar("T")
-_TX_WORDS = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
-
-
-class SqlRuleError(TriggerDoError):
-    """Engine SQL broke a rule that a Durable Object's storage enforces."""
 
 
 def binding(value: Any) -> Any:
@@ -48,14 +43,7 @@ class DurableSql:
         self.rows_written = 0
 
     def exec(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        head = query.lstrip().split(None, 1)[0].upper() if query.strip() else ""
-        if head in _TX_WORDS:
-            raise SqlRuleError(f"engine SQL may not manage transactions: {query[:40]!r}")
-        if len(params) > MAX_SQL_PARAMS:
-            raise SqlRuleError(f"{len(params)} bound parameters, over {MAX_SQL_PARAMS}")
-        for p in params:
-            if isinstance(p, str | bytes) and len(p) > MAX_ROW_BYTES:
-                raise SqlRuleError(f"a bound value of {len(p)} bytes, over {MAX_ROW_BYTES}")
+        check_statement(query, params)
         cursor = self.storage.sql.exec(query, *(binding(p) for p in params))
         rows = [tuple(ffi.to_py(row)) for row in cursor.raw()]
         self.rows_read += int(cursor.rowsRead)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import sqlite3
 import threading
 import time
@@ -17,16 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ...errors import SchemaVersionError, TriggerDoError
-from ...ports import MAX_ROW_BYTES, MAX_SQL_PARAMS
+from ...errors import (
+    SchemaVersionError,
+    SqlRuleError,  # noqa: F401  (re-exported: raised by check_statement)
+    )
+from ...ports import check_statement
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
-_FORBIDDEN = re.compile(r"^\s*(BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\b", re.I)
-
-
-class SqlRuleError(TriggerDoError):
-    """Engine SQL broke a rule that a Durable Object's storage enforces."""
 
 
 class LocalSql:
@@ -51,13 +48,7 @@ class LocalSql:
         return conn
 
     def exec(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        if _FORBIDDEN.match(query):
-            raise SqlRuleError(f"engine SQL may not manage transactions: {query[:40]!r}")
-        if len(params) > MAX_SQL_PARAMS:
-            raise SqlRuleError(f"{len(params)} bound parameters, over {MAX_SQL_PARAMS}")
-        for p in params:
-            if isinstance(p, str | bytes) and len(p) > MAX_ROW_BYTES:
-                raise SqlRuleError(f"a bound value of {len(p)} bytes, over {MAX_ROW_BYTES}")
+        check_statement(query, params)
         conn = self.conn
         if self._local.depth:
             return conn.execute(query, params).fetchall()
