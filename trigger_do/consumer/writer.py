@@ -38,13 +38,14 @@ class Writer:
         self._updates.setdefault(run_id, {}).update(fields)
         return self.schedule()
 
-    async def finish(self, outcome: dict[str, Any], message: OutMessage | None) -> int | None:
+    def finish(self, outcome: dict[str, Any], message: OutMessage | None) -> asyncio.Future[Any]:
         """Write an attempt's outcome (and, if it applied, send `message` with the run's new
-        dispatch number). Returns the new dispatch, or None when the outcome was stale."""
+        dispatch number). The future gives the new dispatch, or None when the outcome was
+        stale. (A future, not a coroutine: shielding it costs no task per run.)"""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outcomes.append((outcome, message, fut))
         self.schedule()
-        return await fut  # type: ignore[no-any-return]
+        return fut
 
     # --- flushing --------------------------------------------------------------------------
 
