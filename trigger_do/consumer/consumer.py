@@ -31,6 +31,8 @@ from .context import RunContext
 from .writer import Writer
 
 log = logging.getLogger("trigger_do.consumer")
+UNKNOWN_TASK_DELIVERIES = 3  # deliveries a run of a task this consumer lacks waits for one
+UNKNOWN_TASK_RETRY = 2.0  # seconds between them
 
 
 @dataclass
@@ -83,6 +85,11 @@ class Consumer:
                 continue
             if msg.run_id in seen:  # a duplicate in the same batch: one start is enough
                 m.ack()
+                continue
+            if msg.task and msg.task not in self.tasks and m.attempts < UNKNOWN_TASK_DELIVERIES:
+                # another consumer may serve it (a rolling restart with new task code):
+                # look again before ending the run SYSTEM_FAILURE
+                m.retry(UNKNOWN_TASK_RETRY)
                 continue
             seen.add(msg.run_id)
             parsed.append((m, msg))
