@@ -33,6 +33,14 @@ def app_script(db: str) -> str:
     )
 
 
+def python_block(first_line: str) -> str:
+    """The README's python block that starts with `first_line`."""
+    for block in blocks("python"):
+        if block.startswith(first_line):
+            return block
+    raise AssertionError(f"no python block starting with {first_line!r} in the README")
+
+
 def shell_commands() -> list[str]:
     """The commands of the README's `trigger-do dev` block (comments stripped)."""
     for block in blocks("bash"):

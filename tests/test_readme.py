@@ -106,3 +106,38 @@ def test_demo_exits_zero(argv: list[str], tmp_path: Path) -> None:
     result = _run(["trigger-do", *argv], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every run ended as expected" in result.stdout
+
+
+def test_mount_in_a_fastapi_app(tmp_path: Path) -> None:
+    """The README's FastAPI example, served by uvicorn: a trigger through the mount prefix."""
+    import httpx
+
+    (tmp_path / "tasks.py").write_text(readme.tasks_module())
+    (tmp_path / "main.py").write_text(readme.python_block("# main.py"))
+    port = _free_port()
+    env = {**ENV, "TRIGGER_SECRET_KEY": "tr_dev_readmeMountTest0000000"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "main:app", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/trigger/api/v1/tasks/send-email/trigger"
+        headers = {"Authorization": f"Bearer {env['TRIGGER_SECRET_KEY']}"}
+        body = {"payload": {"to": "a@b.c", "subject": "Hi", "body": "..."}}
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                r = httpx.post(url, json=body, headers=headers, timeout=10)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline
+                time.sleep(0.2)
+        assert r.status_code == 200, r.text
+        run_id = r.json()["id"]
+        bad = httpx.post(url, json={"payload": {"to": "a@b.c"}}, headers=headers, timeout=10)
+        assert bad.status_code == 422 and "subject" in bad.json()["error"]
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+    listed = _run(["trigger-do", "runs", "list", "--json"], tmp_path)
+    assert run_id in listed.stdout  # written into the embedded database under the cwd
