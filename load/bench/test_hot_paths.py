@@ -10,6 +10,7 @@ completion write. Coordinator acquire/release: see test_coordinator.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -31,8 +32,34 @@ PAYLOAD = {
 }
 
 
-def run(coro: Any) -> Any:
-    return asyncio.new_event_loop().run_until_complete(coro)
+class Pipeline:
+    """One engine on the local platform, driven a step at a time on its own event loop."""
+
+    def __init__(self, platform: Any, sql: Any) -> None:
+        self.platform = platform
+        self.engine = Engine(platform, EngineConfig())
+        self.loop = asyncio.new_event_loop()
+        self.queue = LocalQueueConsumer(sql, RUN_QUEUE, platform.clock, token="bench")
+        self.index = platform.objects("run-index").get("shard-0")
+
+    def trigger(self, requests: list[TriggerRequest]) -> None:
+        self.loop.run_until_complete(self.engine.batch_trigger(requests))
+
+    def claim_and_start(self) -> tuple[list[Any], list[list[Any]], list[dict[str, Any]]]:
+        """Receive a batch of messages and start their runs: (messages, claims, decisions)."""
+        messages = self.queue.receive(BATCH)
+        claims = [[m.body["run_id"], m.body.get("d", 1)] for m in messages]
+        decisions = self.loop.run_until_complete(
+            self.index.call("start_many", claims, "bench", self.platform.clock.now(), 30.0)
+        )
+        return messages, claims, decisions
+
+
+@pytest.fixture
+def pipeline(local: tuple[Any, Any]) -> Iterator[Pipeline]:
+    p = Pipeline(*local)
+    yield p
+    p.loop.close()
 
 
 @pytest.fixture(autouse=True)
@@ -56,59 +83,35 @@ def test_parse_message_batch(benchmark: Any) -> None:
 # --- enqueue: one batch_trigger of 100 (validate, insert rows, send messages) -------------
 
 
-def test_enqueue_batch_of_100(benchmark: Any, local: tuple[Any, Any]) -> None:
-    platform, _ = local
-    engine = Engine(platform, EngineConfig())
-    loop = asyncio.new_event_loop()
+def test_enqueue_batch_of_100(benchmark: Any, pipeline: Pipeline) -> None:
     requests = [TriggerRequest("load-noop", PAYLOAD)] * BATCH
-    benchmark(lambda: loop.run_until_complete(engine.batch_trigger(requests)))
-    loop.close()
+    benchmark(lambda: pipeline.trigger(requests))
 
 
 # --- claim-and-start: receive 100 messages, start their runs in the index -----------------
 
 
-def test_claim_and_start_batch_of_100(benchmark: Any, local: tuple[Any, Any]) -> None:
-    platform, sql = local
-    engine = Engine(platform, EngineConfig())
-    loop = asyncio.new_event_loop()
-    queue = LocalQueueConsumer(sql, RUN_QUEUE, platform.clock, token="bench")
-    index = platform.objects("run-index").get("shard-0")
-
+def test_claim_and_start_batch_of_100(benchmark: Any, pipeline: Pipeline) -> None:
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        loop.run_until_complete(engine.batch_trigger([TriggerRequest("load-noop", None)] * BATCH))
+        pipeline.trigger([TriggerRequest("load-noop", None)] * BATCH)
         return (), {}
 
     def claim_and_start() -> None:
-        messages = queue.receive(BATCH)
-        claims = [[m.body["run_id"], m.body.get("d", 1)] for m in messages]
-        decisions = loop.run_until_complete(
-            index.call("start_many", claims, "bench", platform.clock.now(), 30.0)
-        )
+        _, _, decisions = pipeline.claim_and_start()
         assert len(decisions) == BATCH and decisions[0]["decision"] == "start"
 
     benchmark.pedantic(claim_and_start, setup=setup, rounds=50, iterations=1)
-    loop.close()
 
 
 # --- completion write: 100 outcomes in one finish_many, then the acks --------------------
 
 
-def test_completion_write_batch_of_100(benchmark: Any, local: tuple[Any, Any]) -> None:
-    platform, sql = local
-    engine = Engine(platform, EngineConfig())
-    loop = asyncio.new_event_loop()
-    queue = LocalQueueConsumer(sql, RUN_QUEUE, platform.clock, token="bench")
-    index = platform.objects("run-index").get("shard-0")
+def test_completion_write_batch_of_100(benchmark: Any, pipeline: Pipeline) -> None:
     state: dict[str, Any] = {}
 
     def setup() -> tuple[tuple[Any, ...], dict[str, Any]]:
-        loop.run_until_complete(engine.batch_trigger([TriggerRequest("load-noop", None)] * BATCH))
-        messages = queue.receive(BATCH)
-        claims = [[m.body["run_id"], m.body.get("d", 1)] for m in messages]
-        loop.run_until_complete(
-            index.call("start_many", claims, "bench", platform.clock.now(), 30.0)
-        )
+        pipeline.trigger([TriggerRequest("load-noop", None)] * BATCH)
+        messages, claims, _ = pipeline.claim_and_start()
         state["messages"] = messages
         state["outcomes"] = [
             {"id": c[0], "attempt": 1, "state": "completed", "output": "null", "progress": 1.0}
@@ -117,13 +120,14 @@ def test_completion_write_batch_of_100(benchmark: Any, local: tuple[Any, Any]) -
         return (), {}
 
     def complete() -> None:
-        res = loop.run_until_complete(
-            index.call("finish_many", state["outcomes"], "bench", platform.clock.now())
+        res = pipeline.loop.run_until_complete(
+            pipeline.index.call(
+                "finish_many", state["outcomes"], "bench", pipeline.platform.clock.now()
+            )
         )
         assert len(res["applied"]) == BATCH
         for m in state["messages"]:
             m.ack()
-        queue.settle(state["messages"])
+        pipeline.queue.settle(state["messages"])
 
     benchmark.pedantic(complete, setup=setup, rounds=50, iterations=1)
-    loop.close()

@@ -1,9 +1,15 @@
 """What the peer scripts share: a venv per peer, redis-server on loopback, free ports,
-worker processes that are always stopped, and the figures every peer reports."""
+worker processes that are always stopped, the figures every peer reports, and the run
+itself (`main`): each peer script only says how its workers start, when they are ready,
+how it enqueues N noop tasks in one batch call and how it reads every result.
+
+Imported as `load.peers._env` by a peer's outer run, and as `_env` inside its venv."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import importlib
 import json
 import math
 import os
@@ -14,9 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 CACHE = Path(os.environ.get("TRIGGER_DO_LOAD_CACHE", Path.home() / ".cache" / "trigger-do-load"))
 PEERS_DIR = Path(__file__).resolve().parent
@@ -212,3 +222,108 @@ def figures(
 
 def python_path_env() -> dict[str, str]:
     return {"PYTHONPATH": str(PEERS_DIR)}
+
+
+@contextlib.contextmanager
+def redis_env() -> Iterator[dict[str, str]]:
+    """The outer environment of the Redis peers: `REDIS_URL` of a throwaway redis-server."""
+    with redis_server() as url:
+        yield {"REDIS_URL": url}
+
+
+def spawn(tool: str, *args: str) -> subprocess.Popen[bytes]:
+    """Start `tool` of the peer's venv (next to its python) in a session of its own."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / tool), *args], start_new_session=True
+    )
+
+
+PENDING: Any = object()
+"""What a `poll_results` reader returns for a result that is not there yet."""
+
+
+def poll_results(
+    pending: list[T],
+    read: Callable[[list[T]], Iterable[Any]],
+    *,
+    interval: float,
+    timeout: float,
+    chunk: int = 1000,
+) -> list[float]:
+    """Read the results of `pending` handles, `chunk` at a time, until every one is there
+    (or `timeout` passes); `read` returns one value or `PENDING` per handle, in order."""
+    ran: list[float] = []
+    deadline = time.time() + timeout
+    while pending and time.time() < deadline:
+        still: list[T] = []
+        for i in range(0, len(pending), chunk):
+            part = pending[i : i + chunk]
+            for handle, value in zip(part, read(part), strict=True):
+                if value is PENDING:
+                    still.append(handle)
+                else:
+                    ran.append(float(value))
+        pending = still
+        if pending:
+            time.sleep(interval)
+    return ran
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What differs between peers. The inner hooks run in the peer's venv."""
+
+    label: str  # the "peer" of its figures
+    packages: list[str]  # installed in its venv
+    environment: Callable[[], AbstractContextManager[dict[str, str]]]  # outer: env for inner
+    start: Callable[[int], list[subprocess.Popen[bytes]]]  # W workers -> their processes
+    ready: Callable[[list[subprocess.Popen[bytes]]], None]  # returns once they take work
+    enqueue: Callable[[float, int], Any]  # (t0, N) -> a handle on the N results
+    collect: Callable[[Any], list[float]]  # handle -> when each task body ran
+    stop_grace: float = 10.0
+
+
+def drive(peer: Peer, runs: int, workers: int) -> dict[str, Any]:
+    """The inner run: start the workers, enqueue N, wait for every result, measure, and
+    stop the workers whatever happens."""
+    procs = peer.start(workers)
+    try:
+        peer.ready(procs)
+        t0 = time.time()
+        handle = peer.enqueue(t0, runs)
+        enqueued = time.time()
+        ran = peer.collect(handle)
+        done = time.time()
+    finally:
+        stop(procs, grace=peer.stop_grace)
+    return figures(peer.label, runs, workers, t0, enqueued, done, ran)
+
+
+def run(peer: Peer, script: Path, runs: int, workers: int) -> dict[str, Any]:
+    """The outer run: prepare the venv and the environment, then run `script` inside."""
+    python = venv_python(script.stem.removesuffix("_peer"), peer.packages)
+    with peer.environment() as env:
+        return run_inner(
+            python,
+            script,
+            ["--runs", str(runs), "--workers", str(workers)],
+            {**python_path_env(), **env},
+        )
+
+
+def main(script: str) -> None:
+    """A peer script's command line: `--runs N --workers W`, prints one JSON line."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--runs", type=int, default=5000)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--inner", action="store_true")
+    args = p.parse_args()
+    path = Path(script).resolve()
+    if args.inner:
+        # the peer by its importable name, as its workers know its tasks (not as __main__)
+        peer: Peer = importlib.import_module(path.stem).PEER
+        result = drive(peer, args.runs, args.workers)
+    else:
+        peer = importlib.import_module(f"load.peers.{path.stem}").PEER
+        result = run(peer, path, args.runs, args.workers)
+    print(json.dumps(result))

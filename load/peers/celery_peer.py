@@ -7,18 +7,14 @@ Outer run: a venv with celery[redis], redis-server on 127.0.0.1 (a free port). I
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
-
-PACKAGES = ["celery[redis]>=5.4,<6"]
+from typing import Any
 
 if os.environ.get("PEER_INNER"):
-    from celery import Celery
+    import _env
+    from celery import Celery, group
 
     app = Celery("celery_peer", broker=os.environ["REDIS_URL"], backend=os.environ["REDIS_URL"])
     app.conf.update(
@@ -33,66 +29,45 @@ if os.environ.get("PEER_INNER"):
     def noop(t0: float) -> float:
         return time.time()
 
-
-def inner(runs: int, workers: int) -> dict[str, object]:
-    import _env
-    import celery_peer
-    from celery import group
-
-    worker = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "celery"),
-            "-A",
-            "celery_peer",
-            "worker",
-            "-c",
-            str(workers),
-            "-P",
-            "prefork",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "-l",
-            "warning",
-        ],
-        start_new_session=True,
-    )
-    try:
-        ping_deadline = time.time() + 60
-        while not celery_peer.app.control.ping(timeout=0.5):
-            if time.time() > ping_deadline or worker.poll() is not None:
-                raise RuntimeError("the celery worker did not start")
-        t0 = time.time()
-        result = group(celery_peer.noop.s(t0) for _ in range(runs)).apply_async()
-        enqueued = time.time()
-        ran = [float(v) for v in result.get(timeout=600)]
-        done = time.time()
-    finally:
-        _env.stop([worker], grace=20)
-    out: dict[str, object] = _env.figures("celery+redis", runs, workers, t0, enqueued, done, ran)
-    return out
-
-
-def run(runs: int, workers: int) -> dict[str, object]:
+else:
     from load.peers import _env
 
-    python = _env.venv_python("celery", PACKAGES)
-    with _env.redis_server() as url:
-        env = {**_env.python_path_env(), "REDIS_URL": url}
-        return _env.run_inner(
-            python, Path(__file__), ["--runs", str(runs), "--workers", str(workers)], env
+
+def start(workers: int) -> list[subprocess.Popen[bytes]]:
+    return [
+        _env.spawn(
+            "celery",
+            *("-A", "celery_peer", "worker", "-c", str(workers), "-P", "prefork"),
+            *("--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "warning"),
         )
+    ]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--runs", type=int, default=5000)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--inner", action="store_true")
-    args = p.parse_args()
-    result = inner(args.runs, args.workers) if args.inner else run(args.runs, args.workers)
-    print(json.dumps(result))
+def ready(procs: list[subprocess.Popen[bytes]]) -> None:
+    ping_deadline = time.time() + 60
+    while not app.control.ping(timeout=0.5):
+        if time.time() > ping_deadline or procs[0].poll() is not None:
+            raise RuntimeError("the celery worker did not start")
 
+
+def enqueue(t0: float, runs: int) -> Any:
+    return group(noop.s(t0) for _ in range(runs)).apply_async()
+
+
+def collect(result: Any) -> list[float]:
+    return [float(v) for v in result.get(timeout=600)]
+
+
+PEER = _env.Peer(
+    label="celery+redis",
+    packages=["celery[redis]>=5.4,<6"],
+    environment=_env.redis_env,
+    start=start,
+    ready=ready,
+    enqueue=enqueue,
+    collect=collect,
+    stop_grace=20,
+)
 
 if __name__ == "__main__":
-    main()
+    _env.main(__file__)

@@ -8,18 +8,15 @@ for every result through the Results middleware.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import subprocess
-import sys
 import time
-from pathlib import Path
-
-PACKAGES = ["dramatiq[redis]>=1.17,<3"]
+from typing import Any
 
 if os.environ.get("PEER_INNER"):
+    import _env
     import dramatiq
+    from dramatiq import group
     from dramatiq.brokers.redis import RedisBroker
     from dramatiq.results import Results
     from dramatiq.results.backends import RedisBackend
@@ -32,57 +29,37 @@ if os.environ.get("PEER_INNER"):
     def noop(t0: float) -> float:
         return time.time()
 
-
-def inner(runs: int, workers: int) -> dict[str, object]:
-    import _env
-    import dramatiq_peer
-    from dramatiq import group
-
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dramatiq"),
-            "dramatiq_peer",
-            "-p",
-            str(workers),
-            "-t",
-            "1",
-        ],
-        start_new_session=True,
-    )
-    try:
-        # the first result proves the workers are up; it is not counted
-        dramatiq_peer.noop.send(0.0).get_result(block=True, timeout=60_000)
-        t0 = time.time()
-        g = group(dramatiq_peer.noop.message(t0) for _ in range(runs)).run()
-        enqueued = time.time()
-        ran = [float(v) for v in g.get_results(block=True, timeout=600_000)]
-        done = time.time()
-    finally:
-        _env.stop([proc], grace=20)
-    out: dict[str, object] = _env.figures("dramatiq+redis", runs, workers, t0, enqueued, done, ran)
-    return out
-
-
-def run(runs: int, workers: int) -> dict[str, object]:
+else:
     from load.peers import _env
 
-    python = _env.venv_python("dramatiq", PACKAGES)
-    with _env.redis_server() as url:
-        env = {**_env.python_path_env(), "REDIS_URL": url}
-        return _env.run_inner(
-            python, Path(__file__), ["--runs", str(runs), "--workers", str(workers)], env
-        )
+
+def start(workers: int) -> list[subprocess.Popen[bytes]]:
+    return [_env.spawn("dramatiq", "dramatiq_peer", "-p", str(workers), "-t", "1")]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--runs", type=int, default=5000)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--inner", action="store_true")
-    args = p.parse_args()
-    result = inner(args.runs, args.workers) if args.inner else run(args.runs, args.workers)
-    print(json.dumps(result))
+def ready(procs: list[subprocess.Popen[bytes]]) -> None:
+    # the first result proves the workers are up; it is not counted
+    noop.send(0.0).get_result(block=True, timeout=60_000)
 
+
+def enqueue(t0: float, runs: int) -> Any:
+    return group(noop.message(t0) for _ in range(runs)).run()
+
+
+def collect(g: Any) -> list[float]:
+    return [float(v) for v in g.get_results(block=True, timeout=600_000)]
+
+
+PEER = _env.Peer(
+    label="dramatiq+redis",
+    packages=["dramatiq[redis]>=1.17,<3"],
+    environment=_env.redis_env,
+    start=start,
+    ready=ready,
+    enqueue=enqueue,
+    collect=collect,
+    stop_grace=20,
+)
 
 if __name__ == "__main__":
-    main()
+    _env.main(__file__)
