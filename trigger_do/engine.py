@@ -205,8 +205,19 @@ class Engine:
     async def _dispatch(self, runs: list[dict[str, Any]], due: float | None = None) -> None:
         now = self.now()
         delay = max(0.0, min((due or now) - now, self.config.max_message_delay))
-        msgs = [
-            OutMessage(RunMessage(r["id"], r["task"], r["attempt"], r["dispatch"]).to_body(), delay)
+        msgs = [  # with its queue and keys: without them it would bypass its queue's limits
+            OutMessage(
+                RunMessage(
+                    r["id"],
+                    r["task"],
+                    r["attempt"],
+                    r["dispatch"],
+                    queue=r.get("queue"),
+                    key=r.get("concurrency_key"),
+                    rate_key=r.get("rate_key"),
+                ).to_body(),
+                delay,
+            )
             for r in runs
         ]
         await self.platform.queue.send_all(msgs)
@@ -255,13 +266,15 @@ class Engine:
                 res = await shard.call(
                     "housekeeping", self.now(), self.config.stale_after, self.config.retention
                 )
-                await self._dispatch(res["overdue"])
+                # not the runs a coordinator holds parked: it hands them back itself
+                overdue = await self.queues.unparked(res["overdue"])
+                await self._dispatch(overdue)
                 for run_id in res["objects"]:  # runs without an object have none to purge
                     await self.run_object(run_id).call("purge")
                 for key in res["packets"]:
                     await self.platform.blobs.delete(key)
                 totals["expired"] += len(res["expired"])
-                totals["redispatched"] += len(res["overdue"])
+                totals["redispatched"] += len(overdue)
                 totals["purged"] += len(res["purged"])
                 if not res["more"]:
                     break

@@ -97,7 +97,9 @@ class Consumer:
             await self.gate.wake(wakes)
         # the coordinators grant or park the runs of limited queues (one call per queue);
         # a granted run starts at the instant its coordinator granted it
-        admitted = await self.gate.admit(parsed, self.platform.clock.now())
+        admitted = await self.gate.admit(
+            parsed, self.platform.clock.now(), self.handle_batch, lambda: self.stopping
+        )
         by_shard: dict[tuple[int, float], list[tuple[Message, RunMessage]]] = defaultdict(list)
         for m, msg, at in admitted:
             by_shard[(shard_of(msg.run_id, self.platform.index_shards), at)].append((m, msg))

@@ -4,6 +4,7 @@ serves them."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,10 @@ from ..ports import OutMessage, Platform
 from ..shared.config import EngineConfig
 from ..task import Task, registered_tasks
 from .gate import KIND, wake_body
+
+log = logging.getLogger("trigger_do.coordinator")
+_Runs = list[dict[str, Any]]  # (`list` is a method name in the class below)
+_Ids = list[str]
 
 
 class QueueControls:
@@ -98,14 +103,39 @@ class QueueControls:
         await self._call(name, "set_limit", limit)
         return await self.get(name)
 
-    async def _call(self, name: str, method: str, *args: Any) -> None:
-        if name not in await self.names():
-            raise QueueNotFoundError(name)
-        now = self.platform.clock.now()
-        res = await self._coordinator(name).call(method, *args, now)
+    async def unparked(self, runs: _Runs) -> _Runs:
+        """Of the overdue runs housekeeping found (`{id, queue, ...}`), those to send again:
+        not the ones their queue's coordinator owns (parked, handed back, holding a live
+        slot): it hands those back itself, and this call, which also reclaims its lapsed
+        leases and sends what that hands back, keeps it going even if its alarms were lost.
+        A coordinator that cannot be asked keeps nothing back (a duplicate message is
+        harmless; a lost run is not)."""
+        by_queue: dict[str, _Ids] = {}
+        for r in runs:
+            if r.get("queue"):
+                by_queue.setdefault(r["queue"], []).append(r["id"])
+        owned: set[str] = set()
+        for queue, ids in by_queue.items():
+            now = self.platform.clock.now()
+            try:
+                res = await self._coordinator(queue).call("holding", ids, now)
+                owned.update(res["held"])
+                await self._send(queue, res, now)
+            except Exception:
+                log.exception("asking the coordinator of %s what it holds failed", queue)
+        return [r for r in runs if r["id"] not in owned]
+
+    async def _send(self, name: str, res: dict[str, Any], now: float) -> None:
         out = [OutMessage(body, 0.0) for body in res.get("handback") or []]
         if res.get("alarm") is not None:
             delay = min(max(0.0, res["alarm"] - now), self.config.max_message_delay)
             out.append(OutMessage(wake_body(name), delay))
         if out:
             await self.platform.queue.send_all(out)
+
+    async def _call(self, name: str, method: str, *args: Any) -> None:
+        if name not in await self.names():
+            raise QueueNotFoundError(name)
+        now = self.platform.clock.now()
+        res = await self._coordinator(name).call(method, *args, now)
+        await self._send(name, res, now)

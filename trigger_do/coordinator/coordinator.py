@@ -14,6 +14,11 @@ whole batch's runs for the queue (all keys) in one transaction.
   a resume) parked runs are handed back in round-robin order across keys: each gets a
   *reserved* slot (and so a rate ticket) and its message body is returned for the caller
   to enqueue; its next delivery is granted at once. So a parked run costs two deliveries.
+- Direct grants: a `release` may ask to `take` up to N of the runs it hands back. Those
+  get a *held* slot for the caller at once (it starts them without a queue round trip: one
+  delivery per parked run). Their parked rows stay (marked handed) until their slots are
+  released, so if the caller dies the lapsed lease puts them back in line, and the
+  coordinator hands them back again: a directly granted run is never lost.
 - Windows that open with no event to notice them are covered by an alarm: a call returns
   `alarm` (epoch seconds) when the object needs a `wake` then; the caller sends a delayed
   wake message through the run queue (on Cloudflare a Durable Object alarm can call `wake`).
@@ -70,6 +75,11 @@ SCHEMA = [
 ]
 
 ALARM_GRACE = 5.0  # an alarm this overdue is assumed lost: the next call sets it again
+
+
+class _Counts(list[Any]):
+    """`[slots per key, slots in all, rate tickets per rate id, parked runs waiting per key]`
+    (a list: a pump inside `acquire` updates what `acquire` goes on deciding with)."""
 
 
 @dataclass
@@ -132,7 +142,8 @@ class CoordinatorObject:
         now = q.clock
         self.storage.now = now
         self._sweep(q, now)
-        handback = self._pump(q, now)
+        counted = self._counts(q)
+        handback = self._pump(q, now, counted=counted)
         ids = [r["id"] for r in requests]
         slots = self._select(
             "SELECT run_id, state FROM coord_slots WHERE queue = ? AND run_id IN "
@@ -146,7 +157,7 @@ class CoordinatorObject:
         )
         slot_state = {r[0]: r[1] for r in slots}
         parked_ids = {r[0] for r in parked_rows}
-        counts, total, tickets, waiting = self._counts(q)
+        counts, total, tickets, waiting = counted
         granted: list[str] = []
         parked: list[str] = []
         new_slots: list[list[Any]] = []
@@ -243,10 +254,16 @@ class CoordinatorObject:
             "alarm": alarm,
         }
 
-    def release(self, run_ids: list[str], now: float) -> dict[str, Any]:
+    def release(
+        self, run_ids: list[str], now: float, take: int = 0, lease_seconds: float | None = None
+    ) -> dict[str, Any]:
         """Free the slots of `run_ids` (their attempts ended: any outcome, or they were
-        skipped) and forget them if parked. Returns `{handback, alarm}` like `acquire`."""
+        skipped) and forget them if parked. Returns `{at, handback, alarm, granted}` like
+        `acquire`; with `take`, up to that many of the runs handed back are granted to the
+        caller directly (`granted`: their message bodies; they start at `at`)."""
         q = self._load(now)
+        if lease_seconds is not None:
+            q.lease = float(lease_seconds)
         now = q.clock
         self.storage.now = now
         for chunk in json_chunks(run_ids):
@@ -267,7 +284,25 @@ class CoordinatorObject:
                 if not handed:
                     removed[key] -= 1
             self._add_waiting(removed)
-        return self._settle(q, now)
+        return self._settle(q, now, take)
+
+    def holding(self, run_ids: list[str], now: float) -> dict[str, Any]:
+        """Which of `run_ids` this coordinator owns now (parked, handed back, or holding a
+        live slot), after reclaiming lapsed leases: housekeeping must not send those again.
+        Returns `{held, handback, alarm, at}` (send the hand-backs like any other)."""
+        if not self.sql.exec("SELECT 1 FROM coord_queues WHERE queue = ?", self.name):
+            return {"held": [], "handback": [], "alarm": None, "at": now}
+        q = self._load(now)
+        self.storage.now = q.clock
+        res = self._settle(q, q.clock)
+        held = self._select(
+            "SELECT run_id FROM coord_parked WHERE queue = ? AND run_id IN "
+            "(SELECT value FROM json_each(?)) UNION SELECT run_id FROM coord_slots "
+            "WHERE queue = ?1 AND run_id IN (SELECT value FROM json_each(?2))",
+            run_ids,
+        )
+        res["held"] = [r[0] for r in held]
+        return res
 
     def extend(self, run_ids: list[str], now: float, lease_seconds: float) -> list[str]:
         """Renew the leases of held slots; return the runs that no longer hold one."""
@@ -349,24 +384,34 @@ class CoordinatorObject:
 
     # --- internals --------------------------------------------------------------------------
 
-    def _settle(self, q: _Queue, now: float) -> dict[str, Any]:
+    def _settle(self, q: _Queue, now: float, take: int = 0) -> dict[str, Any]:
         self._sweep(q, now)
-        handback = self._pump(q, now)
+        granted: list[Any] = []
+        handback = self._pump(q, now, take, granted)
         alarm = self._alarm(q, now)
         self._save(q)
-        return {"handback": handback, "alarm": alarm, "at": now}
+        return {"handback": handback, "alarm": alarm, "at": now, "granted": granted}
 
     def _sweep(self, q: _Queue, now: float) -> None:
-        """Reclaim slots whose lease lapsed; a handed-back run that never came back goes
-        back to the head of its key's line."""
+        """Reclaim slots whose lease lapsed; a handed-back run that never came back, or a
+        directly granted one whose consumer died, goes back to the head of its key's line."""
         lapsed = self.sql.exec(
-            "DELETE FROM coord_slots WHERE queue = ? AND lease_until < ? RETURNING run_id, state",
+            "DELETE FROM coord_slots WHERE queue = ? AND lease_until < ? RETURNING run_id",
             self.name,
             now,
         )
-        for run_id, state in lapsed:
-            if state == "reserved":
-                self._unhand(run_id, delete_slot=False)
+        if not lapsed:
+            return
+        back: dict[str, int] = defaultdict(int)
+        for chunk in json_chunks([r[0] for r in lapsed]):
+            for (key,) in self.sql.exec(
+                "UPDATE coord_parked SET handed = 0 WHERE queue = ? AND handed = 1 AND run_id IN "
+                "(SELECT value FROM json_each(?)) RETURNING key",
+                self.name,
+                chunk,
+            ):
+                back[key] += 1
+        self._add_waiting(back)
 
     def _unhand(self, run_id: str, delete_slot: bool = True) -> None:
         if delete_slot:
@@ -382,9 +427,7 @@ class CoordinatorObject:
         if rows:
             self._add_waiting({rows[0][0]: 1})
 
-    def _counts(
-        self, q: _Queue
-    ) -> tuple[defaultdict[str, int], int, defaultdict[str, int], dict[str, int]]:
+    def _counts(self, q: _Queue) -> _Counts:
         """Slots per key, slots in all, rate tickets (reserved slots) per rate id, and the
         parked runs waiting per key."""
         counts: defaultdict[str, int] = defaultdict(int)
@@ -403,77 +446,113 @@ class CoordinatorObject:
                 "SELECT key, waiting FROM coord_keys WHERE queue = ? AND waiting > 0", self.name
             )
         }
-        return counts, sum(counts.values()), tickets, waiting
+        return _Counts([counts, sum(counts.values()), tickets, waiting])
 
-    def _pump(self, q: _Queue, now: float) -> list[Any]:
+    def _pump(
+        self,
+        q: _Queue,
+        now: float,
+        take: int = 0,
+        granted: list[Any] | None = None,
+        counted: _Counts | None = None,
+    ) -> list[Any]:
         """Hand back parked runs while capacity allows, one per key per round, starting
-        after the key served last (round-robin)."""
+        after the key served last (round-robin). The first `take` of them are granted to
+        the caller at once (appended to `granted`); the others are returned as hand-back
+        message bodies, each with a reserved slot. `counted`: `_counts` as the caller has it
+        (updated in place)."""
         if q.paused:
             return []
-        counts, total, tickets, waiting = self._counts(q)
+        counts, total, tickets, waiting = counted or self._counts(q)
         free = (q.limit - total) if q.limit is not None else None
-        keys = sorted(waiting)
+        # a key at its limit for every task of the queue cannot be served: not read at all
+        limits = [t.get("key_limit") for t in q.spec.get("tasks", {}).values()]
+        most = max(limits) if limits and None not in limits else None
+        keys = sorted(k for k in waiting if most is None or counts[k] < most)
         if not keys or (free is not None and free <= 0):
             return []
         if q.rr_key is not None:
             cut = next((i for i, k in enumerate(keys) if k > q.rr_key), 0)
             keys = keys[cut:] + keys[:cut]
+        room = {
+            k: min(
+                waiting[k],
+                free if free is not None else waiting[k],
+                most - counts[k] if most is not None else waiting[k],
+            )
+            for k in keys
+        }
+        heads = _Heads(self, room)
         handback: list[Any] = []
-        handed: list[list[Any]] = []
+        reserved: list[list[Any]] = []
+        direct: list[list[Any]] = []
         served: dict[str, int] = defaultdict(int)
         active = keys
         while active and (free is None or free > 0):
+            heads.fetch([k for k in active if heads.empty(k)])
             still: list[str] = []
             for key in active:
                 if free is not None and free <= 0:
                     break
-                head = self.sql.exec(
-                    "SELECT run_id, task, rate_id, body FROM coord_parked WHERE queue = ? "
-                    "AND key = ? AND handed = 0 ORDER BY seq LIMIT 1 OFFSET ?",
-                    self.name,
-                    key,
-                    served[key],
-                )
-                if not head:
+                head = heads.peek(key)
+                if head is None:
                     continue
-                run_id, task, rate_id, body = head[0]
+                run_id, task, rate_id, body = head
                 key_limit = q.task_spec(task).get("key_limit")
                 if key_limit is not None and counts[key] >= key_limit:
                     continue
                 window = self._window(q, task)
                 if window is not None and window.room(rate_id) - tickets[rate_id] < 1:
                     continue
+                now_granted = granted is not None and len(direct) < take
+                if now_granted and window is not None and not window.hit(rate_id):
+                    continue  # cannot happen: room was checked in this transaction
+                heads.pop(key)
                 counts[key] += 1
-                if window is not None:
-                    tickets[rate_id] += 1
                 if free is not None:
                     free -= 1
                 served[key] += 1
-                handed.append([run_id, key, task, rate_id if window else None])
+                row = [run_id, key, task, rate_id if window else None]
                 message = loads(body)
-                if isinstance(message, dict):
-                    message["h"] = 1  # handed back: its consumer asks the coordinator again
-                handback.append(message)
+                if now_granted:
+                    direct.append(row)
+                    if isinstance(message, dict):
+                        message.pop("h", None)
+                    assert granted is not None
+                    granted.append(message)
+                else:
+                    if window is not None:
+                        tickets[rate_id] += 1
+                    reserved.append(row)
+                    if isinstance(message, dict):
+                        message["h"] = 1  # handed back: its consumer asks the coordinator again
+                    handback.append(message)
                 q.rr_key = key
                 still.append(key)
             active = still
-        for chunk in json_chunks(handed):
-            self.sql.exec(
-                "INSERT OR REPLACE INTO coord_slots (queue, run_id, key, task, rate_id, state, "
-                "lease_until, granted_at) SELECT ?1, value->>0, value->>1, value->>2, "
-                "value->>3, 'reserved', ?2, ?3 FROM json_each(?4)",
-                self.name,
-                now + q.lease,
-                now,
-                chunk,
-            )
-            self.sql.exec(
-                "UPDATE coord_parked SET handed = 1 WHERE queue = ? AND run_id IN "
-                "(SELECT value->>0 FROM json_each(?))",
-                self.name,
-                chunk,
-            )
+        for rows, state in ((reserved, "reserved"), (direct, "held")):
+            for chunk in json_chunks(rows):
+                self.sql.exec(
+                    "INSERT OR REPLACE INTO coord_slots (queue, run_id, key, task, rate_id, "
+                    "state, lease_until, granted_at) SELECT ?1, value->>0, value->>1, value->>2, "
+                    "value->>3, ?2, ?3, ?4 FROM json_each(?5)",
+                    self.name,
+                    state,
+                    now + q.lease,
+                    now,
+                    chunk,
+                )
+                self.sql.exec(
+                    "UPDATE coord_parked SET handed = 1 WHERE queue = ? AND run_id IN "
+                    "(SELECT value->>0 FROM json_each(?))",
+                    self.name,
+                    chunk,
+                )
         self._add_waiting({k: -n for k, n in served.items()})
+        for k, n in served.items():
+            waiting[k] -= n
+        if counted is not None:
+            counted[1] += sum(served.values())
         return handback
 
     def _alarm(self, q: _Queue, now: float) -> float | None:
@@ -481,10 +560,9 @@ class CoordinatorObject:
         lapse. Returns the time when the caller must (re)arm the alarm, else None."""
         if q.paused:
             return None
-        waiting = self.sql.exec(
-            "SELECT key FROM coord_keys WHERE queue = ? AND waiting > 0", self.name
-        )
-        if not waiting:
+        if not self.sql.exec(
+            "SELECT 1 FROM coord_keys WHERE queue = ? AND waiting > 0 LIMIT 1", self.name
+        ):
             return None
         candidates: list[float] = []
         lease = self.sql.exec(
@@ -492,17 +570,22 @@ class CoordinatorObject:
         )[0][0]
         if lease is not None:
             candidates.append(float(lease) + 1e-3)
-        for (key,) in waiting:
-            head = self.sql.exec(
-                "SELECT task, rate_id FROM coord_parked WHERE queue = ? AND key = ? "
-                "AND handed = 0 ORDER BY seq LIMIT 1",
+        rated = any(t.get("rate") for t in q.spec.get("tasks", {}).values())
+        heads = (  # the head of every waiting key's line, in one query
+            self.sql.exec(
+                "SELECT p.task, p.rate_id FROM coord_keys AS k JOIN coord_parked AS p "
+                "ON p.queue = k.queue AND p.key = k.key AND p.handed = 0 AND p.seq = "
+                "(SELECT min(x.seq) FROM coord_parked AS x WHERE x.queue = k.queue "
+                "AND x.key = k.key AND x.handed = 0) WHERE k.queue = ? AND k.waiting > 0",
                 self.name,
-                key,
             )
-            if head:
-                window = self._window(q, head[0][0])
-                if window is not None and window.room(head[0][1]) < 1:
-                    candidates.append(window.opens_at(head[0][1]))
+            if rated
+            else []
+        )
+        for task, rate_id in heads:
+            window = self._window(q, task)
+            if window is not None and window.room(rate_id) < 1:
+                candidates.append(window.opens_at(rate_id))
         if not candidates:
             return None
         when = max(min(candidates), now)
@@ -584,3 +667,62 @@ class CoordinatorObject:
 
 def _rate_id(task: str | None, rate_key: str | None) -> str:
     return f"{task or ''}|{rate_key or ''}"
+
+
+class _Heads:
+    """The parked runs at the head of each key's line, read in bulk: one query fetches the
+    next few of every key that ran out (a window per key), doubling each time a key needs
+    more, so a pump costs a few queries however long the lines are."""
+
+    def __init__(self, coord: CoordinatorObject, room: dict[str, int]) -> None:
+        self.coord = coord
+        self.room = room  # at most how many each key can be handed back now
+        self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        self.pos: dict[str, int] = defaultdict(int)
+        self.used: dict[str, int] = defaultdict(int)
+        self.after: dict[str, int] = {}  # the last seq read per key
+        self.size = 8
+        self.done: set[str] = set()  # keys whose whole line was read
+
+    def empty(self, key: str) -> bool:
+        return key not in self.done and self.pos[key] >= len(self.rows[key])
+
+    def fetch(self, keys: list[str]) -> None:
+        if not keys:
+            return
+        size = self.size
+        self.size = min(self.size * 2, 512)
+        n = {k: max(1, min(size, self.room[k] - self.used[k])) for k in keys}
+        asked = [[k, self.after.get(k, -1)] for k in keys]
+        got: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for chunk in json_chunks(asked):
+            for key, seq, run_id, task, rate_id, body in self.coord.sql.exec(
+                # per key: the seq of its n-th next run bounds an index range scan
+                "WITH a AS MATERIALIZED (SELECT value->>0 AS key, value->>1 AS after, "
+                "coalesce((SELECT x.seq FROM coord_parked AS x WHERE x.queue = ?1 "
+                "AND x.key = value->>0 AND x.handed = 0 AND x.seq > value->>1 "
+                "ORDER BY x.seq LIMIT 1 OFFSET ?3 - 1), 9e18) AS upto FROM json_each(?2)) "
+                "SELECT p.key, p.seq, p.run_id, p.task, p.rate_id, p.body FROM a "
+                "JOIN coord_parked AS p ON p.queue = ?1 AND p.key = a.key AND p.handed = 0 "
+                "AND p.seq > a.after AND p.seq <= a.upto ORDER BY p.key, p.seq",
+                self.coord.name,
+                chunk,
+                max(n.values()),
+            ):
+                if len(got[key]) < n[key]:  # (LIMIT takes no column: the most, then trim)
+                    got[key].append((run_id, task, rate_id, body))
+                    self.after[key] = seq
+        for key in keys:
+            rows = got.get(key, [])
+            self.rows[key] = rows
+            self.pos[key] = 0
+            if len(rows) < n[key]:
+                self.done.add(key)
+
+    def peek(self, key: str) -> tuple[Any, ...] | None:
+        rows, i = self.rows[key], self.pos[key]
+        return rows[i] if i < len(rows) else None
+
+    def pop(self, key: str) -> None:
+        self.pos[key] += 1
+        self.used[key] += 1

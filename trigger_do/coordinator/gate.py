@@ -6,6 +6,12 @@ are acked (the coordinator hands them back later). Slots are released in bulk on
 attempt's outcome is durable, and renewed with the runs' leases. Queues without limits
 or controls skip the coordinator entirely (their controls are looked up at most once a
 second per consumer).
+
+Recycling a slot: the release that frees it asks the coordinator to grant this consumer
+as many of the runs it hands back as it freed (`take`); those start here at once, as a
+batch of their own (their messages are the parked bodies: acking one does nothing,
+retrying one enqueues it again), with no queue round trip and no second `acquire`. Should
+this consumer die, their slots lapse and the coordinator hands them back to another one.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..ports import Message, OutMessage, Platform
@@ -27,6 +33,33 @@ log = logging.getLogger("trigger_do.coordinator")
 
 KIND = "coordinator"  # the object kind in `Platform.objects`
 CONTROLS_TTL = 1.0  # seconds a consumer trusts what it read of an unlimited queue's controls
+
+
+Runner = Callable[[Sequence[Message]], Awaitable[None]]
+
+
+class GrantedMessage:
+    """A run granted directly by a release: it has no queue message of its own (its first
+    delivery was acked when it was parked). Acking it is a no-op; retrying it enqueues its
+    body again (the coordinator still owns it: a new delivery is parked or granted)."""
+
+    def __init__(
+        self, body: dict[str, Any], queue: str, at: float, platform: Platform, gate: Gate
+    ) -> None:
+        self.id = f"granted-{body.get('run_id')}"
+        self.queue = queue
+        self.attempts = 1
+        self.timestamp = at
+        self.body = body
+        self.at = at
+        self._platform = platform
+        self._gate = gate
+
+    def ack(self) -> None:
+        pass
+
+    def retry(self, delay_seconds: float = 0.0) -> None:
+        self._gate._spawn(self._platform.queue.send_all([OutMessage(self.body, delay_seconds)]))
 
 
 def wake_body(queue: str) -> dict[str, Any]:
@@ -63,8 +96,14 @@ class Gate:
         self.held: dict[str, str] = {}  # run id -> queue, for the slots this consumer holds
         self._controls: dict[str, tuple[float, bool]] = {}
         self._releases: dict[str, set[str]] = defaultdict(set)
-        self._flush: asyncio.TimerHandle | None = None
+        self._flush: asyncio.Handle | None = None
         self._pending: set[asyncio.Future[Any]] = set()
+        # who starts the runs a release is granted (the consumer's batch handler), and
+        # whether it still takes work; unset or closing: released slots are handed back
+        # through the queue only
+        self.runner: Runner | None = None
+        self.stopping: Callable[[], bool] | None = None
+        self.closing = False
 
     def coordinator(self, queue: str) -> Any:
         return self.platform.objects(KIND).get(queue)
@@ -91,15 +130,27 @@ class Gate:
                     m.ack()
 
     async def admit(
-        self, pairs: list[tuple[Message, RunMessage]], now: float
+        self,
+        pairs: list[tuple[Message, RunMessage]],
+        now: float,
+        runner: Runner | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> list[tuple[Message, RunMessage, float]]:
         """The runs that may start, each with the instant it starts at; parked runs' messages
-        are acked here. Runs of queues without limits pass straight through."""
+        are acked here. Runs of queues without limits pass straight through, and so do the
+        runs a release granted this consumer. `runner` (with `stopping`, when it stops
+        taking work) starts the runs later releases are granted."""
+        if runner is not None:
+            self.runner, self.stopping = runner, stopping
         out: list[tuple[Message, RunMessage, float]] = []
         coordinated: dict[str, list[tuple[Message, RunMessage, Task[Any] | None]]] = defaultdict(
             list
         )
         for m, msg in pairs:
+            if isinstance(m, GrantedMessage):  # its slot is held already
+                self.held[msg.run_id] = m.queue
+                out.append((m, msg, m.at))
+                continue
             task = self.tasks.get(msg.task)
             queue = msg.queue or (task.queue_name if task else None)
             if queue is None:
@@ -116,7 +167,6 @@ class Gate:
                 out.append((m, msg, now))
         if not coordinated:
             return out
-        await self._fill_keys(coordinated)
         for queue, items in coordinated.items():
             shared = self.queues.get(queue)
             specs = {
@@ -166,47 +216,6 @@ class Gate:
         self._controls[queue] = (now + CONTROLS_TTL, controlled)
         return controlled
 
-    async def _fill_keys(
-        self, coordinated: dict[str, list[tuple[Message, RunMessage, Task[Any] | None]]]
-    ) -> None:
-        """Messages sent without their keys (re-dispatched by housekeeping, dead-letter
-        requeues): read the keys from the runs' rows, one bulk read per shard."""
-        missing = [
-            msg.run_id
-            for items in coordinated.values()
-            for _, msg, task in items
-            if msg.queue is None and task is not None and (task.concurrency or task.rate_limit)
-        ]
-        if not missing:
-            return
-        rows: dict[str, dict[str, Any]] = {}
-        by_shard: dict[int, list[str]] = defaultdict(list)
-        for rid in missing:
-            by_shard[shard_of(rid, self.platform.index_shards)].append(rid)
-        index = self.platform.objects("run-index")
-        for shard, ids in by_shard.items():
-            for row in await index.get(f"shard-{shard}").call("get_many", ids):
-                rows[row["id"]] = row
-        for items in coordinated.values():
-            for i, (m, msg, task) in enumerate(items):
-                row = rows.get(msg.run_id)
-                if row is not None:
-                    options = row.get("options") or {}
-                    items[i] = (
-                        m,
-                        RunMessage(
-                            msg.run_id,
-                            msg.task,
-                            msg.attempt,
-                            msg.dispatch,
-                            msg.payload,
-                            queue=row.get("queue"),
-                            key=row.get("concurrency_key"),
-                            rate_key=options.get("rate_key"),
-                        ),
-                        task,
-                    )
-
     # --- slots held -------------------------------------------------------------------------
 
     def forget(self, run_id: str) -> None:
@@ -248,40 +257,83 @@ class Gate:
                 self.forget(rid)
 
     def release(self, run_id: str, queue: str | None = None) -> None:
-        """Free the run's slot soon (coalesced with the other releases of this moment).
-        Call it once the attempt's outcome is durable."""
+        """Free the run's slot soon: with the other releases of this moment (the outcomes
+        the writer made durable in one flush resume their runs in the same loop turn, so
+        one call carries them all). Call it once the attempt's outcome is durable."""
         queue = self.held.pop(run_id, None) or queue
         if queue is None:
             return
         self._releases[queue].add(run_id)
         if self._flush is None:
-            loop = asyncio.get_running_loop()
-            self._flush = loop.call_later(self.config.flush_interval, self._start_flush)
+            self._flush = asyncio.get_running_loop().call_soon(self._start_flush)
 
     def _start_flush(self) -> None:
-        fut = asyncio.ensure_future(self.flush())
+        self._spawn(self.flush())
+
+    def _spawn(self, work: Awaitable[Any]) -> None:
+        fut = asyncio.ensure_future(work)
         self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
+
+    def _taking(self) -> bool:
+        return (
+            self.runner is not None
+            and not self.closing
+            and not (self.stopping is not None and self.stopping())
+        )
 
     async def flush(self) -> None:
         self._flush = None
         releases, self._releases = self._releases, defaultdict(set)
         for queue, ids in releases.items():
+            take = len(ids) if self._taking() else 0
             try:
                 res = await self.coordinator(queue).call(
-                    "release", sorted(ids), self.platform.clock.now()
+                    "release",
+                    sorted(ids),
+                    self.platform.clock.now(),
+                    take,
+                    self.config.lease_seconds,
                 )
-                await self._send(queue, res)
             except Exception:  # the slots lapse with their leases
                 log.exception("releasing %d slots of %s failed", len(ids), queue)
+                continue
+            granted = res.get("granted") or []
+            if granted:
+                at = float(res["at"])
+                if self.runner is not None:
+                    self._spawn(
+                        self._run_granted(
+                            self.runner,
+                            [GrantedMessage(b, queue, at, self.platform, self) for b in granted],
+                        )
+                    )
+            try:
+                await self._send(queue, res)
+            except Exception:  # the hand-backs' slots lapse and they are handed back again
+                log.exception("sending the hand-backs of %s failed", queue)
+
+    async def _run_granted(self, runner: Runner, messages: list[GrantedMessage]) -> None:
+        try:
+            await runner(messages)
+        except Exception:  # their slots lapse; the coordinator hands them back again
+            log.exception("starting %d granted runs failed", len(messages))
 
     async def drain(self) -> None:
-        """Wait for the releases scheduled so far (shutdown, tests)."""
-        if self._flush is not None:
-            self._flush.cancel()
-            await self.flush()
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        """Stop taking granted runs, and wait for the releases scheduled so far and the
+        granted runs already started (shutdown, end of a Cloudflare invocation, tests)."""
+        self.closing = True
+        while True:
+            if self._flush is not None:
+                self._flush.cancel()
+                await self.flush()
+            pending = [f for f in self._pending if not f.done()]
+            self._pending.difference_update([f for f in self._pending if f.done()])
+            if not pending:
+                if self._flush is None:
+                    return
+                continue
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def extend(self, run_ids: list[str], now: float) -> None:
         by_queue: dict[str, list[str]] = defaultdict(list)

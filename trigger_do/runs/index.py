@@ -94,6 +94,25 @@ def _in(states: list[str]) -> str:
     return ",".join(f"'{s}'" for s in states)
 
 
+# What a (re-)dispatch needs of a run: its message, queue and keys included (a message
+# without them would bypass its queue's limits).
+_DISPATCH = "id, task, dispatch, attempt, queue, concurrency_key, options->>'rate_key'"
+
+
+def _dispatched(r: tuple[Any, ...]) -> dict[str, Any]:
+    """`{id, task, dispatch, attempt, queue, concurrency_key, rate_key}` of a `_DISPATCH` row
+    (`attempt`: the next attempt's number)."""
+    return {
+        "id": r[0],
+        "task": r[1],
+        "dispatch": r[2],
+        "attempt": r[3] + 1,
+        "queue": r[4],
+        "concurrency_key": r[5],
+        "rate_key": r[6],
+    }
+
+
 _INSERT = """INSERT INTO runs (id, task, state, dispatch, queue, concurrency_key, payload,
     payload_packet, tags, metadata, options, idempotency_key, batch_id, batch_index, replay_of,
     created_at, updated_at, due_at, delay_until, ttl, expires_at)
@@ -543,15 +562,14 @@ class RunIndexObject:
                 dispatch = dispatch + 1, updated_at = ?2
             WHERE id = ?3 AND +state IN ('delayed', 'queued')
               AND +state IN ({_in(sources_for(RunState.DELAYED))})
-            RETURNING id, task, dispatch, attempt""",
+            RETURNING {_DISPATCH}""",
             delay_until,
             now,
             run_id,
         )
         if not rows:
             return None
-        rid, task, dispatch, attempt = rows[0]
-        return {"id": rid, "task": task, "dispatch": dispatch, "attempt": attempt + 1}
+        return _dispatched(rows[0])
 
     def update_tags_metadata(
         self, run_id: str, add_tags: list[str] | None, metadata: dict[str, Any] | None, now: float
@@ -646,13 +664,13 @@ class RunIndexObject:
         out: list[dict[str, Any]] = []
         for chunk in json_chunks(run_ids):
             out += [
-                {"id": r[0], "task": r[1], "dispatch": r[2], "attempt": r[3] + 1}
+                _dispatched(r)
                 for r in self.sql.exec(
                     f"""UPDATE runs SET state = 'queued', dispatch = dispatch + 1, error = NULL,
                         finished_at = NULL, updated_at = ?1, due_at = ?1
                     WHERE id IN (SELECT value FROM json_each(?2))
                       AND +state IN ({_in(sources_for(RunState.QUEUED))}) AND +state = 'crashed'
-                    RETURNING id, task, dispatch, attempt""",
+                    RETURNING {_DISPATCH}""",
                     now,
                     chunk,
                 )
@@ -683,9 +701,9 @@ class RunIndexObject:
         if expired:
             self._finish_simple(expired, RunState.EXPIRED, now)
         overdue = [
-            {"id": r[0], "task": r[1], "dispatch": r[2], "attempt": r[3] + 1}
+            _dispatched(r)
             for r in self.sql.exec(
-                "SELECT id, task, dispatch, attempt FROM runs WHERE (state IN "
+                f"SELECT {_DISPATCH} FROM runs WHERE (state IN "
                 "('queued', 'delayed', 'waiting_for_retry') AND due_at < ?1) OR "
                 "(state = 'running' AND lease_until < ?1) LIMIT ?2",
                 now - stale_after,

@@ -1,0 +1,203 @@
+"""Re-dispatched messages keep their queue and keys; housekeeping leaves the runs a
+coordinator holds alone; a release grants parked runs to the releasing consumer directly,
+and a grant whose consumer dies, or a hand-back whose message is lost, comes back.
+
+In one process on a real database with a fake clock (the consumer is driven by hand),
+and the coordinator object alone for the recovery paths."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.coordinator.test_coordinator_object import T0, Coord, handed
+from trigger_do.consumer.consumer import Consumer
+from trigger_do.coordinator.specs import queue
+from trigger_do.engine import Engine
+from trigger_do.platform.local.platform import RUN_QUEUE, open_local
+from trigger_do.platform.local.queue import LocalQueueConsumer
+from trigger_do.producer.producer import TriggerRequest
+from trigger_do.shared.config import EngineConfig
+from trigger_do.task import Task
+
+GATE: dict[str, asyncio.Event] = {}
+
+
+async def _blocked(payload: Any) -> Any:
+    """Holds its slot until the test lets it go."""
+    await GATE.setdefault("open", asyncio.Event()).wait()
+    return payload
+
+
+SHARED = queue("rd-shared", concurrency_limit=1)
+FREE = Task(id="rd-free", run=_blocked)  # no limits of its own
+HOLDER = Task(id="rd-holder", run=_blocked, queue=SHARED)  # declares the shared queue
+ONE = Task(id="rd-one", run=_blocked, concurrency={"limit": 1})
+RATED = Task(
+    id="rd-rated", run=_blocked, rate_limit={"limit": 5, "period": "1s", "key": "payload.a"}
+)
+TASKS = {t.id: t for t in (FREE, HOLDER, ONE, RATED)}
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1_800_000_000.0
+
+    def now(self) -> float:
+        return self.t
+
+
+class Env:
+    def __init__(self, tmp_path: Path) -> None:
+        platform, sql = open_local(tmp_path / "rd.db")
+        self.clock = FakeClock()
+        platform.clock = self.clock
+        platform.queue.clock = self.clock  # type: ignore[attr-defined]
+        self.sql = sql
+        self.config = EngineConfig(stale_after=60, lease_seconds=300)
+        self.engine = Engine(platform, self.config, find=TASKS.get)
+        self.consumer = Consumer(platform, TASKS, self.config)
+        self.queue = LocalQueueConsumer(
+            sql, RUN_QUEUE, self.clock, token=self.consumer.token, visibility=600
+        )
+
+    def started(self) -> int:
+        return int(self.sql.exec("SELECT count(*) FROM runs WHERE started_at IS NOT NULL")[0][0])
+
+    async def settled(self, check: Any, timeout: float = 10.0) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not check():
+            assert asyncio.get_running_loop().time() < deadline, "timed out"
+            await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Any:
+    GATE["open"] = asyncio.Event()
+    return Env(tmp_path)
+
+
+async def test_a_rescheduled_run_keeps_its_queue_and_respects_its_limit(env: Env) -> None:
+    runs = [
+        await env.engine.trigger(
+            TriggerRequest("rd-free", i, {"queue": "rd-shared", "delay": "1h"})
+        )
+        for i in range(2)
+    ]
+    env.queue.sql.exec("DELETE FROM queue_messages")  # the delayed messages: not needed
+    for r in runs:
+        assert await env.engine.reschedule(r.id, env.clock.now())
+    batch = env.queue.receive(10)
+    assert sorted(m.body["q"] for m in batch) == ["rd-shared", "rd-shared"]
+    work = asyncio.ensure_future(env.consumer.handle_batch(batch))
+    await env.settled(lambda: env.started() == 1)
+    await asyncio.sleep(0.1)
+    assert env.started() == 1  # the shared queue's limit of 1 holds for re-dispatched runs
+    GATE["open"].set()
+    await work
+    await env.settled(lambda: env.started() == 2)  # the parked one was granted on release
+    await env.consumer.shutdown(1.0)
+
+
+async def test_requeued_and_overdue_runs_keep_their_keys(env: Env) -> None:
+    rated = await env.engine.trigger(TriggerRequest("rd-rated", {"a": "acct-1"}))
+    keyed = await env.engine.trigger(
+        TriggerRequest("rd-free", 1, {"queue": "rd-shared", "concurrency_key": "k-1"})
+    )
+    env.queue.sql.exec("DELETE FROM queue_messages")
+    env.sql.exec("UPDATE runs SET state = 'crashed' WHERE id = ?", keyed.id)
+    assert await env.engine.requeue_dead([keyed.id]) == [keyed.id]
+    env.clock.t += 61
+    assert (await env.engine.housekeeping())["redispatched"] == 2  # nobody holds them
+    bodies = {m.body["run_id"]: m.body for m in env.queue.receive(10)}
+    assert bodies[keyed.id]["q"] == "rd-shared" and bodies[keyed.id]["k"] == "k-1"
+    assert bodies[rated.id]["q"] == "task/rd-rated" and bodies[rated.id]["rk"] == "acct-1"
+
+
+async def test_housekeeping_leaves_parked_runs_to_their_coordinator(env: Env) -> None:
+    first = await env.engine.trigger(TriggerRequest("rd-one", 1))
+    second = await env.engine.trigger(TriggerRequest("rd-one", 2))
+    work = asyncio.ensure_future(env.consumer.handle_batch(env.queue.receive(10)))
+    await env.settled(lambda: env.started() == 1)
+    stats = await env.engine.get_queue("task/rd-one")
+    assert stats["parked"] == 1
+    env.clock.t += 61  # the parked run is queued and overdue, but its coordinator holds it
+    assert (await env.engine.housekeeping())["redispatched"] == 0
+    assert env.queue.receive(10) == []
+    GATE["open"].set()
+    await work
+    await env.settled(lambda: env.started() == 2)  # handed to this consumer on release
+    for r in (first, second):
+        assert (await env.engine.get_run(r.id))["state"] in ("running", "completed")
+    await env.consumer.shutdown(1.0)
+    assert env.sql.exec("SELECT count(*) FROM coord_slots")[0][0] == 0
+    assert env.sql.exec("SELECT count(*) FROM coord_parked")[0][0] == 0
+
+
+# --- the coordinator object alone -------------------------------------------------------
+
+
+@pytest.fixture
+def coord(tmp_path: Path) -> Coord:
+    return Coord(tmp_path / "c.db")
+
+
+def test_a_release_grants_parked_runs_to_the_caller(coord: Coord) -> None:
+    coord.acquire(["a", "b", "c", "d"], T0)  # limit 2: c and d parked
+    res = coord("release", ["a"], T0 + 1, 1, 10.0)
+    assert [b["run_id"] for b in res["granted"]] == ["c"] and res["handback"] == []
+    assert "h" not in res["granted"][0]
+    assert res["at"] == T0 + 1
+    # the granted run holds its slot: a duplicate delivery is granted, no second slot
+    assert coord.acquire(["c"], T0 + 2)["granted"] == ["c"]
+    assert coord.count("coord_slots") == 2
+    # taking fewer than are handed back: the rest go through the queue
+    res = coord("release", ["b", "c"], T0 + 3, 0, 10.0)
+    assert res["granted"] == [] and handed(res) == ["d"]
+    coord.acquire(["d"], T0 + 4)
+    coord("release", ["d"], T0 + 5)
+    assert coord.count("coord_slots") == 0 and coord.count("coord_parked") == 0
+
+
+def test_a_direct_grant_whose_consumer_dies_is_handed_back(coord: Coord) -> None:
+    coord.acquire(["a", "b", "c"], T0)  # c parked
+    assert [b["run_id"] for b in coord("release", ["a"], T0 + 1, 5, 10.0)["granted"]] == ["c"]
+    # c's consumer dies: nobody renews its slot; once the lease lapses c is handed back
+    res = coord("wake", T0 + 12)
+    assert handed(res) == ["c"]
+    assert coord.acquire(["c"], T0 + 13)["granted"] == ["c"]
+    coord("release", ["b", "c"], T0 + 14)
+    assert coord.count("coord_slots") == 0 and coord.count("coord_parked") == 0
+
+
+def test_a_lost_hand_back_is_recovered_when_housekeeping_asks(coord: Coord) -> None:
+    coord.acquire(["a", "b", "c"], T0)
+    assert handed(coord("release", ["a"], T0 + 1)) == ["c"]  # ... and that message is lost
+    res = coord("holding", ["c", "zz"], T0 + 5)
+    assert res["held"] == ["c"] and res["handback"] == []  # reserved for it, still held
+    res = coord("holding", ["c"], T0 + 12)  # the reservation lapsed: handed back again
+    assert res["held"] == ["c"] and handed(res) == ["c"]
+
+
+def test_a_long_backlog_is_handed_back_in_order_across_many_keys(coord: Coord) -> None:
+    spec = {"key_limit": 40}
+    for key in ("k1", "k2", "k3"):
+        coord.acquire([f"{key}-{i:03}" for i in range(100)], T0, key=key, spec=spec)
+    held = [f"{k}-{i:03}" for k in ("k1", "k2", "k3") for i in range(40)]
+    out: list[str] = []
+    for step in range(8):
+        res = coord("release", held[:30], T0 + 1 + step, 10, 10.0)
+        held = held[30:]
+        got = [b["run_id"] for b in res["granted"]] + handed(res)
+        coord.acquire(handed(res), T0 + 1 + step, key="?", spec=spec)
+        held += got
+        out += got
+    for key in ("k1", "k2", "k3"):  # FIFO within each key, nobody twice, nobody skipped
+        mine = [r for r in out if r.startswith(key)]
+        assert mine == [f"{key}-{i:03}" for i in range(40, 40 + len(mine))]
+    assert len(out) == len(set(out)) == 180
+    counts = [sum(1 for r in out if r.startswith(k)) for k in ("k1", "k2", "k3")]
+    assert max(counts) - min(counts) <= 1  # round-robin across the keys
