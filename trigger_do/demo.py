@@ -131,6 +131,7 @@ def _bar(console: Console) -> Progress:
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # a pipe or a log gets the result lines only
     )
 
 
