@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,9 @@ if str(ROOT) not in sys.path:  # worker processes import test task modules by do
     sys.path.insert(0, str(ROOT))
 
 import trigger_do  # noqa: E402
+from tests.engine.driver import Driver, FakeClock  # noqa: E402
 from trigger_do.platform.local.runtime import LocalRuntime  # noqa: E402
+from trigger_do.sdk.client import pop_client, push_client  # noqa: E402
 
 ENGINE_TASKS = "tests.engine.tasks_for_tests"
 
@@ -50,3 +52,27 @@ async def runtime(
     """The embedded runtime with the defaults above (2 workers)."""
     async with make_runtime() as rt:
         yield rt
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def driver(tmp_path: Path) -> Iterator[Driver]:
+    """The engine in this process on a real SQLite file, real clock, one batch at a time
+    (no worker processes); SDK calls go to it."""
+    d = Driver(tmp_path / "d.db", lease_seconds=2.0, flush_interval=0.001)
+    push_client(d.client)
+    yield d
+    pop_client(d.client)
+
+
+@pytest.fixture
+def fake_driver(tmp_path: Path, clock: FakeClock) -> Iterator[Driver]:
+    """The same with a fake clock (delays, ttls and key expiry without waiting)."""
+    d = Driver(tmp_path / "f.db", clock=clock, lease_seconds=2.0, flush_interval=0.001)
+    push_client(d.client)
+    yield d
+    pop_client(d.client)

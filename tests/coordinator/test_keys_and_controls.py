@@ -3,24 +3,12 @@ resume, limit override) work through the engine. In-process driver, no worker pr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 import trigger_do
 from tests.coordinator import coord_tasks as t
 from tests.engine.driver import Driver
 from trigger_do.errors import PayloadValidationError, TaskDefinitionError
-from trigger_do.sdk.client import pop_client, push_client
-
-
-@pytest.fixture
-def driver(tmp_path: Path) -> Iterator[Driver]:
-    d = Driver(tmp_path / "d.db", lease_seconds=2.0, flush_interval=0.001)
-    push_client(d.client)
-    yield d
-    pop_client(d.client)
 
 
 @pytest.mark.parametrize(
