@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from trigger_do.platform.cloudflare.ffi import to_py
+
 try:  # under Pyodide: build real JS values
     import js
     from pyodide.ffi import JsProxy, jsnull, to_js
@@ -41,23 +43,8 @@ MAX_SAFE_INTEGER = 2**53 - 1
 # --- the JS value boundary ----------------------------------------------------------------
 
 
-def py(value: Any) -> Any:
-    """What a JS API receives, as plain Python (JS objects/arrays/null to dict/list/None)."""
-    if IN_PYODIDE:
-        if isinstance(value, JsProxy):
-            value = value.to_py()
-        return _nulls(value)
-    return value
-
-
-def _nulls(value: Any) -> Any:
-    if IN_PYODIDE and value is jsnull:
-        return None
-    if isinstance(value, list):
-        return [_nulls(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _nulls(v) for k, v in value.items()}
-    return value
+# what a JS API receives, as plain Python: the same conversion the adapters use
+py = to_py
 
 
 def _numbers(value: Any) -> Any:
