@@ -1,0 +1,213 @@
+"""The run index's writes from consumers: start, lease, finish, progress."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..shared.serialization import loads
+from ..shared.sqlbulk import json_chunks
+from ..shared.states import FINAL_STATES, STARTABLE, RunState, sources_for
+from .index_schema import WATCHED, IndexBase, _in
+
+
+class ConsumerWrites(IndexBase):
+    # --- consumer ------------------------------------------------------------------------
+
+    def start_many(
+        self, claims: list[list[Any]], token: str, now: float, lease_seconds: float
+    ) -> list[dict[str, Any]]:
+        """Decide, for each delivered `[run_id, dispatch]`, what the consumer does, and start
+        the runs it may run under `token`'s lease.
+
+        Decisions: `start` (with attempt, payload and options), `skip` (final or stale:
+        ack it), `early` (delayed and not yet due: retry after `delay`), `busy` (another
+        consumer holds a live lease: retry after `delay`), `expired` (its ttl passed: now
+        EXPIRED), `missing` (no such row)."""
+        ids = [c[0] for c in claims]
+        rows: dict[str, tuple[Any, ...]] = {}
+        for chunk in json_chunks(ids):
+            for row in self.sql.exec(
+                "SELECT id, state, attempt, dispatch, continued, delay_until, expires_at, "
+                "lease_until, payload, payload_packet, options, metadata, tags, task, "
+                "created_at, started_at FROM runs WHERE id IN (SELECT value FROM json_each(?))",
+                chunk,
+            ):
+                rows[row[0]] = row
+        decisions: list[dict[str, Any]] = []
+        starts: list[dict[str, Any]] = []
+        expired: list[str] = []
+        for run_id, dispatch in claims:
+            found = rows.get(run_id)
+            if found is None:
+                decisions.append({"id": run_id, "decision": "missing"})
+                continue
+            (
+                _,
+                state,
+                attempt,
+                row_dispatch,
+                continued,
+                delay_until,
+                expires_at,
+                lease_until,
+                payload,
+                packet,
+                options,
+                metadata,
+                tags,
+                task,
+                created_at,
+                started_at,
+            ) = found
+            if state in FINAL_STATES or row_dispatch != dispatch:
+                decisions.append({"id": run_id, "decision": "skip", "state": state})
+                continue
+            if state == RunState.RUNNING:
+                if lease_until is not None and lease_until > now:
+                    decisions.append(
+                        {"id": run_id, "decision": "busy", "delay": lease_until - now + 0.05}
+                    )
+                    continue
+                new_attempt, resumed = attempt + 1, True  # its consumer died: next attempt
+            elif state in STARTABLE:
+                if state == RunState.DELAYED and delay_until is not None and delay_until > now:
+                    # early (a delay past the queue's maximum): look again when it is due
+                    decisions.append(
+                        {"id": run_id, "decision": "early", "delay": delay_until - now}
+                    )
+                    continue
+                if expires_at is not None and now > expires_at and attempt == 0:
+                    expired.append(run_id)
+                    decisions.append({"id": run_id, "decision": "expired"})
+                    continue
+                new_attempt = attempt if continued else attempt + 1
+                resumed = bool(continued) or attempt > 0
+            else:
+                decisions.append({"id": run_id, "decision": "skip", "state": state})
+                continue
+            starts.append({"id": run_id, "attempt": new_attempt})
+            decisions.append(
+                {
+                    "id": run_id,
+                    "decision": "start",
+                    "task": task,
+                    "attempt": new_attempt,
+                    "resumed": resumed,
+                    "payload": payload,
+                    "payload_packet": packet,
+                    "options": loads(options) if options != "{}" else {},
+                    "metadata": loads(metadata) if metadata != "{}" else {},
+                    "tags": loads(tags) if tags != "[]" else [],
+                    "created_at": created_at,
+                    "started_at": started_at or now,
+                }
+            )
+        for chunk in json_chunks(starts):
+            self.sql.exec(
+                f"""UPDATE runs SET state = 'running', attempt = j.attempt, continued = 0,
+                    lease_token = ?1, lease_until = ?2, updated_at = ?3,
+                    started_at = coalesce(started_at, ?3)
+                FROM (SELECT value->>'id' AS id, value->>'attempt' AS attempt
+                      FROM json_each(?4)) AS j
+                WHERE runs.id = j.id AND +runs.state IN ({_in(sources_for(RunState.RUNNING))})""",
+                token,
+                now + lease_seconds,
+                now,
+                chunk,
+            )
+        if expired:
+            self._finish_simple(expired, RunState.EXPIRED, now)
+        return decisions
+
+    def extend_leases(
+        self, run_ids: list[str], token: str, now: float, lease_seconds: float
+    ) -> list[str]:
+        """Extend `token`'s leases; return the runs it no longer holds (canceled, taken)."""
+        held: set[str] = set()
+        for chunk in json_chunks(run_ids):
+            for (rid,) in self.sql.exec(
+                "UPDATE runs SET lease_until = ? WHERE id IN (SELECT value FROM json_each(?)) "
+                "AND +state = 'running' AND +lease_token = ? RETURNING id",
+                now + lease_seconds,
+                chunk,
+                token,
+            ):
+                held.add(rid)
+        return [r for r in run_ids if r not in held]
+
+    def finish_many(self, outcomes: list[dict[str, Any]], token: str, now: float) -> dict[str, Any]:
+        """Apply attempt outcomes held under `token`. Each outcome: `{id, attempt, state,
+        output?, output_packet?, error?, due_at?, progress?, metadata?, has_object?}`;
+        `state` is final, `waiting_for_retry` or `queued` (continued). A stale outcome
+        (lease lost, run canceled) changes nothing. Returns `{"applied": {id: dispatch}}`,
+        the new dispatch number for the runs that need a message, and, when there are any,
+        `"watched": {id: state}`: the runs that ended here while live-log subscribers
+        watch them."""
+        applied: dict[str, int] = {}
+        watched: dict[str, str] = {}
+        for state in {o["state"] for o in outcomes}:
+            group = [o for o in outcomes if o["state"] == state]
+            sources = _in(sources_for(state))
+            final = RunState(state) in FINAL_STATES
+            bump = 0 if final else 1
+            for chunk in json_chunks(group):
+                rows = self.sql.exec(
+                    f"""UPDATE runs SET state = ?1, updated_at = ?2,
+                        finished_at = CASE WHEN ?3 THEN ?2 ELSE runs.finished_at END,
+                        dispatch = runs.dispatch + ?4,
+                        continued = CASE WHEN ?1 = 'queued' THEN 1 ELSE 0 END,
+                        output = coalesce(j.output, runs.output),
+                        output_packet = coalesce(j.output_packet, runs.output_packet),
+                        error = coalesce(j.error, runs.error),
+                        due_at = coalesce(j.due_at, runs.due_at),
+                        progress = coalesce(j.progress, runs.progress),
+                        metadata = coalesce(j.metadata, runs.metadata),
+                        has_object = max(runs.has_object, coalesce(j.has_object, 0)),
+                        lease_token = NULL, lease_until = NULL
+                    FROM (SELECT value->>'id' AS id, value->>'attempt' AS attempt,
+                            value->>'output' AS output, value->>'output_packet' AS output_packet,
+                            value->>'error' AS error, value->>'due_at' AS due_at,
+                            value->>'progress' AS progress, value->>'metadata' AS metadata,
+                            value->>'has_object' AS has_object
+                          FROM json_each(?5)) AS j
+                    WHERE runs.id = j.id AND +runs.lease_token = ?6 AND runs.attempt = j.attempt
+                      AND +runs.state IN ({sources})
+                    RETURNING runs.id, runs.dispatch, runs.has_object""",
+                    state,
+                    now,
+                    final,
+                    bump,
+                    chunk,
+                    token,
+                )
+                for rid, dispatch, has_object in rows:
+                    applied[rid] = dispatch
+                    if final and has_object == WATCHED:
+                        watched[rid] = state
+        return {"applied": applied, "watched": watched} if watched else {"applied": applied}
+
+    def watch(self, run_id: str) -> str | None:
+        """A live-log subscriber connects (Cloudflare's run object): mark the run watched
+        (`has_object` = 2, so the writer tells its object when it ends) and return its state
+        (None: no such run), in one transaction."""
+        rows = self.sql.exec(
+            "UPDATE runs SET has_object = ? WHERE id = ? RETURNING state", WATCHED, run_id
+        )
+        return str(rows[0][0]) if rows else None
+
+    def update_progress(self, updates: list[dict[str, Any]], token: str, now: float) -> None:
+        """Live progress and metadata of running runs: `{id, progress?, metadata?,
+        has_object?}` each."""
+        for chunk in json_chunks(updates):
+            self.sql.exec(
+                """UPDATE runs SET progress = coalesce(j.progress, runs.progress),
+                    metadata = coalesce(j.metadata, runs.metadata), updated_at = ?1,
+                    has_object = max(runs.has_object, coalesce(j.has_object, 0))
+                FROM (SELECT value->>'id' AS id, value->>'progress' AS progress,
+                        value->>'metadata' AS metadata, value->>'has_object' AS has_object
+                      FROM json_each(?2)) AS j
+                WHERE runs.id = j.id AND +runs.lease_token = ?3""",
+                now,
+                chunk,
+                token,
+            )

@@ -1,0 +1,144 @@
+"""The run index's table, its row shape, and SQL pieces its methods share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..ports import Sql
+from ..shared.serialization import loads
+from ..shared.sqlbulk import json_chunks
+from ..shared.states import RunState, sources_for
+
+# `runs.has_object`: 0 no run object, 1 a run object (checkpoints, steps, logs), WATCHED a
+# run object with live-log subscribers (Cloudflare: told when the run ends; see writer.py)
+WATCHED = 2
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY,
+        task TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        dispatch INTEGER NOT NULL DEFAULT 1,
+        continued INTEGER NOT NULL DEFAULT 0,
+        queue TEXT,
+        concurrency_key TEXT,
+        payload TEXT,
+        payload_packet TEXT,
+        output TEXT,
+        output_packet TEXT,
+        error TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',
+        metadata TEXT NOT NULL DEFAULT '{}',
+        options TEXT NOT NULL DEFAULT '{}',
+        idempotency_key TEXT,
+        batch_id TEXT,
+        batch_index INTEGER,
+        progress REAL,
+        has_object INTEGER NOT NULL DEFAULT 0,
+        replay_of TEXT,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        delay_until REAL,
+        ttl REAL,
+        expires_at REAL,
+        started_at REAL,
+        finished_at REAL,
+        lease_token TEXT,
+        lease_until REAL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at, id)",
+    "CREATE INDEX IF NOT EXISTS runs_state_due ON runs(state, due_at)",
+    "CREATE INDEX IF NOT EXISTS runs_batch ON runs(batch_id, batch_index) "
+    "WHERE batch_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS runs_finished ON runs(finished_at) WHERE finished_at IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS idempotency (
+        key TEXT PRIMARY KEY, run_id TEXT NOT NULL, expires_at REAL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS batches (
+        id TEXT PRIMARY KEY, run_count INTEGER NOT NULL, idempotency_key TEXT UNIQUE,
+        created_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        run_id TEXT PRIMARY KEY, task TEXT, body TEXT NOT NULL, deliveries INTEGER,
+        reason TEXT, dead_at REAL NOT NULL, requeued_at REAL
+    ) WITHOUT ROWID""",
+]
+
+# Columns in the order `_row` maps them.
+ROW_COLUMNS = (
+    "id, task, state, attempt, dispatch, queue, concurrency_key, payload, payload_packet, "
+    "output, output_packet, error, tags, metadata, options, idempotency_key, batch_id, "
+    "batch_index, progress, has_object, replay_of, created_at, updated_at, delay_until, ttl, "
+    "expires_at, started_at, finished_at"
+)
+_JSON_COLUMNS = {"error", "tags", "metadata", "options"}
+_NAMES = [c.strip() for c in ROW_COLUMNS.split(",")]
+
+
+def row_to_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(_NAMES, row, strict=True))
+    for col in _JSON_COLUMNS:
+        if out[col] is not None:
+            out[col] = loads(out[col])
+    return out
+
+
+def _in(states: list[str]) -> str:
+    return ",".join(f"'{s}'" for s in states)
+
+
+# What a (re-)dispatch needs of a run: its message, queue and keys included (a message
+# without them would bypass its queue's limits).
+_DISPATCH = "id, task, dispatch, attempt, queue, concurrency_key, options->>'rate_key'"
+
+
+def _dispatched(r: tuple[Any, ...]) -> dict[str, Any]:
+    """`{id, task, dispatch, attempt, queue, concurrency_key, rate_key}` of a `_DISPATCH` row
+    (`attempt`: the next attempt's number)."""
+    return {
+        "id": r[0],
+        "task": r[1],
+        "dispatch": r[2],
+        "attempt": r[3] + 1,
+        "queue": r[4],
+        "concurrency_key": r[5],
+        "rate_key": r[6],
+    }
+
+
+_INSERT = """INSERT INTO runs (id, task, state, dispatch, queue, concurrency_key, payload,
+    payload_packet, tags, metadata, options, idempotency_key, batch_id, batch_index, replay_of,
+    created_at, updated_at, due_at, delay_until, ttl, expires_at)
+    SELECT value->>'id', value->>'task', value->>'state', 1, value->>'queue',
+      value->>'concurrency_key', value->>'payload', value->>'payload_packet',
+      coalesce(value->>'tags', '[]'), coalesce(value->>'metadata', '{}'),
+      coalesce(value->>'options', '{}'), value->>'idempotency_key', value->>'batch_id',
+      value->>'batch_index', value->>'replay_of', ?1, ?1, coalesce(value->>'delay_until', ?1),
+      value->>'delay_until', value->>'ttl', value->>'expires_at'
+    FROM json_each(?2)"""
+
+
+class IndexBase:
+    """What the run index's method groups share: its `Sql` and the plain final write."""
+
+    sql: Sql
+
+    def _finish_simple(self, run_ids: list[str], state: RunState, now: float) -> list[str]:
+        done: list[str] = []
+        for chunk in json_chunks(run_ids):
+            done += [
+                r[0]
+                for r in self.sql.exec(
+                    f"""UPDATE runs SET state = ?, updated_at = ?, finished_at = ?,
+                        lease_token = NULL, lease_until = NULL
+                    WHERE id IN (SELECT value FROM json_each(?))
+                      AND +state IN ({_in(sources_for(state))}) RETURNING id""",
+                    str(state),
+                    now,
+                    now,
+                    chunk,
+                )
+            ]
+        return done
