@@ -32,78 +32,13 @@ Methods run in one transaction each and take and return JSON-native values.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..ports import Sql
 from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
-from . import windows
+from .state import ALARM_GRACE, SCHEMA, Counts, Heads, QueueState, rate_id_of
 from .windows import SqlStorage, Window
-
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS coord_queues (
-        queue TEXT PRIMARY KEY,
-        clock REAL NOT NULL DEFAULT 0,
-        paused INTEGER NOT NULL DEFAULT 0,
-        limit_override INTEGER,
-        spec TEXT NOT NULL DEFAULT '{}',
-        alarm_at REAL,
-        rr_key TEXT,
-        seq INTEGER NOT NULL DEFAULT 0,
-        lease REAL NOT NULL DEFAULT 30
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS coord_slots (
-        queue TEXT NOT NULL, run_id TEXT NOT NULL, key TEXT NOT NULL, task TEXT,
-        rate_id TEXT, state TEXT NOT NULL, lease_until REAL NOT NULL, granted_at REAL NOT NULL,
-        PRIMARY KEY (queue, run_id)
-    ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS coord_slots_key ON coord_slots(queue, key)",
-    "CREATE INDEX IF NOT EXISTS coord_slots_lease ON coord_slots(queue, lease_until)",
-    """CREATE TABLE IF NOT EXISTS coord_parked (
-        queue TEXT NOT NULL, run_id TEXT NOT NULL, key TEXT NOT NULL, task TEXT,
-        rate_id TEXT, seq INTEGER NOT NULL, body TEXT NOT NULL, parked_at REAL NOT NULL,
-        handed INTEGER NOT NULL DEFAULT 0,
-        PRIMARY KEY (queue, run_id)
-    ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS coord_parked_head ON coord_parked(queue, key, handed, seq)",
-    """CREATE TABLE IF NOT EXISTS coord_keys (
-        queue TEXT NOT NULL, key TEXT NOT NULL, waiting INTEGER NOT NULL,
-        PRIMARY KEY (queue, key)
-    ) WITHOUT ROWID""",
-    *windows.SCHEMA,
-]
-
-ALARM_GRACE = 5.0  # an alarm this overdue is assumed lost: the next call sets it again
-
-
-class _Counts(list[Any]):
-    """`[slots per key, slots in all, rate tickets per rate id, parked runs waiting per key]`
-    (a list: a pump inside `acquire` updates what `acquire` goes on deciding with)."""
-
-
-@dataclass
-class _Queue:
-    name: str
-    clock: float = 0.0
-    paused: bool = False
-    limit_override: int | None = None
-    spec: dict[str, Any] = field(default_factory=dict)
-    alarm_at: float | None = None
-    rr_key: str | None = None
-    seq: int = 0
-    lease: float = 30.0
-
-    @property
-    def limit(self) -> int | None:
-        if self.limit_override is not None:
-            return self.limit_override
-        value = self.spec.get("queue_limit")
-        return int(value) if value is not None else None
-
-    def task_spec(self, task: str | None) -> dict[str, Any]:
-        found: dict[str, Any] = self.spec.get("tasks", {}).get(task or "", {})
-        return found
 
 
 class CoordinatorObject:
@@ -164,7 +99,7 @@ class CoordinatorObject:
         new_parked: list[list[Any]] = []
         for r in requests:
             run_id, task, key = r["id"], r.get("task"), r.get("key") or ""
-            rate_id = _rate_id(task, r.get("rate_key"))
+            rate_id = rate_id_of(task, r.get("rate_key"))
             state = slot_state.get(run_id)
             if state == "held":  # a duplicate or a redelivery: already holds its slot
                 self.sql.exec(
@@ -384,7 +319,7 @@ class CoordinatorObject:
 
     # --- internals --------------------------------------------------------------------------
 
-    def _settle(self, q: _Queue, now: float, take: int = 0) -> dict[str, Any]:
+    def _settle(self, q: QueueState, now: float, take: int = 0) -> dict[str, Any]:
         self._sweep(q, now)
         granted: list[Any] = []
         handback = self._pump(q, now, take, granted)
@@ -392,7 +327,7 @@ class CoordinatorObject:
         self._save(q)
         return {"handback": handback, "alarm": alarm, "at": now, "granted": granted}
 
-    def _sweep(self, q: _Queue, now: float) -> None:
+    def _sweep(self, q: QueueState, now: float) -> None:
         """Reclaim slots whose lease lapsed; a handed-back run that never came back, or a
         directly granted one whose consumer died, goes back to the head of its key's line."""
         lapsed = self.sql.exec(
@@ -427,7 +362,7 @@ class CoordinatorObject:
         if rows:
             self._add_waiting({rows[0][0]: 1})
 
-    def _counts(self, q: _Queue) -> _Counts:
+    def _counts(self, q: QueueState) -> Counts:
         """Slots per key, slots in all, rate tickets (reserved slots) per rate id, and the
         parked runs waiting per key."""
         counts: defaultdict[str, int] = defaultdict(int)
@@ -446,15 +381,15 @@ class CoordinatorObject:
                 "SELECT key, waiting FROM coord_keys WHERE queue = ? AND waiting > 0", self.name
             )
         }
-        return _Counts([counts, sum(counts.values()), tickets, waiting])
+        return Counts([counts, sum(counts.values()), tickets, waiting])
 
     def _pump(
         self,
-        q: _Queue,
+        q: QueueState,
         now: float,
         take: int = 0,
         granted: list[Any] | None = None,
-        counted: _Counts | None = None,
+        counted: Counts | None = None,
     ) -> list[Any]:
         """Hand back parked runs while capacity allows, one per key per round, starting
         after the key served last (round-robin). The first `take` of them are granted to
@@ -482,7 +417,7 @@ class CoordinatorObject:
             )
             for k in keys
         }
-        heads = _Heads(self, room)
+        heads = Heads(self.sql, self.name, room)
         handback: list[Any] = []
         reserved: list[list[Any]] = []
         direct: list[list[Any]] = []
@@ -555,7 +490,7 @@ class CoordinatorObject:
             counted[1] += sum(served.values())
         return handback
 
-    def _alarm(self, q: _Queue, now: float) -> float | None:
+    def _alarm(self, q: QueueState, now: float) -> float | None:
         """When to wake to hand back runs still waiting: a window opening or a lease that may
         lapse. Returns the time when the caller must (re)arm the alarm, else None."""
         if q.paused:
@@ -594,7 +529,7 @@ class CoordinatorObject:
             return when
         return None
 
-    def _window(self, q: _Queue, task: str | None) -> Window | None:
+    def _window(self, q: QueueState, task: str | None) -> Window | None:
         rate = q.task_spec(task).get("rate")
         if not rate:
             return None
@@ -624,16 +559,16 @@ class CoordinatorObject:
             out += self.sql.exec(query, self.name, chunk)
         return out
 
-    def _load(self, now: float) -> _Queue:
+    def _load(self, now: float) -> QueueState:
         rows = self.sql.exec(
             "SELECT clock, paused, limit_override, spec, alarm_at, rr_key, seq, lease "
             "FROM coord_queues WHERE queue = ?",
             self.name,
         )
         if not rows:
-            return _Queue(self.name, clock=now)
+            return QueueState(self.name, clock=now)
         clock, paused, override, spec, alarm_at, rr_key, seq, lease = rows[0]
-        return _Queue(
+        return QueueState(
             self.name,
             clock=max(float(clock), now),
             paused=bool(paused),
@@ -645,7 +580,7 @@ class CoordinatorObject:
             lease=lease,
         )
 
-    def _save(self, q: _Queue) -> None:
+    def _save(self, q: QueueState) -> None:
         self.sql.exec(
             """INSERT INTO coord_queues (queue, clock, paused, limit_override, spec, alarm_at,
                 rr_key, seq, lease) VALUES (?,?,?,?,?,?,?,?,?)
@@ -663,66 +598,3 @@ class CoordinatorObject:
             q.seq,
             q.lease,
         )
-
-
-def _rate_id(task: str | None, rate_key: str | None) -> str:
-    return f"{task or ''}|{rate_key or ''}"
-
-
-class _Heads:
-    """The parked runs at the head of each key's line, read in bulk: one query fetches the
-    next few of every key that ran out (a window per key), doubling each time a key needs
-    more, so a pump costs a few queries however long the lines are."""
-
-    def __init__(self, coord: CoordinatorObject, room: dict[str, int]) -> None:
-        self.coord = coord
-        self.room = room  # at most how many each key can be handed back now
-        self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        self.pos: dict[str, int] = defaultdict(int)
-        self.used: dict[str, int] = defaultdict(int)
-        self.after: dict[str, int] = {}  # the last seq read per key
-        self.size = 8
-        self.done: set[str] = set()  # keys whose whole line was read
-
-    def empty(self, key: str) -> bool:
-        return key not in self.done and self.pos[key] >= len(self.rows[key])
-
-    def fetch(self, keys: list[str]) -> None:
-        if not keys:
-            return
-        size = self.size
-        self.size = min(self.size * 2, 512)
-        n = {k: max(1, min(size, self.room[k] - self.used[k])) for k in keys}
-        asked = [[k, self.after.get(k, -1)] for k in keys]
-        got: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        for chunk in json_chunks(asked):
-            for key, seq, run_id, task, rate_id, body in self.coord.sql.exec(
-                # per key: the seq of its n-th next run bounds an index range scan
-                "WITH a AS MATERIALIZED (SELECT value->>0 AS key, value->>1 AS after, "
-                "coalesce((SELECT x.seq FROM coord_parked AS x WHERE x.queue = ?1 "
-                "AND x.key = value->>0 AND x.handed = 0 AND x.seq > value->>1 "
-                "ORDER BY x.seq LIMIT 1 OFFSET ?3 - 1), 9e18) AS upto FROM json_each(?2)) "
-                "SELECT p.key, p.seq, p.run_id, p.task, p.rate_id, p.body FROM a "
-                "JOIN coord_parked AS p ON p.queue = ?1 AND p.key = a.key AND p.handed = 0 "
-                "AND p.seq > a.after AND p.seq <= a.upto ORDER BY p.key, p.seq",
-                self.coord.name,
-                chunk,
-                max(n.values()),
-            ):
-                if len(got[key]) < n[key]:  # (LIMIT takes no column: the most, then trim)
-                    got[key].append((run_id, task, rate_id, body))
-                    self.after[key] = seq
-        for key in keys:
-            rows = got.get(key, [])
-            self.rows[key] = rows
-            self.pos[key] = 0
-            if len(rows) < n[key]:
-                self.done.add(key)
-
-    def peek(self, key: str) -> tuple[Any, ...] | None:
-        rows, i = self.rows[key], self.pos[key]
-        return rows[i] if i < len(rows) else None
-
-    def pop(self, key: str) -> None:
-        self.pos[key] += 1
-        self.used[key] += 1
