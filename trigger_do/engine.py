@@ -73,7 +73,8 @@ class Engine:
         """Add `(index, request)` items to a batch; an index it already has is skipped
         (a resent stream). None if there is no such batch. Returns `{accepted,
         deduplicated, present, run_count}` (`present`: distinct indexes now written)."""
-        batch = await self.get_batch(batch_id)
+        # the batch's own row only (get_batch would also gather its runs' states)
+        batch = await self.index_for(batch_id).call("get_batch", batch_id)
         if batch is None:
             return None
         count = batch["run_count"]
@@ -106,13 +107,17 @@ class Engine:
         row: dict[str, Any] | None = await self.index_for(run_id).call("get", run_id)
         if row is None:
             raise RunNotFoundError(run_id)
-        row["payload"] = await self._decode(row["payload"], row["payload_packet"])
-        row["output"] = await self._decode(row["output"], row["output_packet"])
+        await self._decode_row(row)
         row["checkpoints"] = []
         if details and row["has_object"]:
             state = await self.run_object(run_id).call("state")
             row["checkpoints"] = state["checkpoints"]
         return row
+
+    async def _decode_row(self, row: dict[str, Any]) -> None:
+        """The row's payload and output as values (read from their packets if offloaded)."""
+        row["payload"] = await self._decode(row["payload"], row["payload_packet"])
+        row["output"] = await self._decode(row["output"], row["output_packet"])
 
     async def _decode(self, text: str | None, packet: str | None) -> Any:
         if packet:
@@ -126,8 +131,7 @@ class Engine:
         for shard, ids in self._by_shard(run_ids).items():
             ns = self.platform.objects("run-index")
             for row in await ns.get(f"shard-{shard}").call("get_many", ids):
-                row["payload"] = await self._decode(row["payload"], row["payload_packet"])
-                row["output"] = await self._decode(row["output"], row["output_packet"])
+                await self._decode_row(row)
                 out[row["id"]] = row
         return out
 
@@ -246,15 +250,13 @@ class Engine:
     # --- dead letters and housekeeping ----------------------------------------------------
 
     async def dead_letters(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for shard in self.shards():
-            out += await shard.call("list_dead_letters")
-        return sorted(out, key=lambda d: d["dead_at"])
+        pages = await asyncio.gather(*(s.call("list_dead_letters") for s in self.shards()))
+        return sorted((d for page in pages for d in page), key=lambda d: d["dead_at"])
 
     async def requeue_dead(self, run_ids: list[str] | None = None) -> list[str]:
-        revived: list[dict[str, Any]] = []
-        for shard in self.shards():
-            revived += await shard.call("requeue_dead", run_ids, self.now())
+        now = self.now()
+        pages = await asyncio.gather(*(s.call("requeue_dead", run_ids, now) for s in self.shards()))
+        revived = [r for page in pages for r in page]
         await self._dispatch(revived)
         return [r["id"] for r in revived]
 
