@@ -14,7 +14,7 @@ import logging
 import traceback
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..coordinator.gate import Gate
@@ -47,7 +47,6 @@ class _Attempt:
     message: Message
     msg: RunMessage
     decision: dict[str, Any]
-    logs: list[str] = field(default_factory=list)
 
 
 class Consumer:
@@ -70,6 +69,29 @@ class Consumer:
 
     async def handle_batch(self, messages: Sequence[Message]) -> None:
         deadline = self.platform.clock.now() + self.config.slice_seconds
+        parsed = await self._parse(messages)
+        # the coordinators grant or park the runs of limited queues (one call per queue);
+        # a granted run starts at the instant its coordinator granted it
+        admitted = await self.gate.admit(
+            parsed, self.platform.clock.now(), self.handle_batch, lambda: self.stopping
+        )
+        attempts = await self._start(admitted)
+        if not attempts:
+            return
+        for a in attempts:
+            self.running[a.msg.run_id] = _Running(asyncio.ensure_future(self._run(a)))
+        ids = [a.msg.run_id for a in attempts]
+        watcher = asyncio.ensure_future(self._watch(ids, deadline))
+        try:
+            await asyncio.gather(*(self.running[i].task for i in ids), return_exceptions=True)
+        finally:
+            watcher.cancel()
+            for i in ids:
+                self.running.pop(i, None)
+
+    async def _parse(self, messages: Sequence[Message]) -> list[tuple[Message, RunMessage]]:
+        """The batch's run messages, once each; coordinator wakes are handled here, malformed
+        messages dropped, runs of tasks this consumer lacks put back for a while."""
         parsed: list[tuple[Message, RunMessage]] = []
         wakes: list[Message] = []
         seen: set[str] = set()
@@ -95,11 +117,11 @@ class Consumer:
             parsed.append((m, msg))
         if wakes:
             await self.gate.wake(wakes)
-        # the coordinators grant or park the runs of limited queues (one call per queue);
-        # a granted run starts at the instant its coordinator granted it
-        admitted = await self.gate.admit(
-            parsed, self.platform.clock.now(), self.handle_batch, lambda: self.stopping
-        )
+        return parsed
+
+    async def _start(self, admitted: list[tuple[Message, RunMessage, float]]) -> list[_Attempt]:
+        """Ask each run-index shard once which runs may start (and start them under this
+        consumer's lease); settle the messages of the others."""
         by_shard: dict[tuple[int, float], list[tuple[Message, RunMessage]]] = defaultdict(list)
         for m, msg, at in admitted:
             by_shard[(shard_of(msg.run_id, self.platform.index_shards), at)].append((m, msg))
@@ -137,18 +159,7 @@ class Consumer:
             await self.platform.queue.send_all([out for _, out in again])
             for message, _ in again:
                 message.ack()
-        if not attempts:
-            return
-        for a in attempts:
-            self.running[a.msg.run_id] = _Running(asyncio.ensure_future(self._run(a)))
-        ids = [a.msg.run_id for a in attempts]
-        watcher = asyncio.ensure_future(self._watch(ids, deadline))
-        try:
-            await asyncio.gather(*(self.running[i].task for i in ids), return_exceptions=True)
-        finally:
-            watcher.cancel()
-            for i in ids:
-                self.running.pop(i, None)
+        return attempts
 
     async def _watch(self, run_ids: list[str], deadline: float) -> None:
         """Renew leases, cancel runs canceled elsewhere, end the slice at its deadline."""
