@@ -22,10 +22,14 @@ MAX_MESSAGE_BYTES = 128_000  # Cloudflare Queues: 128 KB per message
 _TX_WORDS = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
+MAX_SAFE_INTEGER = 2**53 - 1
+
+
 def check_statement(query: str, params: tuple[Any, ...]) -> None:
     """The rules every `Sql` implementation enforces (a Durable Object's storage does):
     no transaction control in engine SQL, at most `MAX_SQL_PARAMS` parameters, no bound
-    value over `MAX_ROW_BYTES`. Raises `SqlRuleError`."""
+    value over `MAX_ROW_BYTES`, no int a double cannot hold (a Durable Object binds every
+    number as one). Raises `SqlRuleError`."""
     from .errors import SqlRuleError
 
     first = query.lstrip()[:10].split(None, 1)
@@ -36,6 +40,8 @@ def check_statement(query: str, params: tuple[Any, ...]) -> None:
     for p in params:
         if isinstance(p, str | bytes) and len(p) > MAX_ROW_BYTES:
             raise SqlRuleError(f"a bound value of {len(p)} bytes, over {MAX_ROW_BYTES}")
+        if isinstance(p, int) and not -MAX_SAFE_INTEGER <= p <= MAX_SAFE_INTEGER:
+            raise SqlRuleError(f"cannot bind {p}: past 2**53, a Durable Object rounds it")
 
 
 class Sql(Protocol):

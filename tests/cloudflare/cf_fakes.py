@@ -1,19 +1,20 @@
-"""Fakes of the Cloudflare bindings trigger.do uses, mirroring their documented shapes and
-limits: JS-style method names, Date timestamps, cursors with `raw()`/`toArray()`/`one()`,
-`retry({delaySeconds})`, alarms in epoch milliseconds. `ctx.storage.sql` is a real SQLite
-connection, one per object.
+"""CPython fakes of the Cloudflare bindings trigger.do uses, mirroring their documented
+shapes and limits as the Python Workers SDK (`workers-runtime-sdk`) hands them to Python:
+JS-style method names, `retry({delaySeconds})`, alarms in epoch milliseconds, and values
+already converted by the SDK's wrappers (a message's Date as a naive `datetime`, JS null as
+None, an ArrayBuffer as a `memoryview`, an integral number as an `int`; bindings and bodies
+taken as plain Python values). `ctx.storage.sql` is a real SQLite connection, one per object.
 
-They run on CPython (contract tests) and under Pyodide (tests/pyodide/cf_scenario.py).
-Under Pyodide they hand the adapters real JS values (rows, bodies, nulls, Dates, ArrayBuffers
-made by `JSON.parse`/`new Date`), so the adapters' `to_py`/`to_js` conversions really run;
-on CPython they hand over what Pyodide would produce (numbers that are integral come back
-as `int`, as Pyodide converts a JS number that is a safe integer).
+They keep the contract tests fast. The same scenarios also run under real Pyodide through the
+real SDK over JS stand-ins with workerd's class names (tests/pyodide/sdk_cloud.py,
+workerd.mjs): that run is the one that proves the shapes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import hashlib
 import itertools
 import json
@@ -23,28 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from trigger_do.platform.cloudflare.ffi import to_py
-
-try:  # under Pyodide: build real JS values
-    import js
-    from pyodide.ffi import JsProxy, jsnull, to_js
-
-    IN_PYODIDE = True
-except ImportError:
-    js = None
-    JsProxy = None
-    jsnull = None
-    to_js = None
-    IN_PYODIDE = False
-
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
-# --- the JS value boundary ----------------------------------------------------------------
-
-
-# what a JS API receives, as plain Python: the same conversion the adapters use
-py = to_py
+# --- the value boundary, as the SDK crosses it ------------------------------------------------
 
 
 def _numbers(value: Any) -> Any:
@@ -57,37 +40,22 @@ def _numbers(value: Any) -> Any:
         return [_numbers(v) for v in value]
     if isinstance(value, dict):
         return {k: _numbers(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return memoryview(value)  # an ArrayBuffer, through python_from_rpc
     return value
 
 
 def js_value(value: Any) -> Any:
-    """A JSON-native Python value as the JS value a runtime API would return."""
-    if IN_PYODIDE:
-        return js.JSON.parse(json.dumps(value))
+    """A JSON-native Python value as the SDK hands back what a runtime API returned."""
     return _numbers(json.loads(json.dumps(value)))
 
 
-def js_null() -> Any:
-    return js.JSON.parse("null") if IN_PYODIDE else None
-
-
-class FakeDate:
-    """A JS `Date` (only `getTime()`, epoch milliseconds, is used)."""
-
-    def __init__(self, ms: float) -> None:
-        self._ms = ms
-
-    def getTime(self) -> float:
-        return self._ms
-
-
-def js_date(ms: float) -> Any:
-    return js.Date.new(ms) if IN_PYODIDE else FakeDate(ms)
+def js_date(ms: float) -> datetime.datetime:
+    """A JS Date through the SDK: `datetime.fromtimestamp(ms / 1000)`, naive, local time."""
+    return datetime.datetime.fromtimestamp(ms / 1000)
 
 
 def _bytes(value: Any) -> bytes:
-    if IN_PYODIDE and isinstance(value, JsProxy):
-        return bytes(value.to_bytes())
     if isinstance(value, str):
         return value.encode()
     return bytes(value)
@@ -147,7 +115,7 @@ class FakeCursor:
 
     def raw(self) -> Any:
         """Rows as arrays (an iterator, as in JS)."""
-        return iter([js_value(r) for r in self._rows])
+        return iter([_numbers(list(r)) for r in self._rows])
 
     def toArray(self) -> Any:
         return js_value([dict(zip(self.columnNames, r, strict=True)) for r in self._rows])
@@ -222,7 +190,7 @@ def _binding(value: Any) -> Any:
     """A `sql.exec` binding as workerd takes it: string, number, ArrayBuffer(View) or null.
     A JS boolean would be coerced to the string "true"/"false" (`kj::String` in the OneOf):
     refused here so that the adapter must convert it."""
-    if value is None or (IN_PYODIDE and value is jsnull):
+    if value is None:
         return None
     if isinstance(value, bool):
         raise JsError("a boolean binding would be bound as the string 'true'/'false'")
@@ -234,7 +202,7 @@ def _binding(value: Any) -> Any:
         if isinstance(value, str) and len(value.encode()) > SQL_LIMITS["SQLITE_LIMIT_LENGTH"]:
             raise JsError("string or blob too big: SQLITE_TOOBIG")
         return value
-    if isinstance(value, bytes) or (IN_PYODIDE and isinstance(value, JsProxy)):
+    if isinstance(value, bytes | bytearray | memoryview):
         return _bytes(value)
     raise JsError(f"TypeError: cannot bind a {type(value).__name__}")
 
@@ -278,13 +246,13 @@ class FakeStorage:
         return result
 
     async def setAlarm(self, scheduled_ms: Any) -> None:
-        ms = float(py(scheduled_ms))
+        ms = float(scheduled_ms)
         if ms != ms or ms < 0:
             raise JsError("TypeError: setAlarm() takes epoch milliseconds")
         self.alarm_ms = ms
 
     async def getAlarm(self) -> Any:
-        return js_null() if self.alarm_ms is None else self.alarm_ms
+        return None if self.alarm_ms is None else self.alarm_ms
 
     async def deleteAlarm(self) -> None:
         self.alarm_ms = None
@@ -339,7 +307,7 @@ class FakeWebSocket:
         if self.closed is not None:
             raise JsError("TypeError: Can't call WebSocket send() after close().")
         assert self.peer is not None
-        text = py(message)
+        text = (message)
         if not isinstance(text, str | bytes):
             raise JsError("TypeError: WebSocket send() takes a string or an ArrayBuffer")
         self.peer.received.append(text)
@@ -348,7 +316,7 @@ class FakeWebSocket:
             self.peer.hub.events.append(("message", self.peer, text))
 
     def close(self, code: Any = 1000, reason: Any = "") -> None:
-        code, reason = int(py(code)), str(py(reason) or "")
+        code, reason = int(code), str((reason) or "")
         if code not in _CLOSE_CODES:
             raise JsError(f"TypeError: Invalid WebSocket close code: {code}.")
         if len(reason.encode()) > 123:
@@ -369,13 +337,13 @@ class FakeWebSocket:
 
     # -- the hibernation extensions --------------------------------------------------------
     def serializeAttachment(self, value: Any) -> None:
-        text = json.dumps(py(value))
+        text = json.dumps(value)
         if len(text.encode()) > ATTACHMENT_LIMIT:
             raise JsError(f"serializeAttachment: over {ATTACHMENT_LIMIT} bytes serialized")
         self._attachment = text
 
     def deserializeAttachment(self) -> Any:
-        return js_null() if self._attachment is None else js_value(json.loads(self._attachment))
+        return None if self._attachment is None else js_value(json.loads(self._attachment))
 
     # -- for the tests (the remote client's view) ------------------------------------------
     def messages(self) -> list[Any]:
@@ -422,7 +390,7 @@ class FakeSocketHub:
                 "TypeError: this WebSocket was already accepted (call only one of "
                 "accept() and acceptWebSocket())"
             )
-        names = [str(t) for t in (py(tags) or [])]
+        names = [str(t) for t in ((tags) or [])]
         if len(names) > MAX_TAGS or any(len(t) > MAX_TAG_CHARS for t in names):
             raise JsError(f"acceptWebSocket: at most {MAX_TAGS} tags of {MAX_TAG_CHARS} chars")
         if len(self.live()) >= MAX_SOCKETS:
@@ -450,7 +418,7 @@ class FakeState:
         self.hub.accept(ws, tags)
 
     def getWebSockets(self, tag: Any = None) -> Any:
-        return self.hub.live(None if tag is None else str(py(tag)))
+        return self.hub.live(None if tag is None else str(tag))
 
     def getTags(self, ws: Any) -> Any:
         for sock, tags in self.hub.sockets:
@@ -485,8 +453,6 @@ class FakeId:
 
 
 def _rpc_clone(value: Any) -> Any:
-    if IN_PYODIDE and isinstance(value, JsProxy):
-        value = py(value)
     if callable(value):
         raise JsError("DataCloneError: functions cannot be sent over RPC")
     text = json.dumps(value)
@@ -547,9 +513,10 @@ class FakeNamespace:
         # the sockets' attachments
         self.evict_between_events = False
         self._running: dict[FakeId, int] = {}
+        self.cpu_seconds = 0.0  # CPU spent in this namespace's objects (elsewhere on Workers)
 
     def idFromName(self, name: str) -> FakeId:
-        return FakeId(self.name, str(py(name)))
+        return FakeId(self.name, str(name))
 
     def get(self, object_id: FakeId, options: Any = None) -> FakeStub:
         return FakeStub(self, object_id)
@@ -571,10 +538,12 @@ class FakeNamespace:
     async def event(self, object_id: FakeId) -> Any:
         """One event handler run on the object (an RPC, a fetch, an alarm, a WebSocket
         event); with `evict_between_events`, the instance is dropped when none runs."""
+        started = time.process_time()
         self._running[object_id] = self._running.get(object_id, 0) + 1
         try:
             yield self.instance(object_id)
         finally:
+            self.cpu_seconds += time.process_time() - started
             self._running[object_id] -= 1
             if self.evict_between_events and not self._running[object_id]:
                 self.instances.pop(object_id, None)
@@ -662,9 +631,7 @@ class FakeQueue:
     def _encode(self, body: Any, content_type: str | None) -> str:
         if content_type is not None and content_type not in CONTENT_TYPES:
             raise JsError(f"unknown contentType {content_type!r}")
-        text = js.JSON.stringify(body) if IN_PYODIDE and isinstance(body, JsProxy) else None
-        if text is None:
-            text = json.dumps(py(body))
+        text = json.dumps(body)
         if len(text.encode()) > MAX_MESSAGE_BYTES:
             raise JsError(f"Queue send failed: message length exceeds {MAX_MESSAGE_BYTES} bytes")
         return str(text)
@@ -674,25 +641,21 @@ class FakeQueue:
         self.messages.append(_Stored(f"msg-{next(self._ids)}", text, now * 1000, now + delay))
 
     async def send(self, body: Any, options: Any = None) -> None:
-        opts = py(options) or {}
+        opts = (options) or {}
         text = self._encode(body, opts.get("contentType"))
         self.send_calls += 1
         self._store(text, _delay(opts))
 
     async def sendBatch(self, messages: Any, options: Any = None) -> None:
-        items = (
-            list(messages)
-            if not (IN_PYODIDE and isinstance(messages, JsProxy))
-            else [messages[i] for i in range(messages.length)]
-        )
+        items = list(messages)
         if len(items) > MAX_BATCH_MESSAGES:
             raise JsError(f"sendBatch takes at most {MAX_BATCH_MESSAGES} messages")
-        default = _delay(py(options))
+        default = _delay(options)
         encoded: list[tuple[str, int]] = []
         total = 0
         for item in items:
-            body = item.body if IN_PYODIDE and isinstance(item, JsProxy) else item["body"]
-            meta = py(item)
+            body = item["body"]
+            meta = item
             text = self._encode(body, meta.get("contentType"))
             total += len(text.encode())
             encoded.append((text, _delay(meta, default)))
@@ -720,7 +683,7 @@ class FakeMessage:
         self.outcome = ("ack", 0)
 
     def retry(self, options: Any = None) -> None:
-        self.outcome = ("retry", _delay(py(options)))
+        self.outcome = ("retry", _delay(options))
 
 
 class FakeMessageBatch:
@@ -818,9 +781,7 @@ class FakeR2Object:
         return len(self.data)
 
     async def arrayBuffer(self) -> Any:
-        if IN_PYODIDE:
-            return to_js(self.data).buffer
-        return bytes(self.data)
+        return memoryview(bytes(self.data))
 
     async def text(self) -> str:
         return self.data.decode()
@@ -834,19 +795,19 @@ class FakeR2Bucket:
         self.objects: dict[str, FakeR2Object] = {}
 
     async def put(self, key: str, value: Any, options: Any = None) -> FakeR2Object:
-        key = str(py(key))
+        key = str(key)
         if len(key.encode()) > 1024:
             raise JsError("R2 keys are at most 1024 bytes")
-        meta = (py(options) or {}).get("httpMetadata") or {}
+        meta = ((options) or {}).get("httpMetadata") or {}
         obj = self.objects[key] = FakeR2Object(key, _bytes(value), dict(meta))
         return obj
 
     async def get(self, key: str, options: Any = None) -> Any:
-        found = self.objects.get(str(py(key)))
-        return js_null() if found is None else found
+        found = self.objects.get(str(key))
+        return found
 
     async def delete(self, keys: Any) -> None:
-        keys = py(keys)
+        keys = (keys)
         for key in keys if isinstance(keys, list) else [keys]:
             self.objects.pop(str(key), None)
 
@@ -886,6 +847,17 @@ class Cloud:
     bucket: FakeR2Bucket
     worker: Any
 
+    async def deliver(self, name: str, handler: Any = None) -> int:
+        """One batch of queue `name` to `handler` (default: the Worker's `queue`)."""
+        return await self.queues.deliver(name, handler or self.worker.queue)
+
+    def engine(self) -> Any:
+        """An engine over the env (as the Worker builds its own)."""
+        from trigger_do.engine import Engine
+        from trigger_do.platform.cloudflare.platform import cloudflare_platform
+
+        return Engine(cloudflare_platform(self.env, clock=self.clock))
+
     async def drain(self, max_rounds: int = 500, advance: float = 0.0) -> int:
         """Deliver batches (run queue, then dead letters) until both are empty; when only
         delayed messages remain, advance the clock to the next one (at most `advance`
@@ -916,7 +888,9 @@ def make_cloud(
     """An env like the one wrangler.toml declares, with the trigger.do entry points."""
     from trigger_do.platform.cloudflare import entry, ffi
 
-    ffi.RUNTIME.update(WebSocketPair=FakeWebSocketPair, upgrade_response=FakeUpgradeResponse)
+    ffi.RUNTIME.update(
+        WebSocketPair=FakeWebSocketPair, upgrade_response=FakeUpgradeResponse, asgi_fetch=asgi_fetch
+    )
     clock = OffsetClock()
     queues = FakeQueues(clock)
     queues.consume(
@@ -948,8 +922,8 @@ def make_cloud(
     return Cloud(env, clock, queues, namespaces, env.PACKETS, worker)
 
 
-# --- the Python Workers runtime's ASGI bridge (`import asgi`) ------------------------------
-# Mirrors workerd's src/pyodide/internal/asgi.py: `await asgi.fetch(app, request, env)` runs
+# --- the Python Workers SDK's ASGI bridge (`workers.asgi.fetch`) ----------------------------
+# Mirrors workers-runtime-sdk's workers/asgi.py: `await asgi.fetch(app, request, env, ctx)` runs
 # the app's lifespan startup, builds an HTTP scope from the JS Request (method, url,
 # headers, body) with `scope["env"] = env`, collects `http.response.*` into a Response, and
 # runs lifespan shutdown.
@@ -969,7 +943,7 @@ class FakeHeaders:
         for k, v in self._items:
             if k == str(name).lower():
                 return v
-        return js_null()
+        return None
 
 
 class FakeRequest:
@@ -1048,12 +1022,3 @@ async def asgi_fetch(app: Any, req: FakeRequest, env: Any, ctx: Any = None) -> F
     await app(scope, receive, send)
     await lifespan("shutdown")
     return FakeResponse(status, headers, b"".join(chunks))
-
-
-def asgi_module() -> Any:
-    """A module to install as `asgi` (the name the Workers runtime provides it under)."""
-    import types
-
-    module = types.ModuleType("asgi")
-    module.fetch = asgi_fetch  # type: ignore[attr-defined]
-    return module

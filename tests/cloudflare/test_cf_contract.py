@@ -25,7 +25,7 @@ SLICE = "0.2"
 
 async def cloudflare_results(shards: int) -> tuple[dict[str, Any], Any]:
     cloud = make_cloud(shards=shards, vars={"TRIGGER_DO_SLICE_SECONDS": SLICE})
-    engine = cloud.worker.engine()
+    engine = cloud.engine()
     return await run_scenario(engine, cloud.drain), cloud
 
 
@@ -76,7 +76,7 @@ async def test_scenario_on_cloudflare_matches_local(tmp_path: Path, shards: int)
 async def test_concurrency_and_rate_limits_hold_on_cloudflare(tmp_path: Path) -> None:
     assert await local_results(tmp_path, run_limits) == EXPECTED_LIMITS
     cloud = make_cloud(shards=16)
-    assert await run_limits(cloud.worker.engine(), cloud.drain) == EXPECTED_LIMITS
+    assert await run_limits(cloud.engine(), cloud.drain) == EXPECTED_LIMITS
     assert cloud.queues.pending() == {"trigger-do-runs": 0, "trigger-do-runs-dlq": 0}
     assert cloud.namespaces["COORDINATOR"].calls > 0
 
@@ -96,7 +96,7 @@ async def test_each_index_shard_holds_only_its_own_runs() -> None:
 
 async def test_state_survives_eviction_and_batches_stay_within_queue_limits() -> None:
     cloud = make_cloud(shards=4)
-    engine = cloud.worker.engine()
+    engine = cloud.engine()
     from trigger_do.producer.producer import TriggerRequest
 
     batch = await engine.batch_trigger(
@@ -112,7 +112,7 @@ async def test_state_survives_eviction_and_batches_stay_within_queue_limits() ->
 
 async def test_a_consumer_that_dies_on_every_delivery_ends_the_run_crashed() -> None:
     cloud = make_cloud(shards=2, max_retries=2)
-    engine = cloud.worker.engine()
+    engine = cloud.engine()
     from trigger_do.producer.producer import TriggerRequest
 
     run = await engine.trigger(TriggerRequest("add", {"a": 1, "b": 2}))
@@ -131,7 +131,7 @@ async def test_a_consumer_that_dies_on_every_delivery_ends_the_run_crashed() -> 
 
 async def test_unsettled_messages_are_retried_not_implicitly_acked() -> None:
     cloud = make_cloud(shards=1)
-    engine = cloud.worker.engine()
+    engine = cloud.engine()
     from trigger_do.producer.producer import TriggerRequest
 
     await engine.trigger(TriggerRequest("add", {"a": 1, "b": 2}))
@@ -143,7 +143,7 @@ async def test_unsettled_messages_are_retried_not_implicitly_acked() -> None:
 
 async def test_large_payloads_go_to_r2_and_messages_carry_run_ids() -> None:
     cloud = make_cloud(shards=2)
-    engine = cloud.worker.engine()
+    engine = cloud.engine()
     from trigger_do.producer.producer import TriggerRequest
 
     big = {"to": "a@b.c", "subject": "s", "body": "x" * 600_000}  # over the 512 KiB threshold
@@ -171,6 +171,8 @@ def test_durable_sql_follows_the_storage_rules() -> None:
         sql.exec("BEGIN")
     with pytest.raises(SqlRuleError):
         sql.exec("SELECT " + ",".join("?" * 101), *range(101))
+    with pytest.raises(SqlRuleError, match="2\\*\\*53"):  # a double would round it
+        sql.exec("SELECT ?", 2**53 + 1)
     # the fake refuses what the Durable Object refuses, whatever the adapter checks
     with pytest.raises(JsError, match="transactionSync"):
         storage.sql.exec("SAVEPOINT x")

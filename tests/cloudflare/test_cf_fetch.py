@@ -4,20 +4,14 @@ bridge (faked: cf_fakes.asgi_fetch), over the same bindings as the consumer."""
 from __future__ import annotations
 
 import json
-import sys
 
-import pytest
-from cf_fakes import FakeRequest, asgi_module, make_cloud
+from cf_fakes import FakeRequest, make_cloud
 
 import examples.tasks  # noqa: F401  (registers the example tasks)
 
 AUTH = {"authorization": "Bearer tr_test_secret", "content-type": "application/json"}
 BASE = "https://trigger-do.example.workers.dev"
 
-
-@pytest.fixture(autouse=True)
-def runtime_asgi(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "asgi", asgi_module())
 
 
 async def test_trigger_over_http_then_consume_then_retrieve() -> None:

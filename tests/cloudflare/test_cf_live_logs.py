@@ -6,12 +6,10 @@ the consumer's writes, ended by the writer (or the safety-net alarm). Fakes: cf_
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-from cf_fakes import Cloud, FakeRequest, FakeWebSocket, asgi_module, make_cloud
+from cf_fakes import Cloud, FakeRequest, FakeWebSocket, make_cloud
 
 from trigger_do import RunContext, task
 from trigger_do.api.logs import record
@@ -36,10 +34,6 @@ async def live_logs_task(payload: dict[str, Any], ctx: RunContext) -> str:
     return "done"
 
 
-@pytest.fixture(autouse=True)
-def runtime_asgi(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "asgi", asgi_module())
-
 
 async def connect(
     cloud: Cloud, run_id: str, query: str = f"token={KEY}", headers: dict[str, str] | None = None
@@ -61,12 +55,12 @@ async def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> 
 async def expected(cloud: Cloud, run_id: str, status: str) -> list[dict[str, Any]]:
     """What the local API sends for the run: its records as `record()` shapes them, then
     the end."""
-    rows = await cloud.worker.engine().logs(run_id)
+    rows = await cloud.engine().logs(run_id)
     return [{"type": "log", **record(r)} for r in rows] + [{"type": "end", "status": status}]
 
 
 async def trigger(cloud: Cloud, payload: dict[str, Any]) -> str:
-    return (await cloud.worker.engine().trigger(TriggerRequest("cf-live-logs", payload))).id
+    return (await cloud.engine().trigger(TriggerRequest("cf-live-logs", payload))).id
 
 
 async def test_live_subscriber_gets_records_in_order_then_the_end() -> None:
@@ -153,7 +147,7 @@ async def test_unwatched_runs_cost_no_extra_call() -> None:
     log = cloud.namespaces["RUN"].rpc_log
     finished = [a[0] for m, a in log if m == "call" and a[1] == "finished"]
     assert finished == [watched]
-    engine = cloud.worker.engine()
+    engine = cloud.engine()
     rows = {r["id"]: r for r in await engine.list_runs(limit=10)}
     assert rows[watched]["has_object"] == WATCHED and rows[unwatched]["has_object"] == 1
     assert client.messages()[-1] == {"type": "end", "status": "COMPLETED"}
@@ -166,7 +160,7 @@ async def test_a_run_canceled_over_the_api_ends_through_the_safety_net_alarm() -
     run_ns = cloud.namespaces["RUN"]
     assert await run_ns.fire_alarms() == 0  # armed, not yet due
 
-    await cloud.worker.engine().cancel(run_id)  # no consumer write: nobody tells the object
+    await cloud.engine().cancel(run_id)  # no consumer write: nobody tells the object
     cloud.clock.advance(31)
     assert await run_ns.fire_alarms() == 1
     assert client.messages() == [{"type": "end", "status": "CANCELED"}]

@@ -190,3 +190,14 @@ def test_finish_many_on_a_canceled_run_changes_nothing(
             "applied": {}
         }
     assert _row(sql) == before
+
+
+def test_the_local_sql_refuses_an_int_a_durable_object_would_round(
+    index: tuple[LocalSql, RunIndexObject],
+) -> None:
+    from trigger_do.errors import SqlRuleError
+
+    sql, _ = index
+    assert sql.exec("SELECT ?", 2**53 - 1) == [(2**53 - 1,)]
+    with pytest.raises(SqlRuleError, match="past 2"):
+        sql.exec("SELECT ?", 2**53 + 1)

@@ -11,6 +11,7 @@ wheels (wheels.py) if they are missing; later runs need no network.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
 import subprocess
@@ -31,6 +32,16 @@ def node_available() -> bool:
     return shutil.which("node") is not None and shutil.which("npm") is not None
 
 
+def _node_modules_current() -> bool:
+    """Every dependency of package.json installed at its pinned version."""
+    wanted = json.loads((HERE / "package.json").read_text())["dependencies"]
+    for name, version in wanted.items():
+        installed = HERE / "node_modules" / name / "package.json"
+        if not installed.is_file() or json.loads(installed.read_text())["version"] != version:
+            return False
+    return True
+
+
 def prepare() -> None:
     """Install node_modules (npm ci) if missing and download missing wheels. Idempotent."""
     global _prepared
@@ -38,7 +49,7 @@ def prepare() -> None:
         return
     with open(HERE / ".prepare.lock", "w") as lock:  # serialise parallel test workers
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (HERE / "node_modules" / "pyodide" / "package.json").is_file():
+        if not _node_modules_current():
             subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True)
         subprocess.run([sys.executable, str(WHEELS_PY)], check=True, stdout=subprocess.DEVNULL)
     _prepared = True

@@ -9,6 +9,7 @@
 // Exit code: 0 on success, 1 (traceback on stderr) on an uncaught exception,
 // or the code given to sys.exit().
 import { loadPyodide } from "pyodide";
+import * as workerd from "./workerd.mjs";
 import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,11 +41,13 @@ function parseArgs(argv) {
   return { script, srcDirs };
 }
 
+const SKIP = new Set(["__pycache__", "node_modules", ".wheels"]);
+
 // Recursively copy a host directory into the Pyodide (Emscripten) FS.
 function copyTree(FS, hostDir, fsDir) {
   FS.mkdirTree(fsDir);
   for (const ent of fs.readdirSync(hostDir, { withFileTypes: true })) {
-    if (ent.name === "__pycache__" || ent.name.endsWith(".pyc")) continue;
+    if (SKIP.has(ent.name) || ent.name.endsWith(".pyc")) continue;
     const hostPath = path.join(hostDir, ent.name);
     const fsPath = `${fsDir}/${ent.name}`;
     if (ent.isDirectory()) copyTree(FS, hostPath, fsPath);
@@ -99,6 +102,14 @@ async function main() {
   });
   pyodide.setStdout(write(process.stdout));
   pyodide.setStderr(write(process.stderr));
+
+  // What the Workers runtime registers before a Python Worker's code runs
+  // (python-entrypoint-helper.ts `setupPatches`), and its runtime globals; the binding
+  // stand-ins themselves are importable as `_workerd` (see workerd.mjs).
+  workerd.install();
+  pyodide.registerJsModule("_pyodide_entrypoint_helper", workerd.entrypointHelper);
+  pyodide.registerJsModule("_cloudflare_compat_flags", workerd.compatibilityFlags);
+  pyodide.registerJsModule("_workerd", workerd);
 
   // Wheels -> site-packages.
   const sitePackages = pyodide.runPython("import sysconfig; sysconfig.get_paths()['purelib']");

@@ -26,7 +26,8 @@ PYODIDE_PLATFORM = "pyemscripten_2026_0_wasm32"  # ABI of Pyodide 314
 
 # (wheel file name, sha256). Resolved with:
 #   pip download --only-binary=:all: --python-version 3.14 --implementation cp \
-#     --platform pyemscripten_2026_0_wasm32 --platform any pydantic croniter limits tzdata
+#     --platform pyemscripten_2026_0_wasm32 --platform any pydantic croniter limits tzdata \
+#     workers-runtime-sdk starlette
 PINNED: list[tuple[str, str]] = [
     (
         "pydantic-2.14.4-py3-none-any.whl",
@@ -76,6 +77,25 @@ PINNED: list[tuple[str, str]] = [
     (
         "tzdata-2026.6-py2.py3-none-any.whl",
         "0a10eec6e13ef16b627fabed9a5f2ba61a62b1c67f327305f4e7e412a70b4aec",
+    ),
+    # The Python Workers SDK (`workers`, `asgi`) that pywrangler vendors into every Worker: the
+    # Cloudflare scenarios reach the adapters through its binding wrappers (sdk_cloud.py).
+    (
+        "workers_runtime_sdk-1.9.5-py3-none-any.whl",
+        "f2b912660a3ab60d2a24920106422f9eaf4cd7a794e42b022237ad2444287fef",
+    ),
+    # The HTTP API (the Worker's `fetch`): Starlette and what it needs.
+    (
+        "starlette-1.10.0-py3-none-any.whl",
+        "478c0ab3b4ced6e82719849c118fa406f0278a3499c1a898cd15cd31bdc38ce4",
+    ),
+    (
+        "anyio-4.16.0-py3-none-any.whl",
+        "c66ae634e0b8228396b801741beb3294326d4b6102f7bba4041c0dfb58c29026",
+    ),
+    (
+        "idna-3.20-py3-none-any.whl",
+        "ab7ae7122974553370f0bdb919e1a960b2cd1bc1ef0276416d896db81c14582c",
     ),
 ]
 # Deliberately absent: orjson (no Pyodide wheel); six (python-dateutil 4 dropped it);

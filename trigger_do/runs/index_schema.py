@@ -74,6 +74,11 @@ ROW_COLUMNS = (
     "expires_at, started_at, finished_at"
 )
 _JSON_COLUMNS = {"error", "tags", "metadata", "options"}
+# REAL columns: a Durable Object hands every number back as a JS number, so 2.0 arrives as 2
+_REAL_COLUMNS = {
+    "progress", "created_at", "updated_at", "delay_until", "ttl", "expires_at", "started_at",
+    "finished_at",
+}  # fmt: skip
 _NAMES = [c.strip() for c in ROW_COLUMNS.split(",")]
 
 
@@ -82,6 +87,9 @@ def row_to_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     for col in _JSON_COLUMNS:
         if out[col] is not None:
             out[col] = loads(out[col])
+    for col in _REAL_COLUMNS:
+        if out[col] is not None:
+            out[col] = float(out[col])
     return out
 
 

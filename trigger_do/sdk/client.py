@@ -4,8 +4,10 @@ embedded database (`TRIGGER_DO_DB`, default `.trigger-do/trigger.db`), directly.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -98,6 +100,22 @@ def configure(
     )
 
 
+# The client of one request or batch on Workers, where one isolate serves several at once: a
+# context variable, so that tasks started inside the scope (a streaming response's body, which
+# outlives the handler's return) keep it and concurrent requests never see each other's.
+_scoped: ContextVar[Client | None] = ContextVar("trigger_do_client", default=None)
+
+
+@contextlib.contextmanager
+def client_scope(client: Client) -> Iterator[None]:
+    """SDK calls made in this context (and in tasks started from it) go to `client`."""
+    token = _scoped.set(client)
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
+
+
 def push_client(client: Client) -> None:
     _override.append(client)
 
@@ -119,6 +137,9 @@ def embedded_client(db: str | os.PathLike[str] | None = None) -> EmbeddedClient:
 
 
 def current_client() -> Client:
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
     if _override:
         return _override[-1]
     api_url = _configured.get("api_url") or os.environ.get("TRIGGER_API_URL")

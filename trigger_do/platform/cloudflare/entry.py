@@ -19,7 +19,7 @@ from ...engine import Engine
 from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
 from ...runs.run_object import RunObject
-from ...sdk.client import EmbeddedClient, pop_client, push_client
+from ...sdk.client import EmbeddedClient, client_scope
 from ...shared.ids import shard_of
 from ...shared.serialization import dumps, loads
 from ...task import registered_tasks
@@ -31,10 +31,16 @@ from .queue import settle_unsettled, wrap_batch
 
 log = logging.getLogger("trigger_do.cloudflare")
 
-try:  # pragma: no cover - only the Workers runtime has the `workers` module
+try:  # pragma: no cover - only a Python Worker (or the Pyodide harness) has the `workers` SDK
     from workers import DurableObject as _DurableObjectBase
     from workers import WorkerEntrypoint as _WorkerEntrypointBase
-except ImportError:
+except ImportError as exc:
+    if ffi.IN_PYODIDE:  # a Worker built without the SDK would never run a handler
+        raise ImportError(
+            "trigger_do on Cloudflare needs the Python Workers SDK (the `workers` package of "
+            "workers-runtime-sdk, which pywrangler vendors into the Worker): deploy with "
+            f"`trigger-do deploy` or `pywrangler deploy` ({exc})"
+        ) from exc
 
     class _WorkerEntrypointBase:  # type: ignore[no-redef]
         """Stand-in with the SDK's constructor, so this module imports off Workers."""
@@ -49,22 +55,14 @@ except ImportError:
             self.env = env
 
 
-def _asgi_fetch() -> Any:
-    import asgi  # the Python Workers runtime's ASGI bridge
-
-    return asgi.fetch
-
-
 class Default(_WorkerEntrypointBase):  # type: ignore[misc]
-    """The Worker: HTTP API, run-queue consumer, cron heartbeat."""
+    """The Worker: HTTP API, run-queue consumer, cron heartbeat. (Its public methods are the
+    Worker's handlers and RPC surface, so helpers stay private.)"""
 
     clock: Any = None  # the platform's clock (None: the Worker's); tests substitute one
 
-    def platform(self) -> Any:
-        return cloudflare_platform(self.env, clock=self.clock)
-
-    def engine(self) -> Engine:
-        return Engine(self.platform())
+    def _engine(self) -> Engine:
+        return Engine(cloudflare_platform(self.env, clock=self.clock))
 
     async def fetch(self, request: Any, *_: Any) -> Any:
         run_id = live_logs.route(request)
@@ -74,46 +72,40 @@ class Default(_WorkerEntrypointBase):  # type: ignore[misc]
             ns = getattr(self.env, BINDINGS["run"])
             return await ns.get(ns.idFromName(run_id)).fetch(ffi.js_request(request))
         # (without the key, the app answers as it does to any unauthenticated `/api` call)
-        engine = self.engine()
-        client = EmbeddedClient(engine)
-        push_client(client)
-        try:
-            from ...api.app import create_app  # type: ignore[import-not-found,unused-ignore]
+        engine = self._engine()
+        from ...api.app import create_app  # type: ignore[import-not-found,unused-ignore]
 
-            secret = engine.platform.settings.get("TRIGGER_SECRET_KEY") or ""
-            app = create_app(engine, secret)
-            req = getattr(request, "js_object", request)
-            return await _asgi_fetch()(app, req, self.env)
-        finally:
-            pop_client(client)
+        app = create_app(engine, engine.platform.settings.get("TRIGGER_SECRET_KEY") or "")
+        # a streaming response (live logs over SSE) runs on in a task the bridge started
+        # inside this scope: it keeps the client after this handler has returned
+        with client_scope(EmbeddedClient(engine)):
+            return await ffi.asgi_fetch()(app, request, self.env, self.ctx)
 
     async def queue(self, batch: Any, *_: Any) -> None:
         """A batch from the run queue (or its dead-letter queue). Every message is settled
         explicitly: whatever the consumer left unsettled is retried, never implicitly acked."""
         messages = wrap_batch(batch)
-        platform = self.platform()
+        platform = cloudflare_platform(self.env, clock=self.clock)
         consumer = Consumer(platform, registered_tasks())
-        client = EmbeddedClient(Engine(platform, consumer.config))
-        push_client(client)
         try:
-            if is_dead_letter_queue(str(batch.queue), platform.settings.get("TRIGGER_DO_DLQ")):
-                await consumer.handle_dead_letters(messages)
-            else:
-                await consumer.handle_batch(messages)
-            # nothing may outlive the invocation (its I/O belongs to this request): write
-            # what is coalesced, and free the coordinator slots released in this batch
-            await consumer.writer.flush()
-            await consumer.gate.drain()
+            with client_scope(EmbeddedClient(Engine(platform, consumer.config))):
+                if is_dead_letter_queue(str(batch.queue), platform.settings.get("TRIGGER_DO_DLQ")):
+                    await consumer.handle_dead_letters(messages)
+                else:
+                    await consumer.handle_batch(messages)
+                # nothing may outlive the invocation (its I/O belongs to this request): write
+                # what is coalesced, and free the coordinator slots released in this batch
+                await consumer.writer.flush()
+                await consumer.gate.drain()
         except Exception:
             log.exception("a batch failed; its unsettled messages will be redelivered")
         finally:
-            pop_client(client)
             settle_unsettled(messages, delay=1.0)
 
     async def scheduled(self, controller: Any = None, *_: Any) -> None:
         """The cron heartbeat: register this Worker's tasks, then housekeeping (expire,
         re-dispatch overdue runs, purge past retention)."""
-        engine = self.engine()
+        engine = self._engine()
         tasks = registered_tasks()
         await (
             engine.platform.objects("registry")

@@ -1,12 +1,23 @@
 """The JS <-> Python boundary: the only module that imports `js` and `pyodide.ffi`.
 
-Under Pyodide (Python Workers, or the Pyodide test harness) values crossing into a binding
-are converted with `to_js` (dicts to plain JS objects, not Maps) and values coming back
-with `.to_py()`. On CPython (the contract tests' fakes) both are the identity.
+On Workers the runtime's Python SDK (`workers-runtime-sdk`, vendored into every Python
+Worker) wraps `env`, each binding, a Durable Object's `ctx.storage` and a queue batch, and
+converts every value crossing those wrappers (`workers.rpc.python_to_rpc` /
+`python_from_rpc`): the adapters hand them plain Python values (dicts, lists, None, bytes)
+and get plain Python values back (a JS Date as a naive `datetime`, `null` as None, an
+ArrayBuffer as a `memoryview`, an integral number as an `int`). Pre-converting to JS values
+there is wrong: a proxy makes the SDK walk it element by element, and `to_js` turns None
+into `undefined` (a vanished key in a JSON queue body).
+
+What is not wrapped, and is converted here: the WebSocket objects of live logs and the raw
+methods of a Durable Object's `ctx` (`acceptWebSocket`, `getWebSockets`), a request's
+headers, and the callback `transactionSync` calls. On CPython (the contract tests' fakes,
+which hand over what the SDK hands over) every conversion is the identity.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -24,21 +35,14 @@ except ImportError:
     _create_once_callable = None
     IN_PYODIDE = False
 
-
-def _load_jsnull() -> Any:  # pragma: no cover
-    """Pyodide 0.27+ converts JS null to `pyodide.ffi.jsnull`, not to None."""
-    try:
-        from pyodide.ffi import jsnull
-    except ImportError:
-        return None
-    return jsnull
-
-
-_jsnull: Any = _load_jsnull() if IN_PYODIDE else None
+try:  # pragma: no cover - Pyodide 0.27+ converts JS null to `jsnull`, not to None
+    from pyodide.ffi import jsnull as _jsnull
+except ImportError:
+    _jsnull = None
 
 
 def to_js(value: Any) -> Any:
-    """A JSON-native Python value as the JS value a binding expects (objects, arrays)."""
+    """A JSON-native Python value as a plain JS value, for a raw (unwrapped) JS API."""
     if not IN_PYODIDE or value is None or isinstance(value, str | int | float | bool):
         return value
     assert _to_js is not None and _js is not None
@@ -46,8 +50,7 @@ def to_js(value: Any) -> Any:
 
 
 def to_py(value: Any) -> Any:
-    """A JS value as plain Python. JS `undefined` arrives as None already; JS `null`
-    arrives as `pyodide.ffi.jsnull` (Pyodide 0.27+), here None, at any depth."""
+    """A value from a raw JS API as plain Python (JS `null`, at any depth, as None)."""
     if not IN_PYODIDE:
         return value
     if _JsProxy is not None and isinstance(value, _JsProxy):
@@ -65,31 +68,16 @@ def _nulls(value: Any) -> Any:
     return value
 
 
-def js_null() -> Any:
-    """JS `null` (Python None crosses as `undefined`, which SQL bindings must not get)."""
-    if not IN_PYODIDE:
-        return None
-    assert _js is not None
-    return _js.JSON.parse("null")
-
-
 def to_bytes(value: Any) -> bytes:
-    """An ArrayBuffer / typed array (or, on CPython, bytes-like) as bytes."""
+    """Bytes from the SDK (a `memoryview` of an ArrayBuffer) or a raw ArrayBuffer proxy."""
     if IN_PYODIDE and _JsProxy is not None and isinstance(value, _JsProxy):
         return bytes(value.to_bytes())
     return bytes(value)
 
 
-def bytes_to_js(data: bytes) -> Any:
-    """Bytes as a JS Uint8Array (R2 `put` takes ArrayBuffer views)."""
-    if not IN_PYODIDE:
-        return bytes(data)
-    assert _to_js is not None
-    return _to_js(data)
-
-
 def callback(fn: Callable[[], Any]) -> Any:
-    """A Python function a JS API calls once, synchronously (transactionSync)."""
+    """A Python function a JS API calls once, synchronously (`transactionSync`): a once-callable
+    frees its proxy after the call (a plain function would leak one per transaction)."""
     if not IN_PYODIDE:
         return fn
     assert _create_once_callable is not None
@@ -97,23 +85,20 @@ def callback(fn: Callable[[], Any]) -> Any:
 
 
 def epoch_seconds(value: Any) -> float:
-    """A JS Date (or, on CPython, a number of epoch milliseconds) as epoch seconds."""
+    """A message timestamp as epoch seconds. Through the SDK a JS Date arrives as a naive
+    `datetime` made by `datetime.fromtimestamp` (local time, UTC on Workers): `timestamp()`
+    inverts that exactly, whatever the local zone. A raw JS Date has `getTime()`."""
+    if isinstance(value, datetime.datetime):
+        return value.timestamp()
     if hasattr(value, "getTime"):
         return float(value.getTime()) / 1000.0
-    return float(value) / 1000.0
-
-
-def to_py_object(value: Any) -> Any:
-    """A JS object kept as a proxy (its methods are still needed), or None for null."""
-    if value is None or (IN_PYODIDE and value is _jsnull):
-        return None
-    return value
+    raise TypeError(f"not a timestamp: {type(value).__name__}")
 
 
 # --- WebSockets (the live-log subscribers a run's Durable Object accepts) -------------------
 
-# Stand-ins for runtime globals where the Workers runtime is absent (the contract tests and
-# the Pyodide harness install their fakes here); on Workers this stays empty.
+# Stand-ins for runtime globals where the Workers runtime is absent (the CPython contract tests
+# install their fakes here); on Workers, and under Pyodide, this stays empty.
 RUNTIME: dict[str, Any] = {}
 
 
@@ -136,6 +121,17 @@ def upgrade_response(client: Any) -> Any:
     from workers import Response  # type: ignore[import-not-found,unused-ignore]  # pragma: no cover
 
     return Response(None, status=101, web_socket=client)  # pragma: no cover
+
+
+def asgi_fetch() -> Any:
+    """The SDK's ASGI bridge, `workers.asgi.fetch(app, request, env, ctx)`: serves one request
+    with an ASGI app; a streaming body runs on in a task after it returns."""
+    found = RUNTIME.get("asgi_fetch")
+    if found is not None:
+        return found
+    from workers import asgi  # type: ignore[import-not-found,unused-ignore]  # pragma: no cover
+
+    return asgi.fetch  # pragma: no cover
 
 
 def js_request(request: Any) -> Any:
@@ -172,5 +168,5 @@ def websockets(ctx: Any, tag: str) -> list[Any]:
 
 def accept_websocket(ctx: Any, ws: Any, tags: list[str]) -> None:
     """`ctx.acceptWebSocket(ws, tags)`: hibernatable (the object may leave memory while the
-    socket stays open)."""
+    socket stays open). The SDK passes `ctx`'s own methods through unconverted."""
     ctx.acceptWebSocket(ws, to_js(tags))

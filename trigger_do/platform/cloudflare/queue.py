@@ -1,10 +1,13 @@
 """The `Queue` and `Message` ports on a Cloudflare Queue binding and a consumer's batch.
 
 Producer: `binding.sendBatch([{body, contentType: "json", delaySeconds}])`, chunked so
-each call stays within 100 messages and 256 KB, each body within 128 KB. Consumer: each
-delivered JS `Message` wrapped as a `Message` port whose `ack()`/`retry(delay)` call
-the JS ones (`retry({delaySeconds})`). Cloudflare acks every message left unsettled when
-the handler returns, so `settle_unsettled` retries those explicitly first.
+each call stays within 100 messages and 256 KB, each body within 128 KB. The requests are
+plain Python: the SDK's binding wrapper converts them (None as JS null, so a key whose value
+is None survives the JSON encoding). Consumer: each delivered `QueueMessage` (through the
+SDK: `timestamp` a `datetime`, `body` plain Python) wrapped as a `Message` port whose
+`ack()`/`retry(delay)` call the JS ones (`retry({delaySeconds})`). Cloudflare acks every
+message left unsettled when the handler returns, so `settle_unsettled` retries those
+explicitly first.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class CloudflareQueue:
         if len(messages) > MAX_SEND_BATCH:
             raise ValueError(f"send_batch takes at most {MAX_SEND_BATCH} messages")
         if messages:
-            await self.binding.sendBatch(ffi.to_js([_request(m) for m in messages]))
+            await self.binding.sendBatch([_request(m) for m in messages])
 
     async def send_all(self, messages: Sequence[OutMessage]) -> None:
         for chunk in _chunks(messages):
@@ -88,7 +91,7 @@ class CloudflareMessage:
 
     def retry(self, delay_seconds_: float = 0.0) -> None:
         self.settled = "retry"
-        self._message.retry(ffi.to_js({"delaySeconds": delay_seconds(delay_seconds_)}))
+        self._message.retry({"delaySeconds": delay_seconds(delay_seconds_)})
 
 
 def wrap_batch(batch: Any) -> list[CloudflareMessage]:

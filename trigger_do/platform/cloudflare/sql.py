@@ -4,6 +4,13 @@
 (rows as arrays); `transaction(fn)` is `ctx.storage.transactionSync(fn)`. The storage
 itself refuses BEGIN/COMMIT/SAVEPOINT and more than 100 bindings; the checks here fail
 earlier, with the engine's own error, exactly as the local port does.
+
+Values cross through the SDK's wrapper of `ctx.storage`: bindings as Python values (None
+becomes JS null, bytes a Uint8Array), rows back as Python lists. What the storage does to
+them (workerd `SqlStorage`): every number is bound as a double and every number comes back
+as a JS number, so an integral REAL reads back as an `int` (readers that need a float say
+so: `runs.index_schema.row_to_dict`); a BLOB comes back as an ArrayBuffer (a `memoryview`
+through the SDK, `bytes` here).
 """
 
 from __future__ import annotations
@@ -21,16 +28,16 @@ T = TypeVar("T")
 def binding(value: Any) -> Any:
     """A Python value as a `sql.exec` binding. The storage takes string, number, ArrayBuffer
     or null (workerd `BindingValue`): bools become 0/1 (a JS boolean would be coerced to the
-    string "true"), None becomes JS null (Pyodide sends None as `undefined`)."""
-    if value is None:
-        return ffi.js_null()
-    if isinstance(value, bool):
-        return int(value)
+    string "true"); `check_statement` has refused ints a double would round."""
+    if value is None or isinstance(value, str | int | float):
+        return int(value) if isinstance(value, bool) else value
     if isinstance(value, bytes | bytearray | memoryview):
-        return ffi.bytes_to_js(bytes(value))
-    if isinstance(value, int | float | str):
-        return value
+        return bytes(value)
     raise SqlRuleError(f"cannot bind a {type(value).__name__} to a Durable Object query")
+
+
+def _column(value: Any) -> Any:
+    return bytes(value) if isinstance(value, memoryview) else value
 
 
 class DurableSql:
@@ -45,7 +52,7 @@ class DurableSql:
     def exec(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         check_statement(query, params)
         cursor = self.storage.sql.exec(query, *(binding(p) for p in params))
-        rows = [tuple(ffi.to_py(row)) for row in cursor.raw()]
+        rows = [tuple(map(_column, row)) for row in cursor.raw()]
         self.rows_read += int(cursor.rowsRead)
         self.rows_written += int(cursor.rowsWritten)
         return rows
