@@ -42,6 +42,11 @@ def test_the_repository_wrangler_toml_passes() -> None:
         (('binding = "PACKETS"', 'binding = "BLOBS"'), "PACKETS"),
         (('crons = ["* * * * *"]', "crons = []"), "cron"),
         (("max_batch_size = 100        #", "max_batch_size = 500 #"), "at most 100"),
+        (('compatibility_date = "2026-11-01"', 'compatibility_date = "2026-09-07"'), "Pyodide 314"),
+        (
+            ('["python_workers"]', '["python_workers", "no_python_workers_314"]'),
+            "Pyodide 314",
+        ),
     ],
 )
 def test_each_check_catches_its_mistake(

@@ -19,10 +19,12 @@ node/npm are missing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,63 @@ def test_the_repository_bundle_holds_the_engine(wrangler: list[str], tmp_path: P
     assert code == 0, output
     files = bundle(tmp_path / "out")
     assert "trigger_do/engine.py" in files and "examples/tasks.py" in files, sorted(files)
+
+
+# --- which Python runtime the config selects ---------------------------------------------------
+# workerd (the runtime wrangler 4.164 ships, 1.20261117) picks the Pyodide bundle from the
+# compatibility date and flags and fetches it at start-up: offline the fetch fails, and the
+# error names the bundle it picked. The Pyodide harness (tests/pyodide/) must run that very
+# version, or what it proves is about another runtime.
+
+HARNESS_PYODIDE = json.loads((ROOT / "tests" / "pyodide" / "package.json").read_text())[
+    "dependencies"
+]["pyodide"]
+_BUNDLE = re.compile(r"pyodide_(\d+\.\d+\.\d+(?:a\d+)?)_")
+_CAPNP = """using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [(name = "main", worker = .w)],
+  sockets = [(name = "http", address = "127.0.0.1:0", http = (), service = "main")],
+);
+const w :Workerd.Worker = (
+  modules = [(name = "worker.py", pythonModule = embed "worker.py")],
+  compatibilityDate = "%s",
+  compatibilityFlags = [%s],
+);
+"""
+
+
+def selected_pyodide(wrangler: list[str], tmp_path: Path, config: dict[str, object]) -> str:
+    """The Pyodide version workerd picks for a wrangler.toml's date and flags."""
+    workerd = MODULES / "workerd" / "bin" / "workerd"
+    flags = ", ".join(json.dumps(str(f)) for f in config.get("compatibility_flags", []))  # type: ignore[attr-defined]
+    (tmp_path / "worker.py").write_text("from workers import WorkerEntrypoint\n")
+    (tmp_path / "config.capnp").write_text(_CAPNP % (config["compatibility_date"], flags))
+    proc = subprocess.run(
+        [str(workerd), "serve", "config.capnp", "--experimental"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    found = _BUNDLE.search(proc.stdout + proc.stderr)
+    assert found, proc.stdout + proc.stderr
+    return found.group(1)
+
+
+@pytest.mark.parametrize("which", ["repository", "init"])
+def test_the_config_selects_the_pyodide_the_tests_run(
+    wrangler: list[str], tmp_path: Path, which: str
+) -> None:
+    path = ROOT / "wrangler.toml" if which == "repository" else deploy.init_project(tmp_path / "p")
+    config = tomllib.loads(path.read_text())
+    assert selected_pyodide(wrangler, tmp_path, config) == HARNESS_PYODIDE == "314.0.6"
+
+
+def test_an_older_date_selects_another_runtime_and_the_check_says_so(
+    wrangler: list[str], tmp_path: Path
+) -> None:
+    config = {"compatibility_date": "2026-09-07", "compatibility_flags": ["python_workers"]}
+    assert selected_pyodide(wrangler, tmp_path, config).startswith("0.28.")
+    target = deploy.init_project(tmp_path / "p")
+    target.write_text(target.read_text().replace("2026-11-01", "2026-09-07"))
+    assert any("Pyodide 314" in p for p in deploy.check_config(target))

@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 COMPATIBILITY_DATE = "2026-11-01"
+# The Python Workers runtime trigger.do targets: Pyodide 314 (CPython 3.14). workerd picks
+# the bundle from the flags: `python_workers` implies `python_workers_314` from this date on
+# (workerd 1.20261117: Pyodide 314.0.6); before it, Pyodide 0.28 (Python 3.13).
+PYODIDE_314_DATE = "2026-09-08"
 QUEUE = "trigger-do-runs"
 DLQ = "trigger-do-runs-dlq"
 # binding -> Durable Object class (entry.py); every one a SQLite-backed class
@@ -144,8 +148,16 @@ def check_config(path: Path) -> list[str]:
     problems: list[str] = []
     if "python_workers" not in config.get("compatibility_flags", []):
         problems.append('compatibility_flags must include "python_workers"')
-    if str(config.get("compatibility_date", "")) < "2025-08-01":
-        problems.append("compatibility_date must be 2025-08-01 or later (Python Workers' Pyodide)")
+    flags = [str(f) for f in config.get("compatibility_flags", [])]
+    date = str(config.get("compatibility_date", ""))
+    if "no_python_workers_314" in flags or (
+        date < PYODIDE_314_DATE and "python_workers_314" not in flags
+    ):
+        problems.append(
+            f"compatibility_date {date!r} selects an older Python runtime: trigger.do targets "
+            f"Pyodide 314 (Python 3.14), a date of {PYODIDE_314_DATE} or later or the flag "
+            '"python_workers_314"'
+        )
     main = Path(path).parent / str(config.get("main", ""))
     if not config.get("main") or not main.is_file():
         problems.append(f"main {config.get('main')!r} is not a file")
