@@ -260,6 +260,27 @@ class Engine:
         await self._dispatch(revived)
         return [r["id"] for r in revived]
 
+    # --- timers ------------------------------------------------------------------------------
+
+    async def fire_due_timers(self) -> int:
+        """Fire every timer due now, where one database holds every object's timers (the
+        local runtime's supervisor calls this a few times a second; on Cloudflare each
+        Durable Object's alarm fires its own). Returns how many objects had timers due."""
+        timers = self.platform.timers
+        if timers is None:
+            return 0
+        due = timers.due(self.now())
+        for kind, name in due:
+            await self.fire_timers(kind, name)
+        return len(due)
+
+    async def fire_timers(self, kind: str, name: str) -> dict[str, Any]:
+        """Let the object `name` of `kind` act on its due timers (in its transaction)."""
+        fired: dict[str, Any] = await self.platform.objects(kind).get(name).call(
+            "fire_timers", self.now()
+        )
+        return fired
+
     async def housekeeping(self) -> dict[str, int]:
         """Expire, re-dispatch overdue runs, purge what is past retention. Idempotent."""
         totals = {"expired": 0, "redispatched": 0, "purged": 0}

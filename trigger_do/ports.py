@@ -121,6 +121,20 @@ class Clock(Protocol):
         ...
 
 
+class Timers(Protocol):
+    """How due timers reach the engine where one database holds many objects (locally).
+
+    A timer is a due time for a key, set by its owning object in its own transaction
+    (`shared.timers.ObjectTimers`). Locally the runtime's supervisor asks `due(now)` for the
+    objects with a timer due and calls `Engine.fire_timers(kind, name)` for each. On
+    Cloudflare there is no such port (`Platform.timers` is None): each Durable Object's one
+    alarm is kept at its earliest timer and fires them itself."""
+
+    def due(self, now: float) -> list[tuple[str, str]]:
+        """`(kind, name)` of every object with a timer due at `now`."""
+        ...
+
+
 SyncRunner = Callable[[Callable[..., Any], tuple[Any, ...]], Awaitable[Any]]
 """Runs a sync task function without blocking the event loop (a thread pool locally,
 inline on Cloudflare, where there are no threads)."""
@@ -137,3 +151,4 @@ class Platform:
     clock: Clock
     run_sync: SyncRunner
     index_shards: int = 1
+    timers: Timers | None = None  # None: objects wake themselves (Durable Object alarms)

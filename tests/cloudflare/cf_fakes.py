@@ -905,11 +905,14 @@ def make_cloud(
         TRIGGER_SECRET_KEY="tr_test_secret",
         **(vars or {}),
     )
+    def timed(cls: type) -> type:  # its alarms act at the test's clock
+        return type(cls.__name__, (cls,), {"clock": clock})
+
     namespaces = {
-        "RUN_INDEX": FakeNamespace("RUN_INDEX", entry.RunIndex, env, clock),
-        "RUN": FakeNamespace("RUN", entry.Run, env, clock),
-        "REGISTRY": FakeNamespace("REGISTRY", entry.Registry, env, clock),
-        "COORDINATOR": FakeNamespace("COORDINATOR", entry.Coordinator, env, clock),
+        "RUN_INDEX": FakeNamespace("RUN_INDEX", timed(entry.RunIndex), env, clock),
+        "RUN": FakeNamespace("RUN", timed(entry.Run), env, clock),
+        "REGISTRY": FakeNamespace("REGISTRY", timed(entry.Registry), env, clock),
+        "COORDINATOR": FakeNamespace("COORDINATOR", timed(entry.Coordinator), env, clock),
     }
     for binding, ns in namespaces.items():
         setattr(env, binding, ns)

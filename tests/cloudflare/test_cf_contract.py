@@ -5,6 +5,7 @@ platform; plus the binding rules the adapters must respect."""
 from __future__ import annotations
 
 import asyncio
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from trigger_do.consumer.consumer import Consumer
 from trigger_do.engine import Engine
 from trigger_do.platform.local.platform import OBJECT_CLASSES, RUN_QUEUE, open_local
 from trigger_do.platform.local.queue import LocalQueueConsumer
+from trigger_do.producer.producer import TriggerRequest
 from trigger_do.shared.config import EngineConfig
 from trigger_do.shared.ids import shard_of
 from trigger_do.task import registered_tasks
@@ -196,3 +198,30 @@ def test_durable_sql_follows_the_storage_rules() -> None:
         sql.transaction(fails)
     assert sql.exec("SELECT count(*) FROM t") == [(2,)]
     assert sql.transaction(lambda: sql.exec("SELECT count(*) FROM t")) == [(2,)]
+
+
+async def test_a_ttl_expires_the_run_through_its_shards_alarm() -> None:
+    """The Timers port on Cloudflare: the run's index shard keeps its one alarm at the
+    earliest ttl, and the alarm expires the run on time (no consumer, no cron)."""
+    from trigger_do.shared.ids import shard_of
+
+    cloud = make_cloud(shards=4)
+    engine = cloud.engine()
+    plain = await engine.trigger(TriggerRequest("add", {"a": 1, "b": 1}))
+    run = await engine.trigger(TriggerRequest("add", {"a": 1, "b": 2}, {"ttl": "10s"}))
+    ns = cloud.namespaces["RUN_INDEX"]
+    shard = ns.idFromName(f"shard-{shard_of(run.id, 4)}")
+    expires_at = (await engine.get_run(run.id))["expires_at"]
+    assert ns.storages[shard].alarm_ms == math.ceil(expires_at * 1000)
+    armed = [i for i, s in ns.storages.items() if s.alarm_ms is not None]
+    assert armed == [shard]  # a shard with no ttl has no alarm
+
+    cloud.clock.advance(9.5)
+    assert await ns.fire_alarms() == 0
+    cloud.clock.advance(1)
+    assert await ns.fire_alarms() == 1
+    assert (await engine.get_run(run.id))["state"] == "expired"
+    assert ns.storages[shard].alarm_ms is None  # nothing left to time
+    await cloud.drain()  # its message is skipped; the other run runs
+    states = await engine.get_states([run.id, plain.id])
+    assert (states[run.id][0], states[plain.id][0]) == ("expired", "completed")

@@ -9,6 +9,7 @@ Run with: node tests/pyodide/run.mjs tests/pyodide/cf_seams.py \
 
 import asyncio
 import json
+import math
 import sys
 
 sys.path.insert(0, "/home/pyodide/src/pyodide")
@@ -231,7 +232,20 @@ await cloud.drain()
 assert list(leaving.received) == []
 check("alarm and webSocketClose with the runtime's raw arguments; 4404 for an unknown run")
 
-# 9. A Worker built without the SDK fails loudly at import (before: the stand-in classes took
+# 9. A ttl through the Timers port: the run's index shard keeps its alarm at the expiry
+#    (through the SDK's storage wrapper) and the alarm, called with the runtime's raw
+#    AlarmInvocationInfo, expires the run on time.
+index_ns = cloud.namespaces["RUN_INDEX"]
+run = await engine.trigger(TriggerRequest("echo", {}, {"ttl": "10s"}))
+expires_at = (await engine.get_run(run.id))["expires_at"]
+alarms = [float(r.storage.alarmMs) for r in index_ns.objects.values() if r.storage.alarmMs]
+assert alarms == [math.ceil(expires_at * 1000)], (alarms, expires_at)
+cloud.clock.advance(11)
+assert int(await index_ns.fireAlarms()) == 1
+assert (await engine.get_run(run.id))["state"] == "expired"
+check("a ttl expires through the shard's alarm")
+
+# 10. A Worker built without the SDK fails loudly at import (before: the stand-in classes took
 #    over silently and no handler of the deployed Worker was ever called).
 for name in [m for m in sys.modules if m.startswith("trigger_do.platform.cloudflare.entry")]:
     del sys.modules[name]

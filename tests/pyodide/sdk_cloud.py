@@ -167,8 +167,9 @@ def make_cloud(
         "REGISTRY": entry.Registry,
         "COORDINATOR": entry.Coordinator,
     }.items():
+        timed = type(cls.__name__, (cls,), {"clock": clock})  # alarms act at the test's clock
         namespaces[binding] = _workerd.DurableObjectNamespace.new(
-            binding, create_proxy(cls), env, call
+            binding, create_proxy(timed), env, call
         )
         setattr(env, binding, namespaces[binding])
     worker = _workerd.Entrypoint.new(create_proxy(TestWorker), env, call)

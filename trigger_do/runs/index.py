@@ -16,23 +16,45 @@ from ..ports import Sql
 from ..shared.serialization import dumps
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import FINAL_STATES
+from ..shared.timers import SCHEMA as TIMERS_SCHEMA
+from ..shared.timers import ObjectTimers
 from .index_consumer import ConsumerWrites
 from .index_control import ControlWrites
 from .index_schema import _INSERT, ROW_COLUMNS, SCHEMA, WATCHED, row_to_dict
 
 __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
 
+TTL_TIMER = "ttl"  # due at the earliest expiry of a run that has not started
+
 
 class RunIndexObject(ConsumerWrites, ControlWrites):
     """One shard of the run index."""
 
+    KIND = "run-index"
+
     def __init__(self, sql: Sql, name: str) -> None:
         self.sql = sql
         self.name = name
+        self.timers = ObjectTimers(sql, self.KIND, name)
 
     @staticmethod
     def schema() -> list[str]:
-        return SCHEMA
+        return SCHEMA + TIMERS_SCHEMA
+
+    # --- timers ----------------------------------------------------------------------------
+
+    def fire_timers(self, now: float) -> dict[str, Any]:
+        """This shard's due timers (`Engine.fire_timers`, or the Durable Object's alarm): the
+        TTL timer ends EXPIRED the runs whose ttl has passed, at their due time, then waits
+        for the next one. Returns what it did."""
+        expired: list[str] = []
+        for key in self.timers.take_due(now):
+            if key == TTL_TIMER:
+                expired += self.expire(now)
+                following = self.next_expiry()  # a backlog past `expire`'s limit: at once
+                if following is not None:
+                    self.timers.set(TTL_TIMER, following)
+        return {"expired": expired}
 
     # --- producer ------------------------------------------------------------------------
 
@@ -70,6 +92,9 @@ class RunIndexObject(ConsumerWrites, ControlWrites):
             results.append({"id": row["id"], "cached": False})
         for chunk in json_chunks(fresh):
             self.sql.exec(_INSERT, now, chunk)
+        expiring = [r["expires_at"] for r in fresh if r.get("expires_at") is not None]
+        if expiring:  # the shard's one TTL timer: its earliest expiry
+            self.timers.set_earliest(TTL_TIMER, min(expiring))
         for chunk in json_chunks(new_keys):
             self.sql.exec(
                 "INSERT OR REPLACE INTO idempotency (key, run_id, expires_at) SELECT "

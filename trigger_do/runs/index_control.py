@@ -10,6 +10,9 @@ from ..shared.sqlbulk import json_chunks
 from ..shared.states import RunState, sources_for
 from .index_schema import _DISPATCH, IndexBase, _dispatched, _in
 
+# a run that may still expire: it has a ttl and has not started
+_UNSTARTED = "expires_at IS NOT NULL AND state IN ('queued', 'delayed') AND attempt = 0"
+
 
 class ControlWrites(IndexBase):
     # --- control -------------------------------------------------------------------------
@@ -150,23 +153,31 @@ class ControlWrites(IndexBase):
             )
         return out
 
-    def housekeeping(
-        self, now: float, stale_after: float, retention: float, limit: int = 500
-    ) -> dict[str, Any]:
-        """Expire runs whose ttl passed; find runs whose message is overdue, or whose
-        consumer's lease ran out long ago, to send again (deduplicated by their dispatch
-        number); purge finished runs past retention."""
+    def expire(self, now: float, limit: int = 500) -> list[str]:
+        """End EXPIRED the runs whose ttl passed before they started (at most `limit`)."""
         expired = [
             r[0]
             for r in self.sql.exec(
-                "SELECT id FROM runs WHERE state IN ('queued', 'delayed') AND attempt = 0 "
-                "AND expires_at IS NOT NULL AND expires_at < ? LIMIT ?",
+                f"SELECT id FROM runs WHERE expires_at <= ? AND {_UNSTARTED} LIMIT ?",
                 now,
                 limit,
             )
         ]
-        if expired:
-            self._finish_simple(expired, RunState.EXPIRED, now)
+        return self._finish_simple(expired, RunState.EXPIRED, now) if expired else []
+
+    def next_expiry(self) -> float | None:
+        """The earliest ttl of a run that has not started (None: none has one)."""
+        (due,) = self.sql.exec(f"SELECT min(expires_at) FROM runs WHERE {_UNSTARTED}")[0]
+        return None if due is None else float(due)
+
+    def housekeeping(
+        self, now: float, stale_after: float, retention: float, limit: int = 500
+    ) -> dict[str, Any]:
+        """Expire runs whose ttl passed (the TTL timer does it on time; this is the safety
+        net); find runs whose message is overdue, or whose consumer's lease ran out long ago,
+        to send again (deduplicated by their dispatch number); purge finished runs past
+        retention."""
+        expired = self.expire(now, limit)
         overdue = [
             _dispatched(r)
             for r in self.sql.exec(

@@ -53,6 +53,7 @@ SCHEMA = [
     "CREATE INDEX IF NOT EXISTS runs_batch ON runs(batch_id, batch_index) "
     "WHERE batch_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS runs_finished ON runs(finished_at) WHERE finished_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS runs_expiring ON runs(expires_at) WHERE expires_at IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS idempotency (
         key TEXT PRIMARY KEY, run_id TEXT NOT NULL, expires_at REAL
     ) WITHOUT ROWID""",

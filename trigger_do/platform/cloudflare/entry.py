@@ -128,6 +128,7 @@ class _EngineObject(_DurableObjectBase):  # type: ignore[misc]
 
     engine_class: type = object
     extra_schema: tuple[str, ...] = ()
+    clock: Any = None  # the time alarms act at (None: the Worker's); tests substitute one
 
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
@@ -137,7 +138,7 @@ class _EngineObject(_DurableObjectBase):  # type: ignore[misc]
         return await self.host.call(str(name), str(method), str(text))
 
     async def alarm(self, *_: Any) -> None:
-        await self.host.alarm(WorkerClock().now())
+        await self.host.alarm((self.clock or WorkerClock()).now())
 
 
 class RunIndex(_EngineObject):

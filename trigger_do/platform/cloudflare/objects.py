@@ -8,23 +8,31 @@ no integral float turning into an int, no tuple refused), stays JSON-native by
 construction, and is checked against the RPC size limit here.
 
 Object side: `ObjectHost` owns the engine object class and the `DurableSql` on the
-object's `ctx.storage`; each call is one `transactionSync`. After each call, if the engine
-object wants a wake-up (`next_alarm()` -> epoch seconds or None), the host sets the
-object's single alarm (`ctx.storage.setAlarm(epoch_ms)`) or deletes it.
+object's `ctx.storage`; each call is one `transactionSync`. After each call the host keeps
+the object's single alarm (`ctx.storage.setAlarm(epoch_ms)`) at the earliest of its timers
+(`shared.timers`) and of what the engine object asks for itself (`next_alarm()` -> epoch
+seconds or None), or deletes it. When it fires, the object acts (`on_alarm(now)`) and fires
+its due timers (`fire_timers(now)`), each in a transaction, and the alarm is set again.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import Any
 
 from ...errors import TriggerDoError
 from ...shared.serialization import dumps, loads
+from ...shared.timers import ObjectTimers
 from . import ffi
 from .sql import DurableSql, init_schema
 
 MAX_RPC_BYTES = 32 * 1024 * 1024  # Workers RPC: 32 MiB per serialized message
+# the object's name (a Durable Object is not told the name it was reached by) and the due time
+# its alarm is set to (so that a call which changes no timer costs no alarm operation)
 ALARM_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS trigger_do_alarm (k INTEGER PRIMARY KEY, name TEXT NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS trigger_do_alarm "
+    "(k INTEGER PRIMARY KEY, name TEXT NOT NULL, due REAL)"
 )
 
 
@@ -72,7 +80,7 @@ class ObjectHost:
     async def call(self, name: str, method: str, text: str) -> str:
         """One RPC: returns `{"ok": result}` or `{"error": "Type: message"}` as JSON text
         (an error reply, not a thrown one, so its message survives the RPC boundary)."""
-        if method.startswith("_") or method in ("schema", "next_alarm"):
+        if method.startswith("_") or method in ("schema", "next_alarm", "on_alarm"):
             return dumps({"error": f"ValueError: {method!r} is not callable remotely"})
         args, kwargs = loads(text)
         obj = self.cls(self.sql, name)
@@ -87,24 +95,35 @@ class ObjectHost:
         return dumps({"ok": result})
 
     async def alarm(self, now: float) -> None:
-        """The object's alarm fired: let it act (`on_alarm(now)`), then re-arm. The name
-        comes from storage: a Durable Object is not told the name it was reached by."""
+        """The object's alarm fired: let it act (`on_alarm(now)`) and fire its due timers
+        (`fire_timers(now)`), then re-arm. The name comes from storage: a Durable Object is
+        not told the name it was reached by."""
         found = self.sql.exec("SELECT name FROM trigger_do_alarm WHERE k = 0")
         if not found:
             return
+        self.sql.exec("UPDATE trigger_do_alarm SET due = NULL WHERE k = 0")  # it has fired
         obj = self.cls(self.sql, found[0][0])
-        handler = getattr(obj, "on_alarm", None)
-        if handler is not None:
-            self.sql.transaction(lambda: handler(now))
+        for method in ("on_alarm", "fire_timers"):
+            handler = getattr(obj, method, None)
+            if handler is not None:
+                self.sql.transaction(functools.partial(handler, now))
         await self._arm(obj, found[0][0])
 
     async def _arm(self, obj: Any, name: str) -> None:
-        next_alarm = getattr(obj, "next_alarm", None)
-        if next_alarm is None:
-            return
-        due = next_alarm()
+        kind = getattr(obj, "KIND", None)
+        if kind is None and not hasattr(obj, "next_alarm"):
+            return  # an object that never needs waking
+        wants = [getattr(obj, "next_alarm", lambda: None)()]
+        if kind is not None:
+            wants.append(ObjectTimers(self.sql, kind, name).next_due())
+        due = min((float(w) for w in wants if w is not None), default=None)
+        armed = self.sql.exec("SELECT due FROM trigger_do_alarm WHERE k = 0")
+        if armed and armed[0][0] == due:
+            return  # unchanged
+        self.sql.exec(
+            "INSERT OR REPLACE INTO trigger_do_alarm (k, name, due) VALUES (0, ?, ?)", name, due
+        )
         if due is None:
             await self.storage.deleteAlarm()
-            return
-        self.sql.exec("INSERT OR REPLACE INTO trigger_do_alarm (k, name) VALUES (0, ?)", name)
-        await self.storage.setAlarm(int(due * 1000))
+        else:
+            await self.storage.setAlarm(math.ceil(due * 1000))  # never before it is due

@@ -15,6 +15,8 @@ from ...ports import Platform
 from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
 from ...runs.run_object import RunObject
+from ...shared.timers import SCHEMA as TIMERS_SCHEMA
+from ...shared.timers import due_objects
 from .database import LocalSql, init_schema
 from .objects import LocalNamespace
 from .queue import SCHEMA as QUEUE_SCHEMA
@@ -98,7 +100,17 @@ def schema_statements() -> list[str]:
     )
     for cls in OBJECT_CLASSES.values():
         statements += cls.schema()  # type: ignore[attr-defined]
-    return statements
+    return statements + TIMERS_SCHEMA
+
+
+class LocalTimers:
+    """The `Timers` port on the one database: every object's timers are rows of one table."""
+
+    def __init__(self, sql: LocalSql) -> None:
+        self.sql = sql
+
+    def due(self, now: float) -> list[tuple[str, str]]:
+        return due_objects(self.sql, now)
 
 
 def open_local(
@@ -125,5 +137,6 @@ def open_local(
         clock=clock,
         run_sync=thread_runner(),
         index_shards=1,
+        timers=LocalTimers(sql),
     )
     return platform, sql

@@ -1,5 +1,6 @@
 """The embedded runtime: worker processes over one database file, a supervisor that
-restarts a dead worker and runs housekeeping, and `local()` for tests and scripts."""
+restarts a dead worker, fires due timers (5 times a second) and runs housekeeping, and
+`local()` for tests and scripts."""
 
 from __future__ import annotations
 
@@ -126,6 +127,7 @@ class LocalRuntime:
                         )
                         self.sql.exec("DELETE FROM workers WHERE pid = ?", proc.pid)
                         self.procs[i] = self._spawn()
+                await self.engine.fire_due_timers()  # ttl expiry and every other timer
                 if time.monotonic() - last_housekeeping >= self.housekeeping_interval:
                     last_housekeeping = time.monotonic()
                     await self.engine.housekeeping()
