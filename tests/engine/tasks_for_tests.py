@@ -112,6 +112,12 @@ async def slow(payload: dict[str, Any], ctx: RunContext) -> str:
     return "slow"
 
 
+@task(id="t-upstream-timeout", retry=Retry(max_attempts=2, initial_delay="10ms", jitter=False))
+async def upstream_timeout(payload: dict[str, Any], ctx: RunContext) -> str:
+    """Raises a TimeoutError of its own (an upstream call's), with or without max_duration."""
+    raise TimeoutError(f"the upstream API did not answer (attempt {ctx.attempt})")
+
+
 # --- long-running, cancel, shutdown, crashes --------------------------------------------------
 
 

@@ -117,6 +117,19 @@ async def test_max_duration_on_the_last_attempt_is_timed_out(driver: Driver) -> 
     assert err.value.state == "timed_out"
 
 
+@pytest.mark.parametrize("max_duration", [None, "5s"])
+async def test_a_timeout_error_the_task_raises_is_an_ordinary_failure(
+    driver: Driver, max_duration: str | None
+) -> None:
+    options = {} if max_duration is None else {"max_duration": max_duration}
+    handle = await t.upstream_timeout.trigger({}, **options)
+    await driver.run_until_final([handle.id])
+    status = await handle.status()
+    assert (status.state, status.attempt) == (RunState.FAILED, 2)  # retried, then failed
+    assert status.error is not None and status.error["name"] == "TimeoutError"
+    assert status.error["message"] == "the upstream API did not answer (attempt 2)"
+
+
 async def test_max_duration_and_max_attempts_as_trigger_options(
     driver: Driver, tmp_path: Path
 ) -> None:

@@ -354,14 +354,20 @@ class Consumer:
             work: Any = task.call(payload, ctx)
         else:
             work = self.platform.run_sync(task.call, (payload, ctx))
+        deadline: asyncio.Timeout | None = None
         try:
             if max_duration is None:
                 result = await work
             else:
-                result = await asyncio.wait_for(work, max_duration)
+                async with asyncio.timeout(max_duration) as deadline:
+                    result = await work
         except TimeoutError:
             self._finishing(ctx.run_id)
-            raise _Timeout(f"attempt exceeded max_duration of {max_duration:g}s") from None
+            # only the engine's own deadline means TIMED_OUT; a TimeoutError the task raised
+            # (an upstream call's timeout) is an ordinary failure, retried as any other
+            if deadline is not None and deadline.expired():
+                raise _Timeout(f"attempt exceeded max_duration of {max_duration:g}s") from None
+            raise
         except asyncio.CancelledError:
             raise
         except Exception:
