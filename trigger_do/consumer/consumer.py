@@ -22,6 +22,7 @@ from ..errors import AbortTaskRunError, PayloadTooLargeError
 from ..ports import Message, OutMessage, Platform
 from ..shared.config import EngineConfig
 from ..shared.ids import new_id, shard_of
+from ..shared.limits import MAX_ERROR_MESSAGE_CHARS, MAX_STACK_CHARS, truncate
 from ..shared.messages import RunMessage
 from ..shared.retry import Finish, decide_failure
 from ..shared.serialization import dumps, loads, to_jsonable
@@ -324,7 +325,8 @@ class Consumer:
             decision = decide_failure(
                 task.retry, attempt, kind=kind, max_attempts=options.get("max_attempts")
             )
-            ctx.logger.error(f"attempt {attempt} failed: {err['name']}: {err['message']}")
+            line = f"attempt {attempt} failed: {err['name']}: {err['message']}"
+            ctx._log("error", line, {}, engine=True)
             outcome["error"] = dumps(err)
             if isinstance(decision, Finish):
                 outcome["state"] = decision.state
@@ -373,6 +375,9 @@ class Consumer:
         except Exception:
             self._finishing(ctx.run_id)
             raise
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt, ... from the task
+            self._finishing(ctx.run_id)
+            raise _TaskExit(exc) from exc  # this run's failure, never the process's
         self._finishing(ctx.run_id)
         return result
 
@@ -396,8 +401,9 @@ class Consumer:
                     await result
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            ctx.logger.error(f"hook {getattr(hook, '__name__', hook)} failed: {exc!r}")
+        except BaseException as exc:  # SystemExit too: the hook's failure, not the process's
+            name = getattr(hook, "__name__", hook)
+            ctx._log("error", f"hook {name} failed: {_describe(exc)}", {}, engine=True)
 
     # --- dead letters ----------------------------------------------------------------------
 
@@ -457,10 +463,32 @@ class _Timeout(Exception):
     pass
 
 
+class _TaskExit(Exception):
+    """A BaseException a task raised (SystemExit, KeyboardInterrupt): its run's failure."""
+
+    def __init__(self, original: BaseException) -> None:
+        self.original = original
+        super().__init__(_describe(original))
+
+
+def _describe(exc: BaseException) -> str:
+    """`str(exc)`, even when its `__str__` raises."""
+    try:
+        return str(exc)
+    except Exception as broken:
+        return f"<{type(exc).__name__}: str() failed with {type(broken).__name__}>"
+
+
 def _error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, _TaskExit):
+        exc = exc.original
     name = "TimeoutError" if isinstance(exc, _Timeout) else type(exc).__name__
+    try:
+        stack = "".join(traceback.format_exception(exc))
+    except Exception:  # a broken __str__ breaks the formatting too
+        stack = "".join(traceback.format_tb(exc.__traceback__))
     return {
         "name": name,
-        "message": str(exc),
-        "stackTrace": "".join(traceback.format_exception(exc))[-8000:],
+        "message": truncate(_describe(exc), MAX_ERROR_MESSAGE_CHARS),
+        "stackTrace": truncate(stack, MAX_STACK_CHARS, keep="tail"),
     }

@@ -11,6 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..ports import Clock, SyncRunner
+from ..shared.limits import (
+    MAX_CHECKPOINT_BYTES,
+    MAX_LOG_BYTES,
+    MAX_METADATA_BYTES,
+    check_size,
+    truncate,
+)
 from ..shared.serialization import dumps, loads, to_jsonable
 from .writer import Writer
 
@@ -68,11 +75,15 @@ class RunMetadata:
         return self._data.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
-        self._data[key] = to_jsonable(value)
-        self._ctx._changed_metadata()
+        self._change({**self._data, key: to_jsonable(value)})
 
     def update(self, values: dict[str, Any]) -> None:
-        self._data.update(to_jsonable(values))
+        self._change({**self._data, **to_jsonable(values)})
+
+    def _change(self, data: dict[str, Any]) -> None:
+        """Adopt `data` unless it is over the limit (then nothing changes)."""
+        check_size(dumps(data), MAX_METADATA_BYTES, "metadata")
+        self._data = data
         self._ctx._changed_metadata()
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,10 +145,12 @@ class RunContext:
     async def checkpoint(self, name: str, data: Any = None) -> None:
         """Record a checkpoint durably (it survives a crash once this returns)."""
         value = to_jsonable(data)
+        text = dumps(value)
+        check_size(text, MAX_CHECKPOINT_BYTES, f"checkpoint {name!r}")
         now = self._clock.now()
         # shielded: the flush is shared with other runs, and canceling this run (a cancel, a
         # slice's end) must not cancel their writes
-        record = {"name": str(name), "data": dumps(value), "attempt": self.attempt, "at": now}
+        record = {"name": str(name), "data": text, "attempt": self.attempt, "at": now}
         await asyncio.shield(self._writer.append(self.run_id, "checkpoints", record))
         self._checkpoints.append(
             Checkpoint(str(name), value, self.attempt, datetime.fromtimestamp(now, UTC))
@@ -156,6 +169,7 @@ class RunContext:
         if inspect.isawaitable(result):
             result = await result
         text = dumps(result)
+        check_size(text, MAX_CHECKPOINT_BYTES, f"the result of step {name!r}")
         record = {"name": name, "result": text, "attempt": self.attempt, "at": self._clock.now()}
         await asyncio.shield(self._writer.append(self.run_id, "steps", record))
         self._steps[name] = text
@@ -198,13 +212,22 @@ class RunContext:
         else:
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _log(self, level: str, message: str, extras: dict[str, Any]) -> None:
+    def _log(
+        self, level: str, message: str, extras: dict[str, Any], *, engine: bool = False
+    ) -> None:
+        """A user's log line over the limit is refused (`PayloadTooLargeError`); the
+        engine's own lines (`engine=True`, e.g. an attempt's error) are truncated."""
+        text = dumps(to_jsonable(extras)) if extras else None
+        if engine:
+            message = truncate(message, MAX_LOG_BYTES // 4)
+        else:
+            check_size(message + (text or ""), MAX_LOG_BYTES, "log line")
         record = {
             "level": level,
             "message": message,
             "attempt": self.attempt,
             "at": self._clock.now(),
-            "extras": dumps(to_jsonable(extras)) if extras else None,
+            "extras": text,
         }
         self._soon(self._writer.append, self.run_id, "logs", record)
 

@@ -4,8 +4,10 @@ each object in one call (so a batch of 100 noop runs costs one outcome write, no
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..ports import OutMessage, Platform
@@ -14,29 +16,39 @@ from ..shared.ids import shard_of
 log = logging.getLogger("trigger_do.consumer")
 
 
+Outcome = tuple[dict[str, Any], OutMessage | None, asyncio.Future[Any]]
+
+
 class Writer:
+    """One run's failure stays that run's: each run's checkpoints, steps and logs are
+    one call of their own, with a future of their own; a coalesced index call (progress,
+    outcomes) that fails is written again one run at a time, so that only the run that
+    made it fail sees the error."""
+
     def __init__(self, platform: Platform, token: str, interval: float) -> None:
         self.platform = platform
         self.token = token
         self.interval = interval
         self._objects: dict[str, dict[str, list[dict[str, Any]]]] = {}
         self._updates: dict[str, dict[str, Any]] = {}
-        self._outcomes: list[tuple[dict[str, Any], OutMessage | None, asyncio.Future[Any]]] = []
+        self._durable: dict[str, asyncio.Future[None]] = {}  # run -> its writes in this flush
+        self._outcomes: list[Outcome] = []
         self._next: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
 
     # --- what runs produce -----------------------------------------------------------------
 
     def append(self, run_id: str, kind: str, record: dict[str, Any]) -> asyncio.Future[None]:
-        """Queue a checkpoint, step or log record; the future resolves once it is durable."""
+        """Queue a checkpoint, step or log record; the future resolves once it is durable
+        (or fails with the error that kept this run's records from being written)."""
         entry = self._objects.setdefault(run_id, {"checkpoints": [], "steps": [], "logs": []})
         entry[kind].append(record)
         self._updates.setdefault(run_id, {})["has_object"] = 1
-        return self.schedule()
+        return self._run_future(run_id)
 
     def update(self, run_id: str, **fields: Any) -> asyncio.Future[None]:
         self._updates.setdefault(run_id, {}).update(fields)
-        return self.schedule()
+        return self._run_future(run_id)
 
     def finish(self, outcome: dict[str, Any], message: OutMessage | None) -> asyncio.Future[Any]:
         """Write an attempt's outcome (and, if it applied, send `message` with the run's new
@@ -45,6 +57,13 @@ class Writer:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outcomes.append((outcome, message, fut))
         self.schedule()
+        return fut
+
+    def _run_future(self, run_id: str) -> asyncio.Future[None]:
+        self.schedule()
+        fut = self._durable.get(run_id)
+        if fut is None:
+            fut = self._durable[run_id] = asyncio.get_running_loop().create_future()
         return fut
 
     # --- flushing --------------------------------------------------------------------------
@@ -60,18 +79,24 @@ class Writer:
         fut, self._next = self._next, None
         objects, self._objects = self._objects, {}
         updates, self._updates = self._updates, {}
+        durable, self._durable = self._durable, {}
         outcomes, self._outcomes = self._outcomes, []
+        failed: dict[str, BaseException] = {}
         try:
             async with self._lock:
-                await self._write(objects, updates, outcomes)
-        except BaseException as exc:
+                await self._write(objects, updates, outcomes, failed)
+        except BaseException as exc:  # the platform itself failed: every write of this flush
+            failed.update({run_id: exc for run_id in durable})
             for _, _, f in outcomes:
-                if not f.done():
-                    f.set_exception(exc)
+                _fail(f, exc)
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
                 fut.exception()  # mark retrieved: waiters re-raise it
-            return
+        for run_id, f in durable.items():
+            if run_id in failed:
+                _fail(f, failed[run_id])
+            elif not f.done():
+                f.set_result(None)
         if fut is not None and not fut.done():
             fut.set_result(None)
 
@@ -79,16 +104,23 @@ class Writer:
         self,
         objects: dict[str, dict[str, list[dict[str, Any]]]],
         updates: dict[str, dict[str, Any]],
-        outcomes: list[tuple[dict[str, Any], OutMessage | None, asyncio.Future[Any]]],
+        outcomes: list[Outcome],
+        failed: dict[str, BaseException],
     ) -> None:
+        """Write a flush; record in `failed` the runs whose own writes failed."""
         now = self.platform.clock.now()
         runs = self.platform.objects("run")
-        await asyncio.gather(  # one call per run object (concurrent where that is real)
+        appended = await asyncio.gather(  # one call per run object (concurrent where real)
             *(
                 runs.get(run_id).call("append", e["checkpoints"], e["steps"], e["logs"])
                 for run_id, e in objects.items()
-            )
+            ),
+            return_exceptions=True,
         )
+        for run_id, result in zip(objects, appended, strict=True):
+            if isinstance(result, BaseException):
+                log.error("the records of run %s could not be written: %s", run_id, result)
+                failed[run_id] = result
         index = self.platform.objects("run-index")
         shards = self.platform.index_shards
         finishing = {o["id"] for o, _, _ in outcomes}
@@ -97,9 +129,10 @@ class Writer:
             if run_id not in finishing:
                 by_shard[shard_of(run_id, shards)].append({"id": run_id, **fields})
         for shard, group in by_shard.items():
-            await index.get(f"shard-{shard}").call("update_progress", group, self.token, now)
-        grouped: dict[int, list[tuple[dict[str, Any], OutMessage | None, asyncio.Future[Any]]]]
-        grouped = defaultdict(list)
+            write = functools.partial(self._progress, index.get(f"shard-{shard}"), now)
+            for part, exc in await _one_by_one(group, write):
+                failed[part["id"]] = exc
+        grouped: dict[int, list[Outcome]] = defaultdict(list)
         for entry in outcomes:
             entry[0].update(updates.get(entry[0]["id"], {}))
             grouped[shard_of(entry[0]["id"], shards)].append(entry)
@@ -107,22 +140,29 @@ class Writer:
         for shard, entries in grouped.items():
             # shard by shard, each outcome with its next message: should a later shard fail,
             # the runs written so far still have theirs
-            res = await index.get(f"shard-{shard}").call(
-                "finish_many", [o for o, _, _ in entries], self.token, now
-            )
-            applied: dict[str, int] = res["applied"]
-            watched.update(res.get("watched") or {})
-            messages: list[OutMessage] = []
-            for outcome, message, _ in entries:
-                if message is not None and outcome["id"] in applied:
-                    message.body["d"] = applied[outcome["id"]]
-                    messages.append(message)
-            await self.platform.queue.send_all(messages)
-            for outcome, _, fut in entries:
-                if not fut.done():
-                    fut.set_result(applied.get(outcome["id"]))
+            write = functools.partial(self._finish, index.get(f"shard-{shard}"), now, watched)
+            await _one_by_one(entries, write, fail=_fail_entry)
         if watched:  # only runs with live-log subscribers (Cloudflare): end their streams
             await asyncio.gather(*(self._tell_finished(r, s) for r, s in watched.items()))
+
+    async def _progress(self, stub: Any, now: float, group: list[dict[str, Any]]) -> None:
+        await stub.call("update_progress", group, self.token, now)
+
+    async def _finish(
+        self, stub: Any, now: float, watched: dict[str, str], entries: list[Outcome]
+    ) -> None:
+        res = await stub.call("finish_many", [o for o, _, _ in entries], self.token, now)
+        applied: dict[str, int] = res["applied"]
+        watched.update(res.get("watched") or {})
+        messages: list[OutMessage] = []
+        for outcome, message, _ in entries:
+            if message is not None and outcome["id"] in applied:
+                message.body["d"] = applied[outcome["id"]]
+                messages.append(message)
+        await self.platform.queue.send_all(messages)
+        for outcome, _, fut in entries:
+            if not fut.done():
+                fut.set_result(applied.get(outcome["id"]))
 
     async def _tell_finished(self, run_id: str, state: str) -> None:
         """Best effort: the outcome is durable already; a lost call is caught by the run
@@ -131,3 +171,42 @@ class Writer:
             await self.platform.objects("run").get(run_id).call("finished", state)
         except Exception:
             log.warning("could not tell the run object of %s that it ended", run_id)
+
+
+def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+        fut.exception()  # mark retrieved: a run that no longer waits must not warn
+
+
+def _fail_entry(entry: Any, exc: BaseException) -> None:
+    _fail(entry[2], exc)
+
+
+async def _one_by_one(
+    items: list[Any],
+    write: Callable[[list[Any]], Awaitable[Any]],
+    fail: Callable[[Any, BaseException], None] | None = None,
+) -> list[tuple[Any, BaseException]]:
+    """`write(items)` as one call; should it fail, each item alone (an object call is one
+    transaction, so the failed call wrote nothing), so that only the items that fail by
+    themselves fail. Returns those, each with its error (handed to `fail` too)."""
+    try:
+        await write(items)
+        return []
+    except Exception as exc:
+        if len(items) == 1:
+            failures: list[tuple[Any, BaseException]] = [(items[0], exc)]
+        else:
+            log.warning("a coalesced write of %d runs failed (%s); writing them one by one",
+                        len(items), exc)  # fmt: skip
+            failures = []
+            for item in items:
+                try:
+                    await write([item])
+                except Exception as one:
+                    failures.append((item, one))
+    for item, error in failures:
+        if fail is not None:
+            fail(item, error)
+    return failures
