@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .coordinator.controls import QueueControls
-from .errors import PayloadValidationError, RunNotFoundError
+from .errors import InvalidDurationError, PayloadValidationError, RunNotFoundError
 from .ports import OutMessage, Platform
 from .producer.producer import BatchTriggered, Producer, Triggered, TriggerRequest
 from .shared.config import EngineConfig
+from .shared.durations import MAX_DURATION_SECONDS
 from .shared.ids import shard_of
 from .shared.messages import RunMessage
 from .shared.serialization import dumps, loads
@@ -176,6 +178,10 @@ class Engine:
         return dict(res)
 
     async def reschedule(self, run_id: str, delay_until: float) -> bool:
+        """Move a delayed run's start to `delay_until` (epoch seconds, at most 10 years on:
+        `InvalidDurationError` past that)."""
+        if not math.isfinite(delay_until) or delay_until - self.now() > MAX_DURATION_SECONDS:
+            raise InvalidDurationError(delay_until, "more than 10 years ahead")
         moved = await self.index_for(run_id).call("reschedule", run_id, delay_until, self.now())
         if moved is None:
             return False

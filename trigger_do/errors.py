@@ -64,6 +64,13 @@ class SqlRuleError(TriggerDoError):
     """Engine SQL broke a rule that a Durable Object's storage enforces."""
 
 
+class NonFiniteNumberError(TriggerDoError, ValueError):
+    """JSON has no NaN or Infinity: a value holding one is refused, not stored as null."""
+
+    def __init__(self) -> None:
+        super().__init__("NaN and Infinity cannot be stored as JSON: use null or a string")
+
+
 class PayloadTooLargeError(TriggerDoError, ValueError):
     """A payload (or output) is over the configured size limit."""
 

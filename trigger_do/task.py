@@ -16,11 +16,11 @@ from .coordinator.specs import (
     as_concurrency,
     as_rate_limit,
 )
-from .errors import PayloadValidationError, TaskDefinitionError
+from .errors import NonFiniteNumberError, PayloadValidationError, TaskDefinitionError
 from .shared.durations import Duration, parse_duration
 from .shared.options import BatchItem, errors_of
 from .shared.retry import Retry, as_retry
-from .shared.serialization import to_jsonable
+from .shared.serialization import has_non_finite, to_jsonable
 
 if typing.TYPE_CHECKING:
     from .sdk.handles import BatchHandle, RunHandle
@@ -102,6 +102,8 @@ class Task(Generic[R]):
                 return to_jsonable(payload)
             except TypeError as exc:
                 raise PayloadValidationError(f"task {self.id!r}: payload {exc}") from None
+            except NonFiniteNumberError as exc:
+                raise PayloadValidationError(f"task {self.id!r}: payload: {exc}") from None
         try:
             value = self._adapter.validate_python(payload)
         except ValidationError as exc:
@@ -110,6 +112,8 @@ class Task(Generic[R]):
             raise PayloadValidationError(
                 f"task {self.id!r}: payload failed its schema: {where}", errors=errors
             ) from None
+        if has_non_finite(value):  # pydantic's JSON mode would write them as null
+            raise PayloadValidationError(f"task {self.id!r}: payload: {NonFiniteNumberError()}")
         return self._adapter.dump_python(value, mode="json")
 
     def parse_payload(self, payload: Any) -> Any:
@@ -227,15 +231,13 @@ def tasks_in(module: Any) -> dict[str, Task[Any]]:
 def _payload_adapter(fn: Callable[..., Any]) -> tuple[TypeAdapter[Any] | None, type | None]:
     try:
         params = list(inspect.signature(fn).parameters.values())
+    except NameError as exc:  # Python 3.14 evaluates annotations here
+        raise TaskDefinitionError(f"an annotation of {_name(fn)} does not resolve: {exc}") from None
     except (TypeError, ValueError):
         return None, None
     if not params:
         return None, None
-    try:
-        hints = typing.get_type_hints(fn)
-    except Exception:  # an annotation that does not resolve: validate nothing
-        return None, None
-    ann = hints.get(params[0].name)
+    ann = _payload_annotation(fn, params[0])
     if ann is None or ann is Any or ann is object:
         return None, None
     model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
@@ -245,6 +247,31 @@ def _payload_adapter(fn: Callable[..., Any]) -> tuple[TypeAdapter[Any] | None, t
         raise TaskDefinitionError(
             f"the payload annotation {ann!r} of {fn!r} is not a type pydantic can validate: {exc}"
         ) from None
+
+
+def _payload_annotation(fn: Callable[..., Any], param: inspect.Parameter) -> Any:
+    """The payload parameter's annotation, resolved. One that does not resolve fails here,
+    where the task is defined (silently validating nothing would accept any payload); the
+    other parameters' annotations (`ctx`, perhaps imported only for type checking) may."""
+    try:
+        return typing.get_type_hints(fn).get(param.name)
+    except Exception:
+        raw = param.annotation
+    if raw is inspect.Parameter.empty:
+        return None
+    try:
+        while isinstance(raw, str):  # "'T'" under `from __future__ import annotations`
+            raw = eval(raw, getattr(fn, "__globals__", {}))  # as get_type_hints does
+        return raw
+    except Exception as exc:
+        raise TaskDefinitionError(
+            f"the payload annotation {raw!r} of {_name(fn)} does not resolve: {exc} (import "
+            "the type where the task is defined, or annotate with dict or Any)"
+        ) from None
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__qualname__", fn))
 
 
 def arity(fn: Callable[..., Any], most: int = 2) -> int:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..coordinator.gate import Gate
-from ..errors import AbortTaskRunError, PayloadTooLargeError
+from ..errors import AbortTaskRunError, NonFiniteNumberError, PayloadTooLargeError
 from ..ports import Message, OutMessage, Platform
 from ..shared.config import EngineConfig
 from ..shared.ids import new_id, shard_of
@@ -295,7 +295,7 @@ class Consumer:
             result = await self._call(task, payload, ctx, max_duration)
             try:
                 output = dumps(to_jsonable(result))
-            except TypeError as exc:  # the same result would fail again: no retry
+            except (TypeError, NonFiniteNumberError) as exc:  # it would fail again: no retry
                 raise AbortTaskRunError(f"the output is not JSON-serializable: {exc}") from None
             size = len(output.encode())
             if size > self.config.payload_limit:

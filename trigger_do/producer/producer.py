@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..coordinator.specs import run_keys
-from ..errors import PayloadTooLargeError, PayloadValidationError, UnknownTaskError
+from ..errors import (
+    NonFiniteNumberError,
+    PayloadTooLargeError,
+    PayloadValidationError,
+    UnknownTaskError,
+)
 from ..ports import OutMessage, Platform
 from ..shared.config import EngineConfig
 from ..shared.ids import new_sharded_id, shard_of
@@ -179,7 +184,10 @@ class Producer:
             text = req.payload_text
         else:
             value = task.validate_payload(req.payload) if task else _jsonable(req.payload)
-            text = dumps(value)
+            try:
+                text = dumps(value)
+            except NonFiniteNumberError as exc:
+                raise PayloadValidationError(f"payload: {exc}") from None
         size = len(text.encode())
         if size > self.config.payload_limit:
             raise PayloadTooLargeError(size, self.config.payload_limit)
@@ -266,3 +274,5 @@ def _jsonable(value: Any) -> Any:
         return to_jsonable(value)
     except TypeError as exc:
         raise PayloadValidationError(f"payload is not JSON-serializable: {exc}") from None
+    except NonFiniteNumberError as exc:
+        raise PayloadValidationError(f"payload: {exc}") from None

@@ -10,6 +10,11 @@ from ..errors import InvalidDurationError
 
 Duration = str | int | float | timedelta
 
+# The longest duration anything takes (a delay, a ttl, a retry's delay...): ten years. Past it
+# a due time stops being a date the engine (and its clients) can represent.
+MAX_DURATION_SECONDS = 10 * 365 * 86400.0
+MIN_DURATION_SECONDS = 0.001  # the clock's resolution: a positive duration below it is a typo
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _WHOLE = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w))+\s*$")
@@ -40,4 +45,8 @@ def parse_duration(value: Duration, *, allow_zero: bool = True) -> float:
         raise InvalidDurationError(value, "negative")
     if seconds == 0 and not allow_zero:
         raise InvalidDurationError(value, "must be greater than zero")
+    if 0 < seconds < MIN_DURATION_SECONDS:
+        raise InvalidDurationError(value, "shorter than 1 ms")
+    if seconds > MAX_DURATION_SECONDS:
+        raise InvalidDurationError(value, "longer than the maximum of 10 years")
     return seconds

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import PayloadValidationError
-from .durations import Duration, parse_duration
+from .durations import MAX_DURATION_SECONDS, Duration, parse_duration
 
 MAX_TAGS = 10
 MAX_TAG_LENGTH = 128
@@ -54,13 +55,15 @@ class TriggerOptions(BaseModel):
     @field_validator("delay", mode="before")
     @classmethod
     def _delay(cls, value: Duration | datetime | None) -> float | datetime | None:
-        if value is None or isinstance(value, datetime):
-            return value
+        if value is None:
+            return None
         if isinstance(value, str):
             try:  # an ISO date-time string, as the HTTP API may send
-                return datetime.fromisoformat(value.replace("Z", "+00:00"))
+                value = datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 pass
+        if isinstance(value, datetime):
+            return bounded_date(value)
         return parse_duration(value)
 
     @field_validator("tags", mode="before")
@@ -80,9 +83,17 @@ class TriggerOptions(BaseModel):
         if self.delay is None:
             return None
         if isinstance(self.delay, datetime):
-            when = self.delay if self.delay.tzinfo else self.delay.replace(tzinfo=UTC)
-            return when.timestamp() if when.timestamp() > now else None
+            when = self.delay.timestamp()
+            return when if when > now else None
         return now + self.delay if self.delay > 0 else None
+
+
+def bounded_date(value: datetime) -> datetime:
+    """A date to start at (naive: UTC), no further ahead than the longest duration."""
+    when = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if when.timestamp() - time.time() > MAX_DURATION_SECONDS:
+        raise ValueError(f"{value.isoformat()} is more than 10 years ahead")
+    return when
 
 
 def parse_options(options: dict[str, Any] | TriggerOptions | None) -> TriggerOptions:

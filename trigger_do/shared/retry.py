@@ -23,12 +23,12 @@ class Retry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_attempts: int = Field(default=3, ge=1, le=1000)
+    max_attempts: int = Field(default=3, ge=1, le=1000, strict=True)  # True is not 1
     backoff: Backoff = "exponential"
     initial_delay: float = 1.0
     max_delay: float = 3600.0
-    factor: float = Field(default=2.0, ge=1.0, le=100.0)
-    jitter: bool = True
+    factor: float = Field(default=2.0, ge=1.0, le=100.0, allow_inf_nan=False)
+    jitter: bool = Field(default=True, strict=True)
 
     def __init__(self, **data: Any) -> None:
         try:
@@ -39,7 +39,14 @@ class Retry(BaseModel):
     @field_validator("initial_delay", "max_delay", mode="before")
     @classmethod
     def _duration(cls, value: Duration) -> float:
-        return parse_duration(value)
+        return parse_duration(value)  # bounded: 0, or 1 ms to 10 years
+
+    @field_validator("factor", mode="before")
+    @classmethod
+    def _factor(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("factor is a number, not a boolean")
+        return value
 
     @model_validator(mode="after")
     def _bounds(self) -> Retry:

@@ -12,6 +12,8 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from ..errors import NonFiniteNumberError
+
 _orjson: Any
 try:  # pragma: no cover - which branch runs depends on the platform
     import orjson as _orjson
@@ -40,11 +42,39 @@ def _default(value: Any) -> Any:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text. Pydantic models, datetimes, UUIDs and dataclasses are converted."""
+    """Compact JSON text. Pydantic models, datetimes, UUIDs and dataclasses are converted.
+    NaN and Infinity, which JSON cannot hold, raise `NonFiniteNumberError` (orjson would
+    write them as null: where its text has a null, the value is checked)."""
     if _orjson is not None:
-        text: str = _orjson.dumps(value, default=_default, option=_orjson.OPT_NON_STR_KEYS).decode()
-        return text
-    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+        raw: bytes = _orjson.dumps(value, default=_default, option=_orjson.OPT_NON_STR_KEYS)
+        if b"null" in raw and has_non_finite(value):
+            raise NonFiniteNumberError()
+        return raw.decode()
+    try:
+        return json.dumps(
+            value, default=_default, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except ValueError as exc:
+        if "JSON compliant" in str(exc):
+            raise NonFiniteNumberError() from None
+        raise
+
+
+def has_non_finite(value: Any) -> bool:
+    """Whether `value` holds a NaN or an Infinity (in containers, models, dataclasses)."""
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, dict):
+        return any(has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(has_non_finite(v) for v in value)
+    if isinstance(value, str | int | bool) or value is None:
+        return False
+    if isinstance(value, BaseModel):
+        return has_non_finite(value.model_dump())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return has_non_finite(dataclasses.asdict(value))
+    return False
 
 
 def loads(text: str | bytes) -> Any:
