@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .bulk import BulkActions
 from .coordinator.controls import QueueControls
 from .errors import InvalidDurationError, PayloadValidationError, RunNotFoundError
 from .ports import OutMessage, Platform
@@ -17,6 +18,7 @@ from .shared.config import EngineConfig
 from .shared.durations import MAX_DURATION_SECONDS
 from .shared.ids import shard_of
 from .shared.messages import RunMessage
+from .shared.options import scoped_key
 from .shared.serialization import dumps, loads
 from .shared.states import FINAL_STATES
 from .task import Task, find_task
@@ -212,6 +214,13 @@ class Engine:
         if not ok:
             raise RunNotFoundError(run_id)
 
+    async def reset_idempotency_key(self, task_id: str, key: str) -> str | None:
+        """Forget `task_id`'s idempotency key `key`: the next trigger with it makes a new
+        run. Returns the run that held it (None: none did)."""
+        scoped = scoped_key(task_id, key)  # its row is on the key's shard, beside its run
+        found: str | None = await self.index_for(scoped).call("reset_idempotency_key", scoped)
+        return found
+
     async def _dispatch(self, runs: list[dict[str, Any]], due: float | None = None) -> None:
         now = self.now()
         delay = max(0.0, min((due or now) - now, self.config.max_message_delay))
@@ -252,6 +261,63 @@ class Engine:
     async def set_queue_limit(self, name: str, limit: int | None) -> dict[str, Any]:
         """Override the queue's concurrency limit (None: back to the declared one)."""
         return await self.queues.set_limit(name, limit)
+
+    # --- bulk actions: cancel or replay many runs (bulk.py) ---------------------------------
+
+    @property
+    def bulk(self) -> BulkActions:
+        """The bulk actions' own calls (`process` in chunks, `purge`, ...)."""
+        return BulkActions(self)
+
+    async def create_bulk_action(
+        self,
+        kind: str,
+        *,
+        run_ids: Sequence[str] | None = None,
+        filters: dict[str, Any] | None = None,
+        name: str | None = None,
+        request_key: str | None = None,
+        process_for: float | None = 0.0,
+    ) -> dict[str, Any]:
+        """Record a bulk action, `kind` "cancel" or "replay", over `run_ids` or `filters`
+        (those of `list_runs`; without `created_to`, the runs created until now), then work
+        on it for up to `process_for` seconds (None: until it ends). Returns its record."""
+        action = await self.bulk.create(
+            kind, run_ids=run_ids, filters=filters, name=name, request_key=request_key
+        )
+        if action["cached"] or process_for == 0:
+            return action
+        return await self.bulk.process(action["id"], process_for)
+
+    async def get_bulk_action(self, bulk_id: str, *, process_for: float = 0.0) -> dict[str, Any]:
+        """A bulk action's record; with `process_for`, after going on with it for up to that
+        many seconds if it is open and nobody else is working on it."""
+        if process_for > 0:
+            return await self.bulk.process(bulk_id, process_for)
+        return await self.bulk.get(bulk_id)
+
+    async def list_bulk_actions(
+        self, *, limit: int = 25, after: str | None = None, before: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first; `after`/`before` an action id to page from."""
+        return await self.bulk.list_actions(limit, after, before)
+
+    async def abort_bulk_action(self, bulk_id: str) -> dict[str, Any]:
+        """Stop an open bulk action. Returns `{aborted, action}` (`aborted` false: it had
+        already ended)."""
+        return await self.bulk.abort(bulk_id)
+
+    async def resume_bulk_actions(self, budget: float | None = None) -> list[dict[str, Any]]:
+        """Go on with every open bulk action nobody is working on (one whose processor died
+        included), each for up to `budget` seconds (None: until it ends)."""
+        return await self.bulk.resume(budget)
+
+    async def bulk_housekeeping(self, budget: float = 10.0) -> dict[str, int]:
+        """What housekeeping does for bulk actions: go on with the open ones nobody works on
+        (each for up to `budget` seconds), delete ended ones past retention. Idempotent."""
+        resumed = await self.bulk.resume(budget)
+        purged = await self.bulk.purge(self.config.retention)
+        return {"bulk_resumed": len(resumed), "bulk_purged": purged}
 
     # --- dead letters and housekeeping ----------------------------------------------------
 
@@ -307,4 +373,7 @@ class Engine:
                 totals["purged"] += len(res["purged"])
                 if not res["more"]:
                     break
+        # bulk actions nobody drives (their processor died): a few seconds each, then later
+        bulk = await self.bulk_housekeeping(budget=2.0)
+        totals["bulk_resumed"], totals["bulk_purged"] = bulk["bulk_resumed"], bulk["bulk_purged"]
         return totals

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,44 @@ pytestmark = [
     pytest.mark.timeout(600),
     pytest.mark.skipif(shutil.which("node") is None, reason="needs Node 20 and npm"),
 ]
+
+# Every client call client.mjs makes, which the README's "Supported calls" list names.
+CALLS = {
+    "tasks.trigger",
+    "tasks.batchTrigger",
+    "batch.trigger",
+    "batch.retrieve",
+    "runs.retrieve",
+    "runs.list",
+    "runs.cancel",
+    "runs.replay",
+    "runs.reschedule",
+    "queues.list",
+    "queues.retrieve",
+    "queues.pause",
+    "queues.resume",
+    "queues.overrideConcurrencyLimit",
+    "queues.resetConcurrencyLimit",
+    "idempotencyKeys.create",
+    "idempotencyKeys.reset",
+    "auth.createPublicToken",
+    "auth.createTriggerPublicToken",
+    "auth.createBatchTriggerPublicToken",
+}
+NAMESPACES = "tasks|batch|runs|queues|idempotencyKeys|auth"
+
+
+def readme_calls() -> set[str]:
+    """The calls the README's "Supported calls" list names."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Use the official Trigger.dev client", 1)[1].split("\n## ", 1)[0]
+    rest = section.split("Supported calls", 1)[1]
+    bullets = rest[rest.index("\n- ") :].split("\n\n", 1)[0]
+    return set(re.findall(rf"`((?:{NAMESPACES})\.\w+)`", bullets))
+
+
+def test_readme_lists_exactly_the_calls_the_test_makes() -> None:
+    assert readme_calls() == CALLS
 
 
 def _npm_install() -> None:
@@ -105,6 +144,11 @@ def test_official_client_against_trigger_do_dev(dev_server: tuple[str, str]) -> 
     assert report["batchTrigger"] == [{"sum": 2}, {"sum": 4}]
     assert report["list"] == 5
     assert report["largePayload"] == 200 * 1024
+    assert report["nulls"] == [None, None]
+    assert report["idempotencyReset"] is True
+    assert report["queues"] >= 2 and report["listByQueue"] == 1
+    assert report["publicTokens"] is True
+    assert set(report["calls"]) == CALLS
 
 
 def test_official_client_gets_401_with_a_wrong_key(dev_server: tuple[str, str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -71,3 +72,33 @@ def test_bad_queue_requests(server: Server) -> None:
                   headers=server.headers)
     assert r.status_code == 404 and "nope" in r.json()["error"]
     _post(server, "/api/v1/queues/nope/pause", {"type": "task", "action": "pause"}, 404)
+
+
+def client_path(value: str) -> str:
+    """A queue id or name as the official client puts it in a path: `/` escaped as `%2F`,
+    then the whole URL-encoded (`encodeURIComponent`), so `/` arrives as `%252F`."""
+    return quote(value.replace("/", "%2F"), safe="")
+
+
+def test_every_listed_queue_id_works_in_every_call(server: Server) -> None:
+    listed = _get(server, "/api/v1/queues", perPage=100)["data"]
+    assert any(q["id"] == "queue_task/http-limited" for q in listed)
+    for q in listed:
+        got = _get(server, f"/api/v1/queues/{client_path(q['id'])}", type="id")
+        assert got["id"] == q["id"] and got["name"] == q["name"]
+    for ref, kind in [("queue_task/http-limited", "id"), ("http-limited", "task")]:
+        path = f"/api/v1/queues/{client_path(ref)}"
+        assert _get(server, path, type=kind)["id"] == "queue_task/http-limited"
+        assert _post(server, f"{path}/pause", {"type": kind, "action": "pause"})["paused"]
+        assert not _post(server, f"{path}/pause", {"type": kind, "action": "resume"})["paused"]
+        over = _post(server, f"{path}/concurrency/override", {"type": kind, "concurrencyLimit": 4})
+        assert over["concurrencyLimit"] == 4
+        reset = _post(server, f"{path}/concurrency/reset", {"type": kind})
+        assert reset["concurrencyLimit"] == 2 and reset["concurrency"]["override"] is None
+    # a custom queue's name may hold a slash too
+    r = httpx.get(
+        server.url + f"/api/v1/queues/{client_path('no/such')}",
+        params={"type": "custom"},
+        headers=server.headers,
+    )
+    assert r.status_code == 404 and "'no/such'" in r.json()["error"]

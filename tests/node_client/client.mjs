@@ -1,10 +1,42 @@
 // The official Trigger.dev client (@trigger.dev/sdk 4.x) against a trigger.do server.
 // Run by tests/http/test_node_client.py with TRIGGER_API_URL and TRIGGER_SECRET_KEY set.
 // Every response is validated by the client's own zod schemas; assertions are ours.
+// Each client call made is recorded (`report.calls`): the README lists exactly those.
 import assert from "node:assert/strict";
-import { batch, configure, runs, tasks } from "@trigger.dev/sdk";
+import * as sdk from "@trigger.dev/sdk";
 
-configure({ baseURL: process.env.TRIGGER_API_URL, accessToken: process.env.TRIGGER_SECRET_KEY });
+sdk.configure({ baseURL: process.env.TRIGGER_API_URL, accessToken: process.env.TRIGGER_SECRET_KEY });
+
+const called = new Set();
+
+// `ns` with every function call recorded as `<prefix>.<name>`
+function tracked(ns, prefix) {
+  return new Proxy(ns, {
+    get(target, prop) {
+      const value = target[prop];
+      if (typeof prop !== "string") return value;
+      if (typeof value === "function") {
+        return (...args) => {
+          called.add(`${prefix}.${prop}`);
+          return value.apply(target, args);
+        };
+      }
+      return value;
+    },
+  });
+}
+
+const { tasks, runs, batch, queues, idempotencyKeys, auth } = Object.fromEntries(
+  ["tasks", "runs", "batch", "queues", "idempotencyKeys", "auth"].map((n) => [n, tracked(sdk[n], n)]),
+);
+
+// a second client, authenticated by `accessToken` (a public access token)
+function client(accessToken) {
+  const c = new sdk.TriggerClient({ baseURL: process.env.TRIGGER_API_URL, accessToken });
+  return Object.fromEntries(["tasks", "runs", "batch"].map((n) => [n, tracked(c[n], n)]));
+}
+
+const status = (code) => (err) => err.status === code;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -144,4 +176,105 @@ assert.match(failed.error.message, /needs items/);
 await assert.rejects(tasks.trigger("no-such-task", {}), (err) => err.status === 404);
 await assert.rejects(runs.retrieve("run_doesnotexist"), (err) => err.status === 404);
 
+// a null payload and a null output come back as null, not undefined
+const nulls = await finished((await tasks.trigger("http-echo", null)).id);
+assert.equal(nulls.status, "COMPLETED");
+assert.equal(nulls.payload, null);
+assert.equal(nulls.output, null);
+report.nulls = [nulls.payload, nulls.output];
+
+// idempotencyKeys.reset: the next trigger with the key makes a new run
+const k1 = await tasks.trigger("add", { a: 1, b: 1 }, { idempotencyKey: "node-reset-1" });
+assert.equal((await tasks.trigger("add", { a: 1, b: 1 }, { idempotencyKey: "node-reset-1" })).id, k1.id);
+const reset = await idempotencyKeys.reset("add", "node-reset-1", { scope: "global" });
+assert.equal(typeof reset.id, "string");
+const k2 = await tasks.trigger("add", { a: 1, b: 1 }, { idempotencyKey: "node-reset-1" });
+assert.notEqual(k2.id, k1.id);
+const created = await idempotencyKeys.create("node-reset-2", { scope: "global" });
+const k3 = await tasks.trigger("add", { a: 2, b: 2 }, { idempotencyKey: created });
+assert.equal((await tasks.trigger("add", { a: 2, b: 2 }, { idempotencyKey: created })).id, k3.id);
+await idempotencyKeys.reset("add", created);
+assert.notEqual((await tasks.trigger("add", { a: 2, b: 2 }, { idempotencyKey: created })).id, k3.id);
+await assert.rejects(idempotencyKeys.reset("add", "never-used", { scope: "global" }), status(404));
+report.idempotencyReset = true;
+
+// queues: every id that list returns works in every call that takes one; so do names
+const listedQueues = await queues.list({ perPage: 100 });
+const limitedQueue = listedQueues.data.find((q) => q.type === "task" && q.name === "http-limited");
+assert.equal(limitedQueue.id, "queue_task/http-limited");
+for (const q of listedQueues.data) assert.equal((await queues.retrieve(q.id)).id, q.id);
+const byName = { type: "task", name: "http-limited" };
+assert.equal((await queues.retrieve(byName)).id, limitedQueue.id);
+for (const ref of [limitedQueue.id, byName]) {
+  assert.equal((await queues.pause(ref)).paused, true);
+  assert.equal((await queues.retrieve(limitedQueue.id)).paused, true);
+  assert.equal((await queues.resume(ref)).paused, false);
+  assert.equal((await queues.overrideConcurrencyLimit(ref, 5)).concurrencyLimit, 5);
+  const back = await queues.resetConcurrencyLimit(ref);
+  assert.equal(back.concurrencyLimit, 2);
+  assert.equal(back.concurrency.override, null);
+}
+report.queues = listedQueues.data.length;
+
+// runs.list by queue (applied, not ignored), per project, and an unsupported filter
+const qtag = `queue-${Date.now()}`;
+const onLimited = await tasks.trigger("http-limited", {}, { tags: [qtag] });
+const onAdd = await tasks.trigger("add", { a: 1, b: 1 }, { tags: [qtag] });
+const byQueue = await runs.list({ tag: qtag, queue: byName });
+assert.deepEqual(byQueue.data.map((r) => r.id), [onLimited.id]);
+const addQueue = await runs.list({ tag: qtag, queue: [{ type: "task", name: "add" }] });
+assert.deepEqual(addQueue.data.map((r) => r.id), [onAdd.id]);
+const projectRuns = await runs.list("proj_trigger_do", { tag: qtag });
+assert.deepEqual(projectRuns.data.map((r) => r.id), [onAdd.id, onLimited.id]);
+await assert.rejects(async () => await runs.list({ version: "20250101.1" }), (err) =>
+  err.status === 400 && /filter\[version\]/.test(err.message));
+report.listByQueue = byQueue.data.length;
+
+// public access tokens: the one a trigger returns reads that run and nothing else
+const otherRun = await tasks.trigger("add", { a: 5, b: 5 });
+const reader = client(handle.publicAccessToken);
+assert.equal((await reader.runs.retrieve(handle.id)).id, handle.id);
+await assert.rejects(reader.runs.retrieve(otherRun.id), status(403));
+await assert.rejects(reader.runs.cancel(handle.id), status(403));
+await assert.rejects(reader.tasks.trigger("add", { a: 1, b: 1 }), status(403));
+
+// auth.createPublicToken: read runs by tag, list only with that tag
+const ptag = `pub-${Date.now()}`;
+const tagged = await tasks.trigger("add", { a: 1, b: 2 }, { tags: [ptag] });
+const tagReader = client(await auth.createPublicToken({ scopes: { read: { tags: [ptag] } } }));
+assert.equal((await tagReader.runs.retrieve(tagged.id)).id, tagged.id);
+await assert.rejects(tagReader.runs.retrieve(otherRun.id), status(403));
+assert.deepEqual((await tagReader.runs.list({ tag: ptag })).data.map((r) => r.id), [tagged.id]);
+await assert.rejects(async () => await tagReader.runs.list(), status(403));
+await assert.rejects(async () => await tagReader.runs.list({ tag: "not-mine" }), status(403));
+const allReader = client(await auth.createPublicToken({ scopes: { read: { runs: true } } }));
+assert.equal((await allReader.runs.retrieve(otherRun.id)).id, otherRun.id);
+const expired = client(
+  await auth.createPublicToken({
+    scopes: { read: { runs: [tagged.id] } },
+    expirationTime: new Date(Date.now() - 60_000),
+  }),
+);
+await assert.rejects(expired.runs.retrieve(tagged.id), status(401));
+
+// auth.createTriggerPublicToken: triggers that task once, no other
+const once = client(await auth.createTriggerPublicToken("add"));
+await assert.rejects(once.tasks.trigger("http-echo", { x: 1 }), status(403));
+const viaToken = await once.tasks.trigger("add", { a: 20, b: 22 });
+assert.deepEqual((await finished(viaToken.id)).output, { sum: 42 });
+assert.equal((await client(viaToken.publicAccessToken).runs.retrieve(viaToken.id)).id, viaToken.id);
+await assert.rejects(once.tasks.trigger("add", { a: 1, b: 1 }), status(401));
+const many = client(await auth.createTriggerPublicToken("add", { multipleUse: true }));
+await many.tasks.trigger("add", { a: 1, b: 1 });
+await many.tasks.trigger("add", { a: 1, b: 1 });
+
+// auth.createBatchTriggerPublicToken: batch-triggers that task; its token reads the batch
+const batcher = client(await auth.createBatchTriggerPublicToken("add"));
+const tokenBatch = await batcher.tasks.batchTrigger("add", [{ payload: { a: 1, b: 2 } }]);
+const batchReader = client(tokenBatch.publicAccessToken);
+assert.equal((await batchReader.batch.retrieve(tokenBatch.batchId)).runs.length, 1);
+await assert.rejects(batchReader.batch.retrieve(b1.batchId), status(403));
+report.publicTokens = true;
+
+report.calls = [...called].sort();
 console.log(JSON.stringify(report));

@@ -245,7 +245,30 @@ assert int(await index_ns.fireAlarms()) == 1
 assert (await engine.get_run(run.id))["state"] == "expired"
 check("a ttl expires through the shard's alarm")
 
-# 10. A Worker built without the SDK fails loudly at import (before: the stand-in classes took
+# 10. A public access token (an HS256 JWT signed with the secret key, as the official client
+#     signs one) reads the run it names and no other, on the Worker.
+import jwt  # noqa: E402  (PyJWT: the Worker's dependency, from its Pyodide wheel)
+
+mine = await engine.trigger(TriggerRequest("echo", {}))
+other = await engine.trigger(TriggerRequest("echo", {}))
+token = jwt.encode(
+    {
+        "sub": "env", "pub": True, "scopes": [f"read:runs:{mine.id}"],
+        "iss": "https://id.trigger.dev", "aud": "https://api.trigger.dev",
+        "exp": int(cloud.clock.now()) + 3600,
+    },
+    SECRET,
+    algorithm="HS256",
+)  # fmt: skip
+bearer = {"authorization": f"Bearer {token}"}
+assert int((await cloud.fetch("GET", f"/api/v3/runs/{mine.id}", bearer)).status) == 200
+assert int((await cloud.fetch("GET", f"/api/v3/runs/{other.id}", bearer)).status) == 403
+forged = jwt.encode({"scopes": ["read:runs"], "exp": 2**31}, "not the key", algorithm="HS256")
+res = await cloud.fetch("GET", f"/api/v3/runs/{mine.id}", {"authorization": f"Bearer {forged}"})
+assert int(res.status) == 401
+check("a public access token reads its run and no other")
+
+# 11. A Worker built without the SDK fails loudly at import (before: the stand-in classes took
 #    over silently and no handler of the deployed Worker was ever called).
 for name in [m for m in sys.modules if m.startswith("trigger_do.platform.cloudflare.entry")]:
     del sys.modules[name]

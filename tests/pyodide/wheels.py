@@ -27,7 +27,7 @@ PYODIDE_PLATFORM = "pyemscripten_2026_0_wasm32"  # ABI of Pyodide 314
 # (wheel file name, sha256). Resolved with:
 #   pip download --only-binary=:all: --python-version 3.14 --implementation cp \
 #     --platform pyemscripten_2026_0_wasm32 --platform any pydantic croniter limits tzdata \
-#     workers-runtime-sdk starlette
+#     workers-runtime-sdk starlette pyjwt
 PINNED: list[tuple[str, str]] = [
     (
         "pydantic-2.14.4-py3-none-any.whl",
@@ -96,6 +96,11 @@ PINNED: list[tuple[str, str]] = [
     (
         "idna-3.20-py3-none-any.whl",
         "ab7ae7122974553370f0bdb919e1a960b2cd1bc1ef0276416d896db81c14582c",
+    ),
+    # public access tokens (HS256 JWTs) on the HTTP API
+    (
+        "pyjwt-2.15.1-py3-none-any.whl",
+        "42d59d631f7768a1028a64c7ff581a9bf7519804daf91fc5b6c56e30eec5e193",
     ),
 ]
 # Deliberately absent: orjson (no Pyodide wheel); six (python-dateutil 4 dropped it);

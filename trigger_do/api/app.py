@@ -1,24 +1,22 @@
 """The ASGI app: Trigger.dev's REST paths under `/api/...`, live logs, signed packet URLs
 and `GET /healthz`. Every `/api/...` call needs `Authorization: Bearer <secret key>` (a
-WebSocket may send `?token=<key>` instead, as a browser cannot set its headers)."""
+WebSocket may send `?token=<key>` instead, as a browser cannot set its headers), or a
+public access token on the routes its scopes cover (see `auth`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..engine import Engine
 from ..errors import TriggerDoError
-from ..shared.serialization import dumps
-from . import logs, queues, runs, triggers
+from . import auth, idempotency, logs, queues, run_list, runs, tokens, triggers
+from . import bulk as bulk_actions
 from .errors import HTTPError, handle
-from .keys import key_matches
 
 ROUTES = [
     Route("/healthz", lambda request: JSONResponse({"ok": True}), methods=["GET"]),
@@ -30,7 +28,8 @@ ROUTES = [
     Route("/api/v2/packets/{filename:path}", triggers.presign_upload, methods=["PUT"]),
     Route("/api/v1/packets/{filename:path}", triggers.presign_download, methods=["GET"]),
     Route("/packets/{path:path}", triggers.packet, methods=["GET", "PUT"], name="packet"),
-    Route("/api/v1/runs", runs.list_runs, methods=["GET"]),
+    Route("/api/v1/runs", run_list.list_runs, methods=["GET"]),
+    Route("/api/v1/projects/{project_ref}/runs", run_list.list_runs, methods=["GET"]),
     Route("/api/v1/runs/_states", runs.bulk_states, methods=["POST"]),
     Route("/api/v1/runs/_retrieve", runs.bulk_retrieve, methods=["POST"]),
     Route("/api/v3/runs/{run_id}", runs.retrieve, methods=["GET"]),
@@ -39,6 +38,11 @@ ROUTES = [
     Route("/api/v1/runs/{run_id}/reschedule", runs.reschedule, methods=["POST"]),
     Route("/api/v1/runs/{run_id}/metadata", runs.metadata, methods=["GET", "PUT"]),
     Route("/api/v1/runs/{run_id}/tags", runs.tags, methods=["POST"]),
+    # bulk actions (`runs.bulk.*`): api/bulk.py
+    Route("/api/v1/bulk-actions", bulk_actions.create, methods=["POST"]),
+    Route("/api/v1/bulk-actions", bulk_actions.list_actions, methods=["GET"]),
+    Route("/api/v1/bulk-actions/{bulk_id}", bulk_actions.retrieve, methods=["GET"]),
+    Route("/api/v1/bulk-actions/{bulk_id}/abort", bulk_actions.abort, methods=["POST"]),
     Route("/api/v1/runs/{run_id}/logs", logs.logs, methods=["GET"]),
     WebSocketRoute("/api/v1/runs/{run_id}/logs/ws", logs.logs_ws),
     Route("/api/v1/queues", queues.list_queues, methods=["GET"]),
@@ -46,57 +50,10 @@ ROUTES = [
     Route("/api/v1/queues/{name:path}/concurrency/override", queues.override, methods=["POST"]),
     Route("/api/v1/queues/{name:path}/concurrency/reset", queues.reset, methods=["POST"]),
     Route("/api/v1/queues/{name:path}", queues.retrieve, methods=["GET"]),
+    Route("/api/v1/idempotencyKeys/{key:path}/reset", idempotency.reset, methods=["POST"]),
+    Route("/api/v1/auth/jwt/claims", tokens.claims, methods=["POST"]),
+    Route("/api/v1/auth/public-tokens", tokens.public_token, methods=["POST"]),
 ]
-
-
-def route_path(scope: Scope) -> str:
-    """The path below where the app is mounted."""
-    path: str = scope["path"]
-    root: str = scope.get("root_path", "")
-    return path[len(root) :] if root and path.startswith(root) else path
-
-
-def bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
-    return None
-
-
-class RequireKey:
-    """Refuses `/api/...` requests without the secret key: 401 `{"error": ...}`."""
-
-    def __init__(self, app: ASGIApp, secret_key: str) -> None:
-        self.app = app
-        self.secret_key = secret_key
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not route_path(scope).startswith("/api/"):
-            await self.app(scope, receive, send)
-            return
-        given = bearer(scope.get("headers", []))
-        if given is None and scope["type"] == "websocket":
-            given = QueryParams(scope.get("query_string", b"")).get("token")
-        if key_matches(given, self.secret_key):
-            await self.app(scope, receive, send)
-            return
-        message = (
-            "missing secret key: send `Authorization: Bearer <key>`"
-            if given is None
-            else "invalid secret key"
-        )
-        body = dumps({"error": message}).encode()
-        headers = [(b"content-type", b"application/json"), (b"x-should-retry", b"false")]
-        if scope["type"] == "http":
-            await JSONResponse({"error": message}, 401, {"x-should-retry": "false"})(
-                scope, receive, send
-            )
-        elif "websocket.http.response" in scope.get("extensions", {}):
-            await send({"type": "websocket.http.response.start", "status": 401, "headers": headers})
-            await send({"type": "websocket.http.response.body", "body": body})
-        else:
-            await send({"type": "websocket.close", "code": 1008, "reason": message})
 
 
 def create_app(engine: Engine, secret_key: str) -> Starlette:
@@ -112,5 +69,6 @@ def create_app(engine: Engine, secret_key: str) -> Starlette:
     app = Starlette(routes=list(ROUTES), exception_handlers=handlers)
     app.state.engine = engine
     app.state.secret_key = secret_key
-    app.add_middleware(RequireKey, secret_key=secret_key)
+    app.state.spent_tokens = {}  # one-time public tokens used so far (auth.spending)
+    app.add_middleware(auth.Authenticate, secret_key=secret_key, routes=app.routes)
     return app

@@ -1,10 +1,16 @@
 """Queue endpoints (Trigger.dev's `queues.list/retrieve/pause/resume`, concurrency override
-and reset). A task's own queue is named `task/<id>`; a shared queue keeps its name."""
+and reset). A task's own queue is named `task/<id>` (id `queue_task/<id>`); a shared queue
+keeps its name.
+
+The official client escapes `/` in a queue's id or name as `%2F` and then URL-encodes the
+whole value, so `queue_task/add` arrives as `queue_task%252Fadd`: the server (which has
+decoded the path once) decodes the name once more, as Trigger.dev does."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,7 +24,7 @@ ID_PREFIX = "queue_"
 
 def queue_name(request: Request, name: str | None = None, kind: str | None = None) -> str:
     """Our queue name for the client's `(type, name)` or queue id."""
-    name = name if name is not None else request.path_params["name"]
+    name = unquote(name if name is not None else request.path_params["name"])
     kind = kind or request.query_params.get("type") or "id"
     if kind == "task":
         return f"task/{name}"

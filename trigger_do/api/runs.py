@@ -1,5 +1,5 @@
-"""Run endpoints: retrieve, list (filters, cursor pages), cancel, replay, reschedule,
-metadata and tags; plus two bulk reads trigger.do's remote client uses."""
+"""Run endpoints: retrieve, cancel, replay, reschedule, metadata and tags; plus two bulk
+reads trigger.do's remote client uses. (The list is `run_list`.)"""
 
 from __future__ import annotations
 
@@ -12,102 +12,28 @@ from starlette.responses import JSONResponse, Response
 
 from ..shared.durations import parse_duration
 from ..shared.states import RunState
-from . import shapes
+from . import auth, shapes
 from .errors import HTTPError
 from .payloads import read_json_object
 from .triggers import engine_of
 
 KIB = 1024
-MAX_PAGE = 100
 BULK_MAX = 1000
 
 
+@auth.accepts_public_tokens
 async def retrieve(request: Request) -> Response:
     row = await engine_of(request).get_run(request.path_params["run_id"])
-    return JSONResponse(shapes.retrieve(row))
-
-
-def _csv(request: Request, name: str) -> list[str]:
-    raw = request.query_params.getlist(name)
-    return [p.strip() for item in raw for p in item.split(",") if p.strip()]
-
-
-def list_filters(request: Request) -> dict[str, Any]:
-    """`filter[...]` query parameters -> the run index's filters."""
-    filters: dict[str, Any] = {}
-    statuses = _csv(request, "filter[status]")
-    if statuses:
-        states = [str(s) for st in statuses for s in RunState.from_api_status(st)]
-        unknown = [st for st in statuses if not RunState.from_api_status(st)]
-        if unknown and not states:
-            return {"states": ["-none-"]}  # statuses trigger.do never uses (PENDING_VERSION...)
-        filters["states"] = states
-    tasks = _csv(request, "filter[taskIdentifier]")
-    if tasks:
-        filters["tasks"] = tasks
-    tags = _csv(request, "filter[tag]")
-    if tags:
-        filters["tags"] = tags
-    batch = request.query_params.get("filter[batch]")
-    if batch:
-        filters["batch_id"] = batch
-    if request.query_params.get("filter[isTest]") == "true":
-        return {"states": ["-none-"]}  # no test runs here
-    period = request.query_params.get("filter[createdAt][period]")
-    try:
-        if period:
-            filters["created_from"] = time.time() - parse_duration(period)
-        for name, key in (("from", "created_from"), ("to", "created_to")):
-            raw = request.query_params.get(f"filter[createdAt][{name}]")
-            if raw:
-                filters[key] = (
-                    float(raw) / 1000
-                    if raw.replace(".", "", 1).isdigit()
-                    else datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-                )
-    except ValueError as exc:
-        raise HTTPError(400, f"invalid createdAt filter: {exc}") from None
-    return filters
-
-
-async def list_runs(request: Request) -> Response:
-    engine = engine_of(request)
-    raw_size = request.query_params.get("page[size]", "25")
-    if not raw_size.isdigit() or int(raw_size) < 1:
-        raise HTTPError(400, f"page[size] must be a positive integer, not {raw_size!r}")
-    size = min(int(raw_size), MAX_PAGE)
-    filters = list_filters(request)
-    after = request.query_params.get("page[after]")
-    before = request.query_params.get("page[before]")
-    if after and before:  # both: the newer cursor is the caller's latest move
-        if shapes.parse_cursor(before)[1] > shapes.parse_cursor(after)[1]:
-            after = None
-        else:
-            before = None
-    if after:
-        filters["after"] = shapes.parse_cursor(after)[0]
-    elif before:
-        filters["before"] = shapes.parse_cursor(before)[0]
-    rows = await engine.list_runs(limit=size + 1, **filters)
-    pagination: dict[str, str] = {}
-    if before and not after:
-        more_newer = len(rows) > size
-        rows = rows[-size:] if more_newer else rows
-        if more_newer:
-            pagination["previous"] = shapes.cursor(rows[0])
-        if rows:
-            pagination["next"] = shapes.cursor(rows[-1])
-    else:
-        more_older = len(rows) > size
-        rows = rows[:size]
-        if more_older:
-            pagination["next"] = shapes.cursor(rows[-1])
-        if after and rows:
-            pagination["previous"] = shapes.cursor(rows[0])
-    now = time.time()
-    return JSONResponse(
-        {"data": [shapes.list_item(r, now) for r in rows], "pagination": pagination}
+    auth.require(
+        request,
+        "read",
+        super_scopes=("read:runs",),
+        runs=row["id"],
+        tags=row.get("tags") or [],
+        batch=row.get("batch_id"),
+        tasks=row["task"],
     )
+    return JSONResponse(shapes.retrieve(row))
 
 
 async def cancel(request: Request) -> Response:

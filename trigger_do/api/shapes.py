@@ -93,6 +93,7 @@ def retrieve(row: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     """A `runs.retrieve` response (RetrieveRunResponse), payload and output decoded."""
     out = list_item(row, now)
     del out["env"]
+    state = RunState(row["state"])
     out.update(
         depth=0,
         triggerFunction="batchTrigger" if row.get("batch_id") else "trigger",
@@ -101,10 +102,11 @@ def retrieve(row: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     )
     if row.get("batch_id"):
         out["batchId"] = row["batch_id"]
-    if row.get("payload") is not None:
-        out["payload"] = row["payload"]
-    if row.get("output") is not None:
-        out["output"] = row["output"]
+    # every run has a payload, and a completed one an output: `null` is sent as `null`
+    # (the client reads a missing key as `undefined`)
+    out["payload"] = row.get("payload")
+    if state == RunState.COMPLETED or row.get("output") is not None:
+        out["output"] = row.get("output")
     error = row.get("error")
     if error:
         err: dict[str, Any] = {"message": str(error.get("message") or "")}

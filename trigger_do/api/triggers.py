@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from ..engine import Engine
 from ..producer.producer import TriggerRequest
 from ..shared.serialization import loads
-from . import shapes
+from . import auth, shapes
 from .errors import HTTPError
 from .keys import sign, signature_ok
 from .payloads import (
@@ -63,15 +63,35 @@ async def _drop_uploads(engine: Engine, bodies: list[dict[str, Any]]) -> None:
             await engine.platform.blobs.delete(key + ".type")
 
 
+# A public access token triggers only the tasks its scopes name (`trigger:tasks:<id>`, or
+# `batchTrigger:tasks:<id>` for a batch); a one-time token is spent by its first trigger.
+TRIGGER_SUPER = ("write:tasks",)
+
+
+def _may_batch(request: Request, tasks: list[Any]) -> auth.Caller:
+    """The caller, if it may batch-trigger every one of `tasks` (else 403)."""
+    caller = auth.caller_of(request)
+    if not caller.is_key:
+        for task in dict.fromkeys(t if isinstance(t, str) else None for t in tasks):
+            auth.require(request, "batchTrigger", super_scopes=TRIGGER_SUPER, tasks=task)
+    return caller
+
+
+@auth.accepts_public_tokens
 async def trigger(request: Request) -> Response:
     engine = engine_of(request)
+    task_id = request.path_params["task_id"]
+    caller = auth.require(request, "trigger", super_scopes=TRIGGER_SUPER, tasks=task_id)
     body = await read_json_object(request, body_limit(engine))
-    req = await _request_for(engine, request.path_params["task_id"], body)
-    done = await engine.trigger(req)
+    req = await _request_for(engine, task_id, body)
+    with auth.spending(request, caller):
+        done = await engine.trigger(req)
     await _drop_uploads(engine, [body])
-    return JSONResponse({"id": done.id, "isCached": done.cached})
+    headers = auth.token_headers(request, [f"read:runs:{done.id}"])
+    return JSONResponse({"id": done.id, "isCached": done.cached}, headers=headers)
 
 
+@auth.accepts_public_tokens
 async def batch_v2(request: Request) -> Response:
     """The one-shot batch (SDK 4.0.x), also what trigger.do's remote client uses."""
     engine = engine_of(request)
@@ -80,9 +100,11 @@ async def batch_v2(request: Request) -> Response:
     if not isinstance(items, list) or not items:
         raise HTTPError(400, "`items` must be a non-empty array")
     bodies = [i if isinstance(i, dict) else {} for i in items]
+    caller = _may_batch(request, [b.get("task") for b in bodies])
     requests = [await _request_for(engine, b.get("task"), b) for b in bodies]
     key = body.get("idempotencyKey")
-    done = await engine.batch_trigger(requests, idempotency_key=key if key else None)
+    with auth.spending(request, caller):
+        done = await engine.batch_trigger(requests, idempotency_key=key if key else None)
     await _drop_uploads(engine, bodies)
     return JSONResponse(
         {
@@ -90,29 +112,38 @@ async def batch_v2(request: Request) -> Response:
             "runCount": len(done.runs),
             "isCached": done.cached,
             "runs": [{"id": r.id, "isCached": r.cached} for r in done.runs],
-        }
+        },
+        headers=auth.token_headers(request, [f"read:batch:{done.id}"]),
     )
 
 
+@auth.accepts_public_tokens
 async def create_batch(request: Request) -> Response:
-    """Phase 1 of v4's batch: an empty batch expecting `runCount` items."""
+    """Phase 1 of v4's batch: an empty batch expecting `runCount` items. A public token
+    must name the batch's tasks (`taskIdentifiers`, which the client sends)."""
     engine = engine_of(request)
     body = await read_json_object(request, 64 * KIB)
     count = body.get("runCount")
     if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
         raise HTTPError(422, "runCount must be a positive integer", code="validation")
+    tasks = body.get("taskIdentifiers")
+    if not auth.caller_of(request).is_key and not (isinstance(tasks, list) and tasks):
+        raise HTTPError(403, "a public access token must name the batch's taskIdentifiers")
+    caller = _may_batch(request, tasks if isinstance(tasks, list) else [])
     key = body.get("idempotencyKey") or None
-    made = await engine.create_batch(count, key)
+    with auth.spending(request, caller):
+        made = await engine.create_batch(count, key)
     out: dict[str, Any] = {"id": made["id"], "runCount": made["run_count"]}
     out["isCached"] = bool(made["cached"])
     if key:
         out["idempotencyKey"] = key
-    return JSONResponse(out)
+    return JSONResponse(out, headers=auth.token_headers(request, [f"read:batch:{made['id']}"]))
 
 
+@auth.accepts_public_tokens
 async def batch_items(request: Request) -> Response:
     """Phase 2: NDJSON items `{index, task, payload, options}`; resent indexes are skipped.
-    All items are validated before any is written."""
+    All items are validated before any is written (a public token's scopes included)."""
     engine = engine_of(request)
     batch_id = request.path_params["batch_id"]
     raw = await read_body(request, BATCH_BODY_LIMIT)
@@ -132,6 +163,7 @@ async def batch_items(request: Request) -> Response:
             raise HTTPError(400, f"line {n}: `index` must be an integer >= 0")
         items.append((index, await _request_for(engine, item.get("task"), item)))
         bodies.append(item)
+    _may_batch(request, [b.get("task") for b in bodies])
     res = await engine.add_batch_items(batch_id, items)
     if res is None:
         raise HTTPError(404, f"no batch with id {batch_id!r}", code="batch_not_found")
@@ -148,8 +180,10 @@ async def batch_items(request: Request) -> Response:
     return JSONResponse(out)
 
 
+@auth.accepts_public_tokens
 async def retrieve_batch(request: Request) -> Response:
     batch_id = request.path_params["batch_id"]
+    auth.require(request, "read", super_scopes=("read:runs",), batch=batch_id)
     found = await engine_of(request).get_batch(batch_id)
     if found is None:
         raise HTTPError(404, f"no batch with id {batch_id!r}", code="batch_not_found")
@@ -167,7 +201,12 @@ def _signed_url(request: Request, key: str) -> str:
     return str(url.include_query_params(expires=expires, signature=sig))
 
 
+@auth.accepts_public_tokens
 async def presign_upload(request: Request) -> Response:
+    """Where to upload a large payload before triggering with it (a public token that may
+    trigger may upload)."""
+    if not auth.may_trigger(auth.caller_of(request)):
+        raise HTTPError(403, "this public access token may not trigger, so may not upload")
     name = request.path_params["filename"]
     if not _SAFE_NAME.match(name) or ".." in name:
         raise HTTPError(400, f"invalid packet filename {name!r}")

@@ -4,8 +4,8 @@ Methods run inside one transaction each (the platform's object call); arguments 
 results are JSON-native. Every state write names, in its WHERE, the states the
 transition table allows it to leave (`sources_for`), so a stale write changes nothing.
 The methods are grouped by who calls them: producer and reads here, consumers in
-`index_consumer.py`, control and housekeeping in `index_control.py`, the table in
-`index_schema.py`.
+`index_consumer.py`, control and housekeeping in `index_control.py`, bulk actions in
+`index_bulk.py`, the table in `index_schema.py`, the list filters in `index_filters.py`.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..ports import Sql
-from ..shared.serialization import dumps
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import FINAL_STATES
 from ..shared.timers import SCHEMA as TIMERS_SCHEMA
 from ..shared.timers import ObjectTimers
+from .index_bulk import BULK_SCHEMA, BulkWrites
 from .index_consumer import ConsumerWrites
 from .index_control import ControlWrites
+from .index_filters import run_filter_sql
 from .index_schema import _INSERT, ROW_COLUMNS, SCHEMA, WATCHED, row_to_dict
 
 __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
@@ -27,7 +28,7 @@ __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
 TTL_TIMER = "ttl"  # due at the earliest expiry of a run that has not started
 
 
-class RunIndexObject(ConsumerWrites, ControlWrites):
+class RunIndexObject(ConsumerWrites, BulkWrites, ControlWrites):
     """One shard of the run index."""
 
     KIND = "run-index"
@@ -39,7 +40,7 @@ class RunIndexObject(ConsumerWrites, ControlWrites):
 
     @staticmethod
     def schema() -> list[str]:
-        return SCHEMA + TIMERS_SCHEMA
+        return SCHEMA + TIMERS_SCHEMA + BULK_SCHEMA
 
     # --- timers ----------------------------------------------------------------------------
 
@@ -189,6 +190,7 @@ class RunIndexObject(ConsumerWrites, ControlWrites):
         states: list[str] | None = None,
         tags: list[str] | None = None,
         batch_id: str | None = None,
+        bulk_action: str | None = None,
         created_from: float | None = None,
         created_to: float | None = None,
         after: list[Any] | None = None,
@@ -196,30 +198,17 @@ class RunIndexObject(ConsumerWrites, ControlWrites):
         limit: int = 25,
     ) -> list[dict[str, Any]]:
         """Newest first, keyset-paginated on (created_at, id): `after` is the last row seen
-        (older rows follow), `before` the first (newer rows, returned newest first too)."""
-        where: list[str] = []
-        params: list[Any] = []
-        if tasks:
-            where.append("task IN (SELECT value FROM json_each(?))")
-            params.append(dumps(tasks))
-        if states:
-            where.append("state IN (SELECT value FROM json_each(?))")
-            params.append(dumps(states))
-        if tags:
-            where.append(
-                "EXISTS (SELECT 1 FROM json_each(runs.tags) t WHERE t.value IN "
-                "(SELECT value FROM json_each(?)))"
-            )
-            params.append(dumps(tags))
-        if batch_id:
-            where.append("batch_id = ?")
-            params.append(batch_id)
-        if created_from is not None:
-            where.append("created_at >= ?")
-            params.append(created_from)
-        if created_to is not None:
-            where.append("created_at <= ?")
-            params.append(created_to)
+        (older rows follow), `before` the first (newer rows, returned newest first too).
+        Filters: `index_filters.py` (`bulk_action`: the runs that bulk action marked)."""
+        where, params = run_filter_sql(
+            tasks=tasks,
+            states=states,
+            tags=tags,
+            batch_id=batch_id,
+            bulk_action=bulk_action,
+            created_from=created_from,
+            created_to=created_to,
+        )
         order = "DESC"
         if after:
             where.append("(created_at, id) < (?, ?)")

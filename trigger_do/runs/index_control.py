@@ -61,6 +61,15 @@ class ControlWrites(IndexBase):
         )
         return True
 
+    def reset_idempotency_key(self, key: str) -> str | None:
+        """Forget a (task-scoped) idempotency key: the next trigger with it makes a new run.
+        Returns the run that held it, None if none did."""
+        found = self.sql.exec("DELETE FROM idempotency WHERE key = ? RETURNING run_id", key)
+        if not found:
+            return None
+        self.sql.exec("UPDATE runs SET idempotency_key = NULL WHERE id = ?", found[0][0])
+        return str(found[0][0])
+
     # --- dead letters and housekeeping ----------------------------------------------------
 
     def dead_letter(self, letters: list[dict[str, Any]], now: float) -> dict[str, Any]:
