@@ -75,8 +75,10 @@ class Engine:
         self, batch_id: str, items: Sequence[tuple[int, TriggerRequest]]
     ) -> dict[str, Any] | None:
         """Add `(index, request)` items to a batch; an index it already has is skipped
-        (a resent stream). None if there is no such batch. Returns `{accepted,
-        deduplicated, present, run_count}` (`present`: distinct indexes now written)."""
+        (a resent stream). The items stay invisible until the last one is written, which
+        seals the batch and sends its runs. None if there is no such batch. Returns
+        `{accepted, deduplicated, present, run_count}` (`present`: distinct indexes now
+        written)."""
         # the batch's own row only (get_batch would also gather its runs' states)
         batch = await self.index_for(batch_id).call("get_batch", batch_id)
         if batch is None:
@@ -97,6 +99,9 @@ class Engine:
                 fresh[index] = req
         if fresh:
             await self.producer.trigger_into_batch(batch_id, sorted(fresh.items()))
+        if len(present) + len(fresh) == count and not batch["sealed"]:
+            # every item is written: seal it, then its runs become visible and are sent
+            await self.producer.seal(batch_id, set(range(self.platform.index_shards)))
         return {
             "accepted": len(fresh),
             "deduplicated": len(items) - len(fresh),
@@ -353,6 +358,22 @@ class Engine:
         )
         return fired
 
+    async def _release_stale_batches(self) -> int:
+        """Runs of a sealed batch still hidden on a shard (whoever sealed it died before
+        sending and releasing them): send those not started, and release them. Returns how
+        many were sent."""
+        sent = 0
+        for shard in self.shards():
+            for batch_id in await shard.call("stale_pending_batches", self.now()):
+                batch = await self.index_for(batch_id).call("get_batch", batch_id)
+                if batch is not None and not batch["sealed"]:
+                    continue  # still being written, or abandoned: a retry completes it
+                rows = await shard.call("batch_dispatch", batch_id)
+                await self.platform.queue.send_all(self.producer.dispatch_rows(rows, self.now()))
+                await shard.call("release_batch", batch_id)
+                sent += len(rows)
+        return sent
+
     async def housekeeping(self) -> dict[str, int]:
         """Expire, re-dispatch overdue runs, purge what is past retention. Idempotent."""
         totals = {"expired": 0, "redispatched": 0, "purged": 0}
@@ -373,6 +394,7 @@ class Engine:
                 totals["purged"] += len(res["purged"])
                 if not res["more"]:
                     break
+        totals["batches_released"] = await self._release_stale_batches()
         # bulk actions nobody drives (their processor died): a few seconds each, then later
         bulk = await self.bulk_housekeeping(budget=2.0)
         totals["bulk_resumed"], totals["bulk_purged"] = bulk["bulk_resumed"], bulk["bulk_purged"]

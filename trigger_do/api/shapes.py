@@ -134,7 +134,7 @@ def retrieve(row: dict[str, Any], now: float | None = None) -> dict[str, Any]:
 
 def batch(found: dict[str, Any]) -> dict[str, Any]:
     """A `batch.retrieve` response (RetrieveBatchV2Response)."""
-    sealed = len(found["runs"]) >= found["run_count"]
+    sealed = bool(found.get("sealed", len(found["runs"]) >= found["run_count"]))
     out: dict[str, Any] = {
         "id": found["id"],
         "status": "COMPLETED" if sealed else "PENDING",

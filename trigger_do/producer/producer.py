@@ -99,20 +99,55 @@ class Producer:
         """Validate all requests (one bad item rejects all, naming its index), then write."""
         now = self.platform.clock.now()
         prepared = await self.prepare_all(requests, now, batch=batch)
-        batch_id = None
-        if batch:
-            made = await self.create_batch(len(prepared), idempotency_key, now)
-            if made["cached"]:
-                runs = await self.batch_run_ids(made["id"])
-                return BatchTriggered(made["id"], [Triggered(r, True) for r in runs], True)
-            batch_id = made["id"]
-        results: list[Triggered] = []
-        if batch_id:
-            for j, row in enumerate(prepared):
-                row["batch_id"], row["batch_index"] = batch_id, j
-        for chunk in _chunks(prepared):
-            results += await self._write(chunk, now)
-        return BatchTriggered(batch_id or "", results, False)
+        if not batch:
+            results: list[Triggered] = []
+            for chunk in _chunks(prepared):
+                known = await self._insert(chunk, now)
+                await self.platform.queue.send_all(self._messages(chunk, known, now))
+                results += _triggered(chunk, known)
+            return BatchTriggered("", results, False)
+        made = await self.create_batch(len(prepared), idempotency_key, now)
+        batch_id = made["id"]
+        present: dict[int, str] = {}
+        if made["cached"]:
+            if made["sealed"]:
+                runs = await self.batch_run_ids(batch_id)
+                return BatchTriggered(batch_id, [Triggered(r, True) for r in runs], True)
+            if made["run_count"] != len(prepared):
+                raise PayloadValidationError(
+                    f"idempotency key {idempotency_key!r} names an unfinished batch of "
+                    f"{made['run_count']} items, not {len(prepared)}"
+                )
+            present = dict(await self.batch_items(batch_id))  # a retry completes the rest
+        for j, row in enumerate(prepared):
+            row["batch_id"], row["batch_index"] = batch_id, j
+            if j in present:
+                row["id"] = present[j]
+        fresh = [r for r in prepared if r["batch_index"] not in present]
+        cached: dict[str, str] = {}
+        for chunk in _chunks(fresh):  # invisible until the batch is sealed
+            cached.update(await self._insert(chunk, now))
+        shards = {shard_of(r["id"], self.platform.index_shards) for r in prepared}
+        await self.seal(batch_id, shards, self._messages(prepared, cached, now))
+        return BatchTriggered(batch_id, _triggered(prepared, cached), False)
+
+    async def seal(
+        self, batch_id: str, shards: set[int], messages: list[OutMessage] | None = None
+    ) -> None:
+        """A batch whose items are all written: seal it (the commit point, on its own shard),
+        send its runs' first `messages` (None: read them back from the `shards`, for items
+        written by earlier calls), then make its runs visible on every shard holding them."""
+        own = shard_of(batch_id, self.platform.index_shards)
+        await self._index(own).call("seal_batch", batch_id)
+        now = self.platform.clock.now()
+        if messages is None:
+            messages = []
+            for shard in sorted(shards):
+                rows = await self._index(shard).call("batch_dispatch", batch_id)
+                messages += self.dispatch_rows(rows, now)
+        await self.platform.queue.send_all(messages)
+        for shard in sorted(shards | {own}):
+            await self._index(shard).call("release_batch", batch_id)
 
     async def create_batch(
         self, run_count: int, idempotency_key: str | None, now: float
@@ -135,10 +170,10 @@ class Producer:
         prepared = await self.prepare_all([r for _, r in items], now, batch=True)
         for (index, _), row in zip(items, prepared, strict=True):
             row["batch_id"], row["batch_index"] = batch_id, index
-        results: list[Triggered] = []
-        for chunk in _chunks(prepared):
-            results += await self._write(chunk, now)
-        return results
+        cached: dict[str, str] = {}
+        for chunk in _chunks(prepared):  # invisible until the batch is sealed (`seal`)
+            cached.update(await self._insert(chunk, now))
+        return _triggered(prepared, cached)
 
     async def prepare_all(
         self, requests: Sequence[TriggerRequest], now: float, *, batch: bool
@@ -167,6 +202,16 @@ class Producer:
         if errors:
             raise PayloadValidationError.for_batch(errors)
         return prepared
+
+    async def batch_items(self, batch_id: str) -> list[tuple[int, str]]:
+        """`(index, run_id)` of every item of a batch written so far, sealed or not."""
+        pages = await asyncio.gather(
+            *(
+                self._index(s).call("batch_runs", batch_id)
+                for s in range(self.platform.index_shards)
+            )
+        )
+        return sorted((int(i), str(rid)) for page in pages for i, rid in page)
 
     async def batch_run_ids(self, batch_id: str) -> list[str]:
         """A batch's run ids in input order, gathered from every shard at once."""
@@ -226,9 +271,11 @@ class Producer:
             "expires_at": (delay_until or now) + opts.ttl if opts.ttl else None,
         }
 
-    async def _write(self, rows: list[dict[str, Any]], now: float) -> list[Triggered]:
+    async def _insert(self, rows: list[dict[str, Any]], now: float) -> dict[str, str]:
+        """Write runs (payloads over the packet threshold to blobs first). Returns the rows
+        whose idempotency key named a live run: `{row id: that run's id}` (not written)."""
         for row in rows:
-            if len(row["payload"]) > self.config.packet_threshold:
+            if row["payload"] is not None and len(row["payload"]) > self.config.packet_threshold:
                 key = f"packets/{row['id']}/payload.json"
                 await self.platform.blobs.put(key, row["payload"].encode())
                 row["payload_packet"], row["payload"] = key, None
@@ -242,7 +289,13 @@ class Producer:
             ):
                 if res["cached"]:
                     cached[row["id"]] = res["id"]
-        messages = [
+        return cached
+
+    def _messages(
+        self, rows: list[dict[str, Any]], cached: dict[str, str], now: float
+    ) -> list[OutMessage]:
+        """The first message of each run written (the payload inline when small)."""
+        return [
             OutMessage(
                 RunMessage(
                     run_id=row["id"],
@@ -256,15 +309,34 @@ class Producer:
                     key=row["concurrency_key"],
                     rate_key=row.get("rate_key"),
                 ).to_body(),
-                delay_seconds=min(row["delay_until"] - now, self.config.max_message_delay)
-                if row["delay_until"]
-                else 0.0,
+                delay_seconds=self._delay(row["delay_until"], now),
             )
             for row in rows
             if row["id"] not in cached
         ]
-        await self.platform.queue.send_all(messages)
-        return [Triggered(cached.get(r["id"], r["id"]), r["id"] in cached) for r in rows]
+
+    def dispatch_rows(self, rows: list[list[Any]], now: float) -> list[OutMessage]:
+        """First messages from run-index rows (`index_batches._FIRST_DISPATCH`): for a
+        batch sealed after its items were written by other calls."""
+        return [
+            OutMessage(
+                RunMessage(
+                    run_id, task, 1, dispatch, queue=queue, key=key, rate_key=rate_key
+                ).to_body(),
+                delay_seconds=self._delay(delay_until, now),
+            )
+            for run_id, task, dispatch, queue, key, rate_key, delay_until in rows
+        ]
+
+    def _delay(self, delay_until: float | None, now: float) -> float:
+        if not delay_until:
+            return 0.0
+        return max(0.0, min(delay_until - now, self.config.max_message_delay))
+
+
+def _triggered(rows: list[dict[str, Any]], cached: dict[str, str]) -> list[Triggered]:
+    """Each row's run: its own, or the live run its idempotency key named."""
+    return [Triggered(cached.get(r["id"], r["id"]), r["id"] in cached) for r in rows]
 
 
 def _jsonable(value: Any) -> Any:

@@ -14,9 +14,9 @@ from typing import Any
 
 from ..ports import Sql
 from ..shared.sqlbulk import json_chunks
-from ..shared.states import FINAL_STATES
 from ..shared.timers import SCHEMA as TIMERS_SCHEMA
 from ..shared.timers import ObjectTimers
+from .index_batches import BATCH_SCHEMA, VISIBLE, BatchWrites
 from .index_bulk import BULK_SCHEMA, BulkWrites
 from .index_consumer import ConsumerWrites
 from .index_control import ControlWrites
@@ -28,7 +28,7 @@ __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
 TTL_TIMER = "ttl"  # due at the earliest expiry of a run that has not started
 
 
-class RunIndexObject(ConsumerWrites, BulkWrites, ControlWrites):
+class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
     """One shard of the run index."""
 
     KIND = "run-index"
@@ -40,7 +40,7 @@ class RunIndexObject(ConsumerWrites, BulkWrites, ControlWrites):
 
     @staticmethod
     def schema() -> list[str]:
-        return SCHEMA + TIMERS_SCHEMA + BULK_SCHEMA
+        return SCHEMA + BATCH_SCHEMA + TIMERS_SCHEMA + BULK_SCHEMA
 
     # --- timers ----------------------------------------------------------------------------
 
@@ -93,6 +93,8 @@ class RunIndexObject(ConsumerWrites, BulkWrites, ControlWrites):
             results.append({"id": row["id"], "cached": False})
         for chunk in json_chunks(fresh):
             self.sql.exec(_INSERT, now, chunk)
+        for batch_id in {r["batch_id"] for r in fresh if r.get("batch_id")}:
+            self._mark_pending(batch_id, now)  # invisible here until the batch is sealed
         expiring = [r["expires_at"] for r in fresh if r.get("expires_at") is not None]
         if expiring:  # the shard's one TTL timer: its earliest expiry
             self.timers.set_earliest(TTL_TIMER, min(expiring))
@@ -103,56 +105,6 @@ class RunIndexObject(ConsumerWrites, BulkWrites, ControlWrites):
                 chunk,
             )
         return results
-
-    def create_batch(
-        self, batch_id: str, run_count: int, idempotency_key: str | None, now: float
-    ) -> dict[str, Any]:
-        """Record a batch; with a key already used, return the existing batch (cached)."""
-        if idempotency_key:
-            found = self.sql.exec(
-                "SELECT id, run_count FROM batches WHERE idempotency_key = ?", idempotency_key
-            )
-            if found:
-                return {"id": found[0][0], "run_count": found[0][1], "cached": True}
-        self.sql.exec(
-            "INSERT INTO batches (id, run_count, idempotency_key, created_at) VALUES (?,?,?,?)",
-            batch_id,
-            run_count,
-            idempotency_key,
-            now,
-        )
-        return {"id": batch_id, "run_count": run_count, "cached": False}
-
-    def get_batch(self, batch_id: str) -> dict[str, Any] | None:
-        found = self.sql.exec(
-            "SELECT id, run_count, idempotency_key, created_at FROM batches WHERE id = ?", batch_id
-        )
-        if not found:
-            return None
-        bid, count, key, created = found[0]
-        runs = self.sql.exec(
-            "SELECT id, state, updated_at FROM runs WHERE batch_id = ? ORDER BY batch_index",
-            batch_id,
-        )
-        return {
-            "id": bid,
-            "run_count": count,
-            "idempotency_key": key,
-            "created_at": created,
-            "runs": [r[0] for r in runs],
-            "finished": sum(1 for r in runs if r[1] in FINAL_STATES),
-            "updated_at": max([created, *(r[2] for r in runs)]),
-        }
-
-    def batch_runs(self, batch_id: str) -> list[list[Any]]:
-        """`[index, run_id]` of the batch's runs this shard holds (ids only: cheap to
-        gather from every shard, and a resent batch stream skips the indexes present)."""
-        return [
-            [i, rid]
-            for i, rid in self.sql.exec(
-                "SELECT batch_index, id FROM runs WHERE batch_id = ?", batch_id
-            )
-        ]
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -232,7 +184,7 @@ class RunIndexObject(ConsumerWrites, BulkWrites, ControlWrites):
         out: dict[str, dict[str, int]] = {}
         for queue, state, n in self.sql.exec(
             "SELECT queue, state, count(*) FROM runs WHERE state IN "
-            "('queued', 'delayed', 'waiting_for_retry', 'running', 'waiting') "
+            f"('queued', 'delayed', 'waiting_for_retry', 'running', 'waiting') AND {VISIBLE} "
             "GROUP BY queue, state"
         ):
             out.setdefault(queue or "", {})[state] = n

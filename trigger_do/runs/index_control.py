@@ -8,10 +8,13 @@ from typing import Any
 from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import RunState, sources_for
+from .index_batches import VISIBLE
 from .index_schema import _DISPATCH, IndexBase, _dispatched, _in
 
 # a run that may still expire: it has a ttl and has not started
-_UNSTARTED = "expires_at IS NOT NULL AND state IN ('queued', 'delayed') AND attempt = 0"
+_UNSTARTED = (
+    f"expires_at IS NOT NULL AND state IN ('queued', 'delayed') AND attempt = 0 AND {VISIBLE}"
+)
 
 
 class ControlWrites(IndexBase):
@@ -190,9 +193,9 @@ class ControlWrites(IndexBase):
         overdue = [
             _dispatched(r)
             for r in self.sql.exec(
-                f"SELECT {_DISPATCH} FROM runs WHERE (state IN "
+                f"SELECT {_DISPATCH} FROM runs WHERE ((state IN "
                 "('queued', 'delayed', 'waiting_for_retry') AND due_at < ?1) OR "
-                "(state = 'running' AND lease_until < ?1) LIMIT ?2",
+                f"(state = 'running' AND lease_until < ?1)) AND {VISIBLE} LIMIT ?2",
                 now - stale_after,
                 limit,
             )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..shared.serialization import dumps
+from .index_batches import VISIBLE
 
 # The filters `RunIndexObject.list_runs` (and `Engine.list_runs`) take, besides paging.
 RUN_FILTERS = (
@@ -29,8 +30,9 @@ def run_filter_sql(
     created_from: float | None = None,
     created_to: float | None = None,
 ) -> tuple[list[str], list[Any]]:
-    """`(conditions, params)` on the `runs` table for these filters, to AND together."""
-    where: list[str] = []
+    """`(conditions, params)` on the `runs` table for these filters, to AND together; the
+    runs of a batch not yet sealed are never selected (index_batches.py)."""
+    where: list[str] = [VISIBLE]
     params: list[Any] = []
     if tasks:
         where.append("task IN (SELECT value FROM json_each(?))")

@@ -50,7 +50,9 @@ SCHEMA = [
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS runs_created ON runs(created_at, id)",
     "CREATE INDEX IF NOT EXISTS runs_state_due ON runs(state, due_at)",
-    "CREATE INDEX IF NOT EXISTS runs_batch ON runs(batch_id, batch_index) "
+    # one run per batch item: a retry of an unfinished batch cannot write an index twice
+    "DROP INDEX IF EXISTS runs_batch",
+    "CREATE UNIQUE INDEX IF NOT EXISTS runs_batch_item ON runs(batch_id, batch_index) "
     "WHERE batch_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS runs_finished ON runs(finished_at) WHERE finished_at IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS runs_expiring ON runs(expires_at) WHERE expires_at IS NOT NULL",
