@@ -64,6 +64,13 @@ class SqlRuleError(TriggerDoError):
     """Engine SQL broke a rule that a Durable Object's storage enforces."""
 
 
+class StorageUnavailableError(TriggerDoError):
+    """The database cannot be written now (disk full, read-only, an I/O error): nothing was
+    written; try again later (the HTTP API answers 503 with `Retry-After`)."""
+
+    retry_after = 30
+
+
 class NonFiniteNumberError(TriggerDoError, ValueError):
     """JSON has no NaN or Infinity: a value holding one is refused, not stored as null."""
 

@@ -18,6 +18,7 @@ from ..errors import (
     PayloadValidationError,
     QueueNotFoundError,
     RunNotFoundError,
+    StorageUnavailableError,
     TriggerDoError,
     UnknownTaskError,
 )
@@ -56,6 +57,12 @@ def response_for(exc: BaseException) -> JSONResponse:
         return error_response(422, str(exc), code="validation", errors=exc.errors)
     if isinstance(exc, InvalidDurationError):
         return error_response(422, str(exc), code="validation", errors=[])
+    if isinstance(exc, StorageUnavailableError):  # nothing was written: try again later
+        return JSONResponse(
+            {"error": str(exc), "code": "storage_unavailable"},
+            status_code=503,
+            headers={"retry-after": str(exc.retry_after)},
+        )
     if isinstance(exc, HTTPException):
         return error_response(exc.status_code, str(exc.detail))
     if isinstance(exc, TriggerDoError):

@@ -7,23 +7,27 @@ BEGIN/COMMIT/SAVEPOINT in engine SQL, at most 100 bound parameters, bound string
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ...errors import (
     SchemaVersionError,
     SqlRuleError,  # noqa: F401  (re-exported: raised by check_statement)
-    )
+    StorageUnavailableError,
+)
 from ...ports import check_statement
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
+# SQLite's words for a database that cannot be written now (nothing was written)
+_UNAVAILABLE = ("disk is full", "readonly database", "disk i/o error", "unable to open")
 
 
 class LocalSql:
@@ -50,9 +54,22 @@ class LocalSql:
     def exec(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         check_statement(query, params)
         conn = self.conn
-        if self._local.depth:
-            return conn.execute(query, params).fetchall()
-        return self._retry(lambda: conn.execute(query, params).fetchall())
+        with self._unavailable():
+            if self._local.depth:
+                return conn.execute(query, params).fetchall()
+            return self._retry(lambda: conn.execute(query, params).fetchall())
+
+    @contextlib.contextmanager
+    def _unavailable(self) -> Iterator[None]:
+        """A full disk, a read-only file, an I/O error: `StorageUnavailableError`, saying
+        which database and why (the caller's write did not happen)."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if any(word in str(exc).lower() for word in _UNAVAILABLE):
+                why = f"the database {self.path} cannot be written: {exc}"
+                raise StorageUnavailableError(why) from exc
+            raise
 
     def _retry(self, fn: Callable[[], T]) -> T:
         """Retry while another process holds the write lock. SQLite's own busy handler
@@ -75,16 +92,24 @@ class LocalSql:
         conn = self.conn
         if self._local.depth:  # already inside: the outer transaction covers it
             return fn()
-        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        with self._unavailable():
+            self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         self._local.depth = 1
         try:
             result = fn()
         except BaseException:
             self._local.depth = 0
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                conn.execute("ROLLBACK")
             raise
         self._local.depth = 0
-        conn.execute("COMMIT")
+        with self._unavailable():
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         return result
 
     def close(self) -> None:
