@@ -18,14 +18,18 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ...consumer.consumer import Consumer
+from ...engine import Engine
+from ...sdk.client import EmbeddedClient, pop_client, push_client
 from ...shared.config import EngineConfig
 from ...shared.serialization import dumps
 from ...task import registered_tasks
 from .platform import RUN_QUEUE, open_local
 from .queue import LocalMessage, LocalQueueConsumer
+from .watchdog import LoopWatchdog
 
 log = logging.getLogger("trigger_do.worker")
 
@@ -66,6 +70,8 @@ class Worker:
 
     async def run(self) -> None:
         self._register()
+        watchdog = LoopWatchdog(self)  # keeps the leases should a task block the loop
+        watchdog.start(asyncio.get_running_loop())
         heartbeat = asyncio.ensure_future(self._heartbeat())
         batches: set[asyncio.Task[None]] = set()
         try:
@@ -87,6 +93,7 @@ class Worker:
             if batches:
                 await asyncio.wait(batches, timeout=self.config.shutdown_grace + 10)
             heartbeat.cancel()
+            watchdog.stop()
             self._settle_all()
             self.sql.exec("DELETE FROM workers WHERE pid = ?", os.getpid())
 
