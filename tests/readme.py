@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import textwrap
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -21,16 +20,12 @@ def tasks_module() -> str:
     return "\n\n".join(found)
 
 
-def app_script(db: str) -> str:
-    """Every `# app.py` block, in order, as the body of one script that runs them inside
-    an embedded runtime serving the README's tasks."""
-    body = "\n".join(b for b in blocks("python") if b.startswith("# app.py"))
-    return (
-        "import asyncio\nimport trigger_do as _runtime\n\n\nasync def main() -> None:\n"
-        f"    async with _runtime.local(tasks='tasks', db={db!r}, workers=2):\n"
-        + textwrap.indent(body, " " * 8)
-        + "\n    print('README examples passed')\n\n\nasyncio.run(main())\n"
-    )
+def app_scripts() -> list[str]:
+    """Every `# app.py` block: each a complete script, run as written with `python app.py`
+    (no top-level `await`)."""
+    found = [b for b in blocks("python") if b.startswith("# app.py")]
+    assert found, "the README has `# app.py` blocks"
+    return found
 
 
 def python_block(first_line: str) -> str:
@@ -44,6 +39,6 @@ def python_block(first_line: str) -> str:
 def shell_commands() -> list[str]:
     """The commands of the README's `trigger-do dev` block (comments stripped)."""
     for block in blocks("bash"):
-        if "trigger-do dev --tasks tasks" in block:
+        if "trigger-do dev --tasks tasks" in block and "trigger-do runs logs" in block:
             return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
     raise AssertionError("no `trigger-do dev` block in the README")

@@ -36,40 +36,32 @@ def test_readme_first_lines_are_the_two_commands() -> None:
 
 
 def test_quick_start_examples_run(tmp_path: Path) -> None:
+    """Each `# app.py` block, as written, as a script run with `python app.py` in the folder
+    where `trigger-do dev --tasks tasks` runs (as the Quick start says)."""
     (tmp_path / "tasks.py").write_text(readme.tasks_module())
-    (tmp_path / "app.py").write_text(readme.app_script(str(tmp_path / "app.db")))
-    result = _run([sys.executable, "app.py"], tmp_path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "README examples passed" in result.stdout
-    assert "[info] sending" in result.stdout  # the logs example printed the run's log line
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    scripts = readme.app_scripts()
+    assert len(scripts) >= 4
+    server = _dev(tmp_path)
+    try:
+        outputs = []
+        for script in scripts:
+            (tmp_path / "app.py").write_text(script)
+            result = _run([sys.executable, "app.py"], tmp_path)
+            assert result.returncode == 0, script + result.stdout + result.stderr
+            outputs.append(result.stdout)
+        assert "[info] sending" in outputs[0]  # the logs example printed the run's log line
+        assert (tmp_path / "data" / "test.db").exists()  # the `local()` example's own database
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, out
 
 
 def test_dev_server_and_shell_commands(tmp_path: Path) -> None:
     (tmp_path / "tasks.py").write_text(readme.tasks_module())
-    dev, trigger, runs_list, runs_logs = readme.shell_commands()
-    port = str(_free_port())
-    server = subprocess.Popen(
-        [*shlex.split(dev), "--port", port],
-        cwd=tmp_path,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    _dev_command, trigger, runs_list, runs_logs = readme.shell_commands()
+    server = _dev(tmp_path)
     try:
-        db = tmp_path / ".trigger-do" / "trigger.db"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:  # ready once its workers registered the tasks
-            if db.exists() and _registered(db):
-                break
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
-            time.sleep(0.2)
         done = _run(shlex.split(trigger), tmp_path)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["message_id"].startswith("msg-")
@@ -89,6 +81,34 @@ def test_dev_server_and_shell_commands(tmp_path: Path) -> None:
         server.terminate()
         out, _ = server.communicate(timeout=60)
     assert server.returncode == 0, out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _dev(cwd: Path) -> subprocess.Popen[str]:
+    """The README's `trigger-do dev --tasks tasks` (on a free port), once its workers have
+    registered the tasks."""
+    dev = readme.shell_commands()[0]
+    server = subprocess.Popen(
+        [*shlex.split(dev), "--port", str(_free_port())],
+        cwd=cwd,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    db = cwd / ".trigger-do" / "trigger.db"
+    deadline = time.monotonic() + 60
+    while not (db.exists() and _registered(db)):
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise AssertionError(server.communicate()[0])
+        time.sleep(0.2)
+    return server
 
 
 def _registered(db: Path) -> bool:
@@ -118,7 +138,11 @@ def test_mount_in_a_fastapi_app(tmp_path: Path) -> None:
     env = {**ENV, "TRIGGER_SECRET_KEY": "tr_dev_readmeMountTest0000000"}
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "main:app", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         url = f"http://127.0.0.1:{port}/api/trigger/api/v1/tasks/send-email/trigger"

@@ -79,12 +79,15 @@ class LocalRuntime:
             "--tasks",
             ",".join(self.modules),
             "--db",
-            str(self.db_path),
+            str(self.db_path.resolve()),
             "--config",
             json.dumps(config),
         ]
         path = [p for p in (*sys.path, os.getcwd()) if p]
         env = {**os.environ, **self.env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(path))}
+        # the worker's own SDK calls (a task triggering a child) and any process it starts
+        # use this runtime's database, never the default under the cwd
+        env["TRIGGER_DO_DB"] = str(self.db_path.resolve())
         return subprocess.Popen(cmd, env=env)
 
     async def start(self, timeout: float = 60.0) -> None:

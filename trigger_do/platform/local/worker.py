@@ -200,10 +200,20 @@ def main(argv: list[str] | None = None) -> int:
         for k in ("batch_size", "max_running", "poll_interval", "max_retries", "batch_wait")
         if k in options
     }
+    db = str(Path(args.db).resolve())
+    # this worker's database for everything in the process: a task's SDK calls (a child
+    # run, trigger_and_wait, ...) and any process a task starts, whatever the cwd or the
+    # environment it inherited (TRIGGER_API_URL included)
+    os.environ["TRIGGER_DO_DB"] = db
     for module in filter(None, args.tasks.split(",")):
         importlib.import_module(module)
-    worker = Worker(args.db, EngineConfig(**options), **worker_opts)
-    return asyncio.run(_serve(worker))
+    worker = Worker(db, EngineConfig(**options), **worker_opts)
+    client = EmbeddedClient(Engine(worker.platform, worker.config))
+    push_client(client)  # process-wide: sync tasks run in threads, outside any context
+    try:
+        return asyncio.run(_serve(worker))
+    finally:
+        pop_client(client)
 
 
 async def _serve(worker: Worker) -> int:
@@ -211,6 +221,9 @@ async def _serve(worker: Worker) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop_event.set)
     await worker.run()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # stopped: a second signal (Ctrl-C reaches
+        loop.remove_signal_handler(sig)  # the whole process group) must not find the loop gone
+        signal.signal(sig, signal.SIG_IGN)
     return 0
 
 
