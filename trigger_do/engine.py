@@ -226,6 +226,15 @@ class Engine:
         found: str | None = await self.index_for(scoped).call("reset_idempotency_key", scoped)
         return found
 
+    async def redispatch(self, runs: list[dict[str, Any]]) -> None:
+        """Send again the messages of runs that lost theirs (`{..., due_at}` each: when it is
+        due; a message is a duplicate at worst, which its dispatch number absorbs)."""
+        by_due: dict[float, list[dict[str, Any]]] = {}
+        for run in runs:
+            by_due.setdefault(float(run.get("due_at") or 0.0), []).append(run)
+        for due, group in by_due.items():
+            await self._dispatch(group, due or None)
+
     async def _dispatch(self, runs: list[dict[str, Any]], due: float | None = None) -> None:
         now = self.now()
         delay = max(0.0, min((due or now) - now, self.config.max_message_delay))

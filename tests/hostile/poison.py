@@ -3,6 +3,7 @@ in this process (the in-process driver) and by worker processes (by dotted path)
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -70,3 +71,14 @@ async def blocks(payload: dict[str, Any], ctx: RunContext) -> str:
     record(payload["dir"], "blocker", f"{ctx.run_id} {ctx.attempt}")
     time.sleep(payload["seconds"])
     return "unblocked"
+
+
+@task(id="h-work")
+async def work(payload: dict[str, Any], ctx: RunContext) -> int:
+    """A second of work in small awaits, checkpointed halfway; returns its number."""
+    record(payload["dir"], "work", f"{ctx.run_id} {ctx.attempt}")
+    if not ctx.last_checkpoint:
+        await asyncio.sleep(payload["seconds"] / 2)
+        await ctx.checkpoint("half", {"n": payload["n"]})
+    await asyncio.sleep(payload["seconds"] / 2)
+    return int(payload["n"])

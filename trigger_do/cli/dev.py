@@ -85,7 +85,27 @@ def _http_server(runtime: Any, host: str, port: int) -> Any:
 
     key = load_or_create_key(runtime.db_path)
     print(f"trigger.do: API on http://{host}:{port} (secret key: {key})", flush=True)
-    return serve_http(create_app(runtime.engine, key), host, port, handle_signals=False)
+    app = StorageGuard(create_app(runtime.engine, key), runtime)
+    return serve_http(app, host, port, handle_signals=False)
+
+
+class StorageGuard:
+    """Refuses every request (503, with the cause) once the runtime no longer trusts its
+    database (`LocalRuntime.storage_lost`): nothing is accepted into nothing."""
+
+    def __init__(self, app: Any, runtime: Any) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        lost = self.runtime.storage_lost
+        if lost is None or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from starlette.responses import JSONResponse
+
+        body = {"error": lost, "code": "storage_lost"}
+        await JSONResponse(body, status_code=503)(scope, receive, send)
 
 
 def _import_tasks(modules: list[str]) -> set[str]:

@@ -135,6 +135,20 @@ class ConsumerWrites(IndexBase):
                 held.add(rid)
         return [r for r in run_ids if r not in held]
 
+    def lapse_leases(self, token: str, now: float) -> list[str]:
+        """A consumer that is gone: end the leases it held now (its runs are taken over by
+        the next delivery instead of when the leases would have run out)."""
+        return [
+            r[0]
+            for r in self.sql.exec(
+                "UPDATE runs SET lease_until = ? WHERE +lease_token = ? AND +state = 'running' "
+                "AND lease_until > ? RETURNING id",
+                now,
+                token,
+                now,
+            )
+        ]
+
     def finish_many(self, outcomes: list[dict[str, Any]], token: str, now: float) -> dict[str, Any]:
         """Apply attempt outcomes held under `token`. Each outcome: `{id, attempt, state,
         output?, output_packet?, error?, due_at?, progress?, metadata?, has_object?}`;

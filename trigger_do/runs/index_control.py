@@ -182,6 +182,20 @@ class ControlWrites(IndexBase):
         (due,) = self.sql.exec(f"SELECT min(expires_at) FROM runs WHERE {_UNSTARTED}")[0]
         return None if due is None else float(due)
 
+    def waiting_since(self, start: float, before: float) -> list[dict[str, Any]]:
+        """The runs waiting for their next message whose due time is within [start, before)
+        (their first dispatch, a retry, a continuation), with that due time."""
+        return [
+            {**_dispatched(r[:7]), "due_at": r[7]}
+            for r in self.sql.exec(
+                f"SELECT {_DISPATCH}, due_at FROM runs WHERE state IN "
+                "('queued', 'delayed', 'waiting_for_retry') AND due_at >= ? AND due_at < ? "
+                f"AND {VISIBLE}",
+                start,
+                before,
+            )
+        ]
+
     def housekeeping(
         self, now: float, stale_after: float, retention: float, limit: int = 500
     ) -> dict[str, Any]:

@@ -98,6 +98,12 @@ def schema_statements() -> list[str]:
             tasks TEXT NOT NULL DEFAULT '[]'
         )"""
     )
+    statements.append(  # a worker's consumer token and supervisor (processes.py)
+        """CREATE TABLE IF NOT EXISTS worker_sessions (
+            pid INTEGER PRIMARY KEY, token TEXT NOT NULL, supervisor INTEGER NOT NULL,
+            started_at REAL NOT NULL
+        )"""
+    )
     for cls in OBJECT_CLASSES.values():
         statements += cls.schema()  # type: ignore[attr-defined]
     return statements + TIMERS_SCHEMA

@@ -23,6 +23,7 @@ from ...engine import Engine
 from ...errors import TriggerDoError
 from ...sdk.client import EmbeddedClient, pop_client, push_client
 from ...shared.config import EngineConfig
+from . import processes
 from .platform import EnvSettings, default_db_path, open_local
 
 log = logging.getLogger("trigger_do.runtime")
@@ -62,6 +63,7 @@ class LocalRuntime:
         self.engine = Engine(self.platform, self.config)
         self.client = EmbeddedClient(self.engine)
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.storage_lost: str | None = None  # why the database can no longer be trusted
         self._monitor: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -93,6 +95,15 @@ class LocalRuntime:
     async def start(self, timeout: float = 60.0) -> None:
         for mod in self.modules:  # fail fast, in this process, on a bad module path
             check_importable(mod)
+        started = self.engine.now()
+        # a supervisor that died left its workers: stop them before ours start, and release
+        # what they (and any worker that died with it) held; then resend what was lost
+        orphans = await processes.stop_orphans(self.engine, self.sql, self.config.shutdown_grace)
+        if orphans:
+            log.warning("stopped %d workers of a supervisor that died", len(orphans))
+        resent = await processes.resend_lost(self.engine, self.sql, started)
+        if resent:
+            log.warning("sent again the messages of %d runs that had lost theirs", resent)
         self.procs = [self._spawn() for _ in range(self.workers)]
         try:
             await self._wait_ready(timeout)
@@ -122,11 +133,21 @@ class LocalRuntime:
         last_housekeeping = 0.0
         while not self._stopping:
             await asyncio.sleep(0.2)
+            if self._storage_check():
+                return
+            if self.storage_lost is not None:
+                continue  # waiting for the workers to exit (poll() reaps them)
             try:  # nothing may end the supervision: it restarts workers, it purges
                 for i, proc in enumerate(self.procs):
                     if proc.poll() is not None and not self._stopping:
+                        # at once, not when its leases lapse: its runs go to another worker
+                        held = await processes.release(self.engine, self.sql, proc.pid)
                         log.warning(
-                            "worker %s exited (%s); starting another", proc.pid, proc.returncode
+                            "worker %s exited (%s) holding %d runs; they were handed on, and "
+                            "another worker starts",
+                            proc.pid,
+                            proc.returncode,
+                            held,
                         )
                         self.sql.exec("DELETE FROM workers WHERE pid = ?", proc.pid)
                         self.procs[i] = self._spawn()
@@ -136,6 +157,25 @@ class LocalRuntime:
                     await self.engine.housekeeping()
             except Exception:
                 log.exception("supervision step failed; trying again")
+
+    def _storage_check(self) -> bool:
+        """The database's write-ahead log deleted under us (an operator's mistake): every
+        write from now on goes into a file nobody will read. Stop the workers and say so
+        (the HTTP API answers 503 from then on); only a restart recovers. True if so."""
+        wal = Path(f"{self.db_path}-wal")
+        if self.storage_lost is None and wal.exists():
+            return False
+        if self.storage_lost is None:
+            self.storage_lost = (
+                f"the database's write-ahead log {wal} vanished while trigger.do was running: "
+                "writes no longer reach the database, so nothing more is accepted; restart it "
+                "(runs written since the last checkpoint of the log may be lost)"
+            )
+            log.error("%s", self.storage_lost)
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+        return all(proc.poll() is not None for proc in self.procs)  # reaped: done
 
     async def stop(self, grace: float | None = None) -> None:
         """SIGTERM every worker (graceful: running attempts get `grace` seconds), then wait."""

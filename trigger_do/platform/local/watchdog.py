@@ -64,6 +64,8 @@ class LoopWatchdog:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.every):
+            if self.worker.orphaned():  # the supervisor died while the loop is blocked
+                self._orphaned()
             stalled = time.monotonic() - self.last_tick
             if stalled < BLOCKED_AFTER:
                 if self.blocked_since is not None:
@@ -87,6 +89,15 @@ class LoopWatchdog:
                 asyncio.run(self.keep())
             except Exception:
                 log.exception("keeping leases while the loop is blocked failed")
+
+    def _orphaned(self) -> None:
+        """Ask the loop to stop; if it stays blocked past the grace period, exit now (what
+        the worker held is released by the next supervisor, or lapses)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.worker.stop_event.set)
+        if time.monotonic() - self.last_tick > self.worker.config.shutdown_grace + 15:
+            log.error("worker %s: supervisor gone and loop blocked: exiting", os.getpid())
+            os._exit(1)
 
     async def keep(self) -> None:
         """Renew what the blocked loop would have renewed (its own objects, this thread's

@@ -28,6 +28,7 @@ from ...shared.config import EngineConfig
 from ...shared.serialization import dumps
 from ...task import registered_tasks
 from .platform import RUN_QUEUE, open_local
+from .processes import end_session, register_session
 from .queue import LocalMessage, LocalQueueConsumer
 from .watchdog import LoopWatchdog
 
@@ -67,9 +68,11 @@ class Worker:
         self.inflight: dict[int, list[LocalMessage]] = {}
         self.finished: list[LocalMessage] = []  # settled with the next claim (or heartbeat)
         self.stop_event = asyncio.Event()
+        self.parent = os.getppid()
 
     async def run(self) -> None:
         self._register()
+        self.parent = os.getppid()  # it dies: so do we (never outlive our supervisor)
         watchdog = LoopWatchdog(self)  # keeps the leases should a task block the loop
         watchdog.start(asyncio.get_running_loop())
         heartbeat = asyncio.ensure_future(self._heartbeat())
@@ -96,6 +99,7 @@ class Worker:
             watchdog.stop()
             self._settle_all()
             self.sql.exec("DELETE FROM workers WHERE pid = ?", os.getpid())
+            end_session(self.sql, os.getpid())
 
     async def _receive(self, n: int) -> list[LocalMessage]:
         """Up to `n` messages; a short batch waits up to `batch_wait` to fill up."""
@@ -137,6 +141,9 @@ class Worker:
         every = min(1.0, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(every)
+            if self.orphaned():
+                log.warning("worker %s: its supervisor is gone; stopping", os.getpid())
+                self.stop_event.set()
             try:
                 self._settle_all()
                 if self.dlq.has_visible():
@@ -148,6 +155,10 @@ class Worker:
                 )
             except Exception:
                 log.exception("worker heartbeat failed")
+
+    def orphaned(self) -> bool:
+        """Whether the supervisor that started this worker has died."""
+        return os.getppid() != self.parent
 
     def _settle_all(self) -> None:
         """In one transaction: settle finished batches, settle what running batches decided
@@ -182,6 +193,7 @@ class Worker:
             now,
             dumps(sorted(tasks)),
         )
+        register_session(self.sql, self.consumer.token, now)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,135 @@
+"""Worker processes, as the supervisor sees them: who runs under which lease token, for
+which supervisor; what to do when one dies, or when a supervisor died and left its workers.
+
+Each worker records a session (`worker_sessions`, platform.py: its pid, its consumer's lease
+token, its supervisor's pid). A worker's death is then handled at once rather than when its leases
+lapse: the supervisor makes the dead worker's in-flight messages visible again (each
+redelivery still counts toward the dead-letter queue) and lapses its runs' leases, so
+another worker takes them over in well under a second. The leases stay the fallback (and
+the only mechanism on Cloudflare). A supervisor that starts where another one died stops
+that one's orphaned workers first: no two generations of workers run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from ...engine import Engine
+from .database import LocalSql
+from .platform import RUN_QUEUE
+
+log = logging.getLogger("trigger_do.runtime")
+
+def register_session(sql: LocalSql, token: str, now: float) -> None:
+    """This process is a worker of its parent, leasing under `token`."""
+    sql.exec(
+        "INSERT OR REPLACE INTO worker_sessions (pid, token, supervisor, started_at) "
+        "VALUES (?, ?, ?, ?)",
+        os.getpid(),
+        token,
+        os.getppid(),
+        now,
+    )
+
+
+def end_session(sql: LocalSql, pid: int) -> None:
+    sql.exec("DELETE FROM worker_sessions WHERE pid = ?", pid)
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive, and not ours
+        return True
+    with contextlib.suppress(OSError, IndexError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def is_worker(pid: int) -> bool:
+    """Whether `pid` is a trigger.do worker (and not a process that reused its pid)."""
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if not cmdline.parent.exists():  # no /proc (macOS): trust the pid
+        return alive(pid)
+    with contextlib.suppress(OSError):
+        return b"trigger_do.platform.local.worker" in cmdline.read_bytes()
+    return False
+
+
+async def release(engine: Engine, sql: LocalSql, pid: int) -> int:
+    """A worker that is gone: its in-flight messages visible now, its runs' leases lapsed.
+    Returns how many runs it held."""
+    found = sql.exec("SELECT token FROM worker_sessions WHERE pid = ?", pid)
+    if not found:
+        return 0
+    token, now = found[0][0], engine.now()
+    sql.exec(
+        "UPDATE queue_messages SET visible_at = ?, lease_token = NULL "
+        "WHERE lease_token = ? AND queue IN (?, ?)",
+        now,
+        token,
+        RUN_QUEUE,
+        RUN_QUEUE + "-dlq",
+    )
+    held = 0
+    for shard in engine.shards():
+        held += len(await shard.call("lapse_leases", token, now))
+    end_session(sql, pid)
+    sql.exec("DELETE FROM workers WHERE pid = ?", pid)
+    return held
+
+
+async def stop_orphans(engine: Engine, sql: LocalSql, grace: float) -> list[int]:
+    """Workers whose supervisor is dead: stop them (SIGTERM, then SIGKILL after `grace`),
+    then release what they held. Returns their pids."""
+    orphans: list[int] = []
+    for pid, supervisor in sql.exec("SELECT pid, supervisor FROM worker_sessions"):
+        if alive(supervisor) and supervisor != os.getpid():
+            continue  # another live supervisor's worker
+        if supervisor == os.getpid():
+            continue  # ours
+        orphans.append(int(pid))
+    for pid in orphans:
+        if is_worker(pid):
+            log.warning("stopping worker %s, left running by a supervisor that died", pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for pid in orphans:
+        while is_worker(pid) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if is_worker(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        await release(engine, sql, pid)
+    return orphans
+
+
+async def resend_lost(engine: Engine, sql: LocalSql, before: float) -> int:
+    """Runs waiting for a message that is not in the queue (the process that wrote them died
+    before sending it): send it again. Only runs due within the last `stale_after` are
+    looked at (housekeeping re-dispatches older ones) and only those due before `before`
+    (one being written right now has its message on the way). Returns how many."""
+    start = before - engine.config.stale_after
+    queued: set[str] = {
+        str(r[0])
+        for r in sql.exec("SELECT body->>'run_id' FROM queue_messages WHERE queue = ?", RUN_QUEUE)
+    }
+    lost: list[dict[str, Any]] = []
+    for shard in engine.shards():
+        for run in await shard.call("waiting_since", start, before):
+            if run["id"] not in queued:
+                lost.append(run)
+    await engine.redispatch(lost)
+    return len(lost)
