@@ -1,5 +1,6 @@
-"""A full disk gets a clear 503 with `Retry-After` and loses nothing, on a real full tmpfs
-in a private mount namespace (`unshare -m`, as root; skipped where that is impossible)."""
+"""A full disk, then a read-only one, get a clear 503 with `Retry-After` and lose nothing, on
+a real tmpfs in a private mount namespace (`unshare -m`, as root; skipped where that is
+impossible)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,6 @@ def test_a_full_disk_answers_503_with_retry_after_and_writes_nothing(tmp_path: P
     assert 500 not in statuses
     accepted = sum(1 for s in statuses[1:] if s == 200)
     assert report["after"] == report["before"] + accepted  # a 503 wrote nothing
+    status, retry_after, body = report["ro"]  # a read-only file system
+    assert status == 503 and retry_after is not None, body
+    assert "cannot be written" in body
