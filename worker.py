@@ -3,8 +3,15 @@ entry points. A user's project gets its own `src/worker.py` from `trigger-do ini
 
 import importlib
 
-from trigger_do.platform.cloudflare.entry import Coordinator, Default, Registry, Run, RunIndex
+from trigger_do.platform.cloudflare.entry import (
+    Coordinator,
+    Default,
+    Registry,
+    Run,
+    RunIndex,
+    Scheduler,
+)
 
 importlib.import_module("examples.tasks")  # registers the example tasks
 
-__all__ = ["Coordinator", "Default", "Registry", "Run", "RunIndex"]
+__all__ = ["Coordinator", "Default", "Registry", "Run", "RunIndex", "Scheduler"]

@@ -14,6 +14,7 @@ from trigger_do.errors import RunNotFoundError
 from trigger_do.platform.local.platform import RUN_QUEUE, open_local
 from trigger_do.platform.local.queue import LocalQueueConsumer
 from trigger_do.producer.producer import TriggerRequest
+from trigger_do.runs.index import RunIndexObject
 from trigger_do.shared.config import EngineConfig
 from trigger_do.task import Task
 
@@ -93,9 +94,9 @@ async def test_a_run_whose_consumer_vanished_is_resumed(env: Any) -> None:
     engine, consumer, queue, clock = env
     run = await engine.trigger(TriggerRequest("hk-echo", 7))
     batch = queue.receive(10)
-    index = engine.index_for(run.id)
+    index = engine.index.on(run.id)
     # a consumer started it and died without a trace: running, lease long gone, no message
-    await index.call("start_many", [[run.id, 1]], "lease_dead", clock.now(), 5.0)
+    await index(RunIndexObject.start_many, [[run.id, 1]], "lease_dead", clock.now(), 5.0)
     queue.sql.exec("DELETE FROM queue_messages")
     assert batch
     clock.t += 120

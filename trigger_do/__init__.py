@@ -1,7 +1,7 @@
 """trigger.do: background jobs for Python, on Cloudflare or embedded on one machine."""
 
-from .consumer.context import Checkpoint, RunContext
-from .coordinator.specs import queue
+from . import schedules
+from .consumer.context import RunContext
 from .errors import (
     AbortTaskRunError,
     ApiError,
@@ -17,8 +17,10 @@ from .errors import (
 )
 from .sdk.client import configure, tasks
 from .sdk.handles import BatchHandle, LogRecord, RunHandle, RunStatus
+from .shared.checkpoints import Checkpoint
 from .shared.options import BatchItem
 from .shared.retry import Retry
+from .shared.specs import queue
 from .shared.states import RunState
 from .task import Task, task
 
@@ -60,6 +62,7 @@ __all__ = [
     "configure",
     "local",
     "queue",
+    "schedules",
     "serve",
     "task",
     "tasks",

@@ -28,15 +28,16 @@ import heapq
 import itertools
 import logging
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .errors import PayloadTooLargeError, PayloadValidationError, TriggerDoError, UnknownTaskError
-from .ports import ObjectStub, Platform
+from .ports import Platform
 from .producer.producer import Producer, TriggerRequest
+from .runs.client import RunIndex
+from .runs.index import RunIndexObject
 from .runs.index_filters import RUN_FILTERS
-from .shared.ids import new_id, shard_of
+from .shared.ids import new_id
 from .shared.serialization import dumps
 from .shared.states import RunState
 
@@ -166,48 +167,38 @@ class BulkIndex:
     their own shards, selections gathered from every shard and merged."""
 
     def __init__(self, platform: Platform) -> None:
-        self.platform = platform
-        self.shards = platform.index_shards
-        ns = platform.objects("run-index")
-        self._stubs: list[ObjectStub] = [ns.get(f"shard-{i}") for i in range(self.shards)]
-        self.home = self._stubs[0]
+        self.index = RunIndex(platform)
+        self.home = self.index.shard(0)
 
     # the record
     async def create(self, action: dict[str, Any], now: float) -> dict[str, Any]:
-        made: dict[str, Any] = await self.home.call("bulk_create", action, now)
-        return made
+        return await self.home(RunIndexObject.bulk_create, action, now)
 
     async def get(self, bulk_id: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = await self.home.call("bulk_get", bulk_id)
-        return found
+        return await self.home(RunIndexObject.bulk_get, bulk_id)
 
     async def list_actions(
         self, limit: int, after: str | None, before: str | None
     ) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = await self.home.call("bulk_list", limit, after, before)
-        return found
+        return await self.home(RunIndexObject.bulk_list, limit, after, before)
 
     async def open(self) -> list[str]:
-        found: list[str] = await self.home.call("bulk_open")
-        return found
+        return await self.home(RunIndexObject.bulk_open)
 
     async def run_ids(self, bulk_id: str, start: int, count: int) -> list[str]:
-        found: list[str] = await self.home.call("bulk_run_ids", bulk_id, start, count)
-        return found
+        return await self.home(RunIndexObject.bulk_run_ids, bulk_id, start, count)
 
     async def claim(self, bulk_id: str, token: str, now: float) -> dict[str, Any]:
-        found: dict[str, Any] = await self.home.call(
-            "bulk_claim", bulk_id, token, now, LEASE_SECONDS, MAX_INTERRUPTIONS
+        return await self.home(
+            RunIndexObject.bulk_claim, bulk_id, token, now, LEASE_SECONDS, MAX_INTERRUPTIONS
         )
-        return found
 
     async def begin_chunk(
         self, bulk_id: str, token: str, run_ids: list[str], cursor: Any, now: float
     ) -> str | None:
-        status: str | None = await self.home.call(
-            "bulk_begin_chunk", bulk_id, token, run_ids, cursor, now, LEASE_SECONDS
+        return await self.home(
+            RunIndexObject.bulk_begin_chunk, bulk_id, token, run_ids, cursor, now, LEASE_SECONDS
         )
-        return status
 
     async def advance(
         self,
@@ -218,63 +209,60 @@ class BulkIndex:
         done: bool,
         now: float,
     ) -> str | None:
-        status: str | None = await self.home.call(
-            "bulk_advance", bulk_id, token, cursor, counts[0], counts[1], done, now, LEASE_SECONDS
-        )
-        return status
+        return await self.home(
+            RunIndexObject.bulk_advance,
+            bulk_id, token, cursor, counts[0], counts[1], done, now, LEASE_SECONDS,
+        )  # fmt: skip
 
     async def release(
         self, bulk_id: str, token: str, now: float, error: str | None = None
     ) -> str | None:
-        status: str | None = await self.home.call("bulk_release", bulk_id, token, now, error)
-        return status
+        return await self.home(RunIndexObject.bulk_release, bulk_id, token, now, error)
 
     async def abort(self, bulk_id: str, now: float) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = await self.home.call("bulk_abort", bulk_id, now)
-        return found
+        return await self.home(RunIndexObject.bulk_abort, bulk_id, now)
 
     async def purge(self, before_id: str) -> int:
-        counts = await asyncio.gather(*(s.call("bulk_purge", before_id) for s in self._stubs))
+        counts = await self.index.each(lambda s: s(RunIndexObject.bulk_purge, before_id))
         return sum(int(n) for n in counts)
 
     # the runs
     async def count(self, filters: dict[str, Any]) -> int:
-        counts = await asyncio.gather(*(s.call("bulk_count", filters) for s in self._stubs))
+        counts = await self.index.each(lambda s: s(RunIndexObject.bulk_count, filters))
         return sum(int(n) for n in counts)
 
     async def select(
         self, bulk_id: str, filters: dict[str, Any], after: list[Any] | None, limit: int
     ) -> list[list[Any]]:
         """The next `limit` `[created_at, id]` across every shard, newest first."""
-        pages = await asyncio.gather(
-            *(s.call("bulk_select", bulk_id, filters, after, limit) for s in self._stubs)
+        pages = await self.index.each(
+            lambda s: s(RunIndexObject.bulk_select, bulk_id, filters, after, limit)
         )
         merged = heapq.merge(*pages, key=lambda r: (r[0], r[1]), reverse=True)
         return [list(r) for r in itertools.islice(merged, limit)]
 
     async def cancel(self, bulk_id: str, run_ids: list[str], now: float) -> dict[str, str]:
         outcomes: dict[str, str] = {}
-        by_shard = self._by_shard(run_ids)
+        by_shard = self.index.by_shard(run_ids)
         for found in await asyncio.gather(
-            *(self._stubs[s].call("bulk_cancel", bulk_id, ids, now) for s, ids in by_shard.items())
+            *(
+                self.index.shard(s)(RunIndexObject.bulk_cancel, bulk_id, ids, now)
+                for s, ids in by_shard.items()
+            )
         ):
             outcomes.update(found)
         return outcomes
 
     async def mark(self, bulk_id: str, outcomes: dict[str, str]) -> None:
-        by_shard = self._by_shard(list(outcomes))
+        by_shard = self.index.by_shard(list(outcomes))
         await asyncio.gather(
             *(
-                self._stubs[s].call("bulk_mark", bulk_id, {r: outcomes[r] for r in ids})
+                self.index.shard(s)(
+                    RunIndexObject.bulk_mark, bulk_id, {r: outcomes[r] for r in ids}
+                )
                 for s, ids in by_shard.items()
             )
         )
-
-    def _by_shard(self, run_ids: list[str]) -> dict[int, list[str]]:
-        out: dict[int, list[str]] = defaultdict(list)
-        for rid in run_ids:
-            out[shard_of(rid, self.shards)].append(rid)
-        return out
 
 
 # --- processing ---------------------------------------------------------------------------------

@@ -3,25 +3,33 @@ trigger (through the producer), read, list, cancel, reschedule, replay, logs, de
 
 from __future__ import annotations
 
-import asyncio
-import heapq
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from .bulk import BulkActions
 from .coordinator.controls import QueueControls
-from .errors import InvalidDurationError, PayloadValidationError, RunNotFoundError
+from .errors import (
+    InvalidArgumentError,
+    InvalidDurationError,
+    PayloadValidationError,
+    RunNotFoundError,
+)
 from .ports import OutMessage, Platform
 from .producer.producer import BatchTriggered, Producer, Triggered, TriggerRequest
+from .runs.client import Registry, RunIndex, RunObjects
+from .runs.index import RunIndexObject
+from .runs.run_object import RunObject
+from .schedules.scheduler import SchedulerObject
+from .schedules.service import ScheduleService
 from .shared.config import EngineConfig
 from .shared.durations import MAX_DURATION_SECONDS
-from .shared.ids import shard_of
 from .shared.messages import RunMessage
 from .shared.options import scoped_key
 from .shared.serialization import dumps, loads
 from .shared.states import FINAL_STATES
-from .task import Task, find_task
+from .task import Task, declared_limits, find_task
 
 MAX_HOUSEKEEPING_ROUNDS = 20  # per shard and call: at most 10,000 runs purged at once
 
@@ -35,24 +43,20 @@ class Engine:
     ) -> None:
         self.platform = platform
         self.config = config or EngineConfig.from_settings(platform.settings)
+        self.index = RunIndex(platform)  # the run index's shards (runs/client.py)
+        self.runs = RunObjects(platform)  # one object per run with checkpoints, steps, logs
+        self.registry = Registry(platform)
         self.producer = Producer(platform, self.config, find)
-        self.queues = QueueControls(platform, self.config)
-
-    # --- objects -------------------------------------------------------------------------
-
-    def index_for(self, run_id: str) -> Any:
-        shard = shard_of(run_id, self.platform.index_shards)
-        return self.platform.objects("run-index").get(f"shard-{shard}")
-
-    def shards(self) -> list[Any]:
-        ns = self.platform.objects("run-index")
-        return [ns.get(f"shard-{i}") for i in range(self.platform.index_shards)]
-
-    def run_object(self, run_id: str) -> Any:
-        return self.platform.objects("run").get(run_id)
+        self.queues = QueueControls(platform, self.config, declared_limits)
 
     def now(self) -> float:
         return self.platform.clock.now()
+
+    @functools.cached_property
+    def schedules(self) -> ScheduleService:
+        """Cron and imperative schedules (schedules/service.py): made when first used, so a
+        platform without a scheduler binding serves everything else."""
+        return ScheduleService(self.platform, self.producer)
 
     # --- trigger -------------------------------------------------------------------------
 
@@ -80,13 +84,11 @@ class Engine:
         `{accepted, deduplicated, present, run_count}` (`present`: distinct indexes now
         written)."""
         # the batch's own row only (get_batch would also gather its runs' states)
-        batch = await self.index_for(batch_id).call("get_batch", batch_id)
+        batch = await self.index.on(batch_id)(RunIndexObject.get_batch, batch_id)
         if batch is None:
             return None
         count = batch["run_count"]
-        present: set[int] = set()
-        for page in await asyncio.gather(*(s.call("batch_runs", batch_id) for s in self.shards())):
-            present.update(i for i, _ in page)
+        present = {i for i, _ in await self.index.batch_items(batch_id)}
         fresh: dict[int, TriggerRequest] = {}
         bad = [i for i, _ in items if not 0 <= i < count]
         if bad:
@@ -113,13 +115,13 @@ class Engine:
 
     async def get_run(self, run_id: str, *, details: bool = True) -> dict[str, Any]:
         """A run's row with decoded payload/output; with `details`, its checkpoints too."""
-        row: dict[str, Any] | None = await self.index_for(run_id).call("get", run_id)
+        row = await self.index.get(run_id)
         if row is None:
             raise RunNotFoundError(run_id)
         await self._decode_row(row)
         row["checkpoints"] = []
         if details and row["has_object"]:
-            state = await self.run_object(run_id).call("state")
+            state = await self.runs(run_id)(RunObject.state)
             row["checkpoints"] = state["checkpoints"]
         return row
 
@@ -137,49 +139,33 @@ class Engine:
     async def get_runs(self, run_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Many runs' rows (payload and output decoded), by id; unknown ids are absent."""
         out: dict[str, dict[str, Any]] = {}
-        for shard, ids in self._by_shard(run_ids).items():
-            ns = self.platform.objects("run-index")
-            for row in await ns.get(f"shard-{shard}").call("get_many", ids):
-                await self._decode_row(row)
-                out[row["id"]] = row
+        for row in await self.index.get_many(run_ids):
+            await self._decode_row(row)
+            out[row["id"]] = row
         return out
-
-    def _by_shard(self, run_ids: list[str]) -> dict[int, list[str]]:
-        by_shard: dict[int, list[str]] = {}
-        for rid in run_ids:
-            by_shard.setdefault(shard_of(rid, self.platform.index_shards), []).append(rid)
-        return by_shard
 
     async def get_states(self, run_ids: list[str]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {}
-        ns = self.platform.objects("run-index")
-        for shard, ids in self._by_shard(run_ids).items():
-            out.update(await ns.get(f"shard-{shard}").call("get_states", ids))
-        return out
+        return await self.index.get_states(run_ids)
 
     async def list_runs(self, *, limit: int = 25, **filters: Any) -> list[dict[str, Any]]:
         """Newest first across every shard, merged on (created_at, id)."""
-        pages = await asyncio.gather(
-            *(s.call("list_runs", limit=limit, **filters) for s in self.shards())
-        )
-        merged = list(heapq.merge(*pages, key=lambda r: (r["created_at"], r["id"]), reverse=True))
-        return merged[-limit:] if filters.get("before") else merged[:limit]
+        return await self.index.list_runs(limit=limit, **filters)
 
     async def get_batch(self, batch_id: str) -> dict[str, Any] | None:
-        found: dict[str, Any] | None = await self.index_for(batch_id).call("get_batch", batch_id)
-        if found is not None and self.platform.index_shards > 1:  # its runs are on every shard
-            found["runs"] = await self.producer.batch_run_ids(batch_id)
+        found = await self.index.on(batch_id)(RunIndexObject.get_batch, batch_id)
+        if found is not None and self.index.count > 1:  # its runs are on every shard
+            found["runs"] = [rid for _, rid in await self.index.batch_items(batch_id)]
             states = await self.get_states(found["runs"])
             found["finished"] = sum(1 for s, _ in states.values() if s in FINAL_STATES)
         return found
 
     async def logs(self, run_id: str, after: int = 0, limit: int = 1000) -> list[dict[str, Any]]:
-        return list(await self.run_object(run_id).call("logs", after, limit))
+        return await self.runs(run_id)(RunObject.logs, after, limit)
 
     # --- control -------------------------------------------------------------------------
 
     async def cancel(self, run_id: str) -> dict[str, Any]:
-        res = await self.index_for(run_id).call("cancel", run_id, self.now())
+        res = await self.index.on(run_id)(RunIndexObject.cancel, run_id, self.now())
         if not res["found"]:
             raise RunNotFoundError(run_id)
         return dict(res)
@@ -189,7 +175,9 @@ class Engine:
         `InvalidDurationError` past that)."""
         if not math.isfinite(delay_until) or delay_until - self.now() > MAX_DURATION_SECONDS:
             raise InvalidDurationError(delay_until, "more than 10 years ahead")
-        moved = await self.index_for(run_id).call("reschedule", run_id, delay_until, self.now())
+        moved = await self.index.on(run_id)(
+            RunIndexObject.reschedule, run_id, delay_until, self.now()
+        )
         if moved is None:
             return False
         await self._dispatch([moved], delay_until)
@@ -213,8 +201,8 @@ class Engine:
         add_tags: list[str] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        ok = await self.index_for(run_id).call(
-            "update_tags_metadata", run_id, add_tags, metadata, self.now()
+        ok = await self.index.on(run_id)(
+            RunIndexObject.update_tags_metadata, run_id, add_tags, metadata, self.now()
         )
         if not ok:
             raise RunNotFoundError(run_id)
@@ -223,8 +211,7 @@ class Engine:
         """Forget `task_id`'s idempotency key `key`: the next trigger with it makes a new
         run. Returns the run that held it (None: none did)."""
         scoped = scoped_key(task_id, key)  # its row is on the key's shard, beside its run
-        found: str | None = await self.index_for(scoped).call("reset_idempotency_key", scoped)
-        return found
+        return await self.index.on(scoped)(RunIndexObject.reset_idempotency_key, scoped)
 
     async def redispatch(self, runs: list[dict[str, Any]]) -> None:
         """Send again the messages of runs that lost theirs (`{..., due_at}` each: when it is
@@ -336,12 +323,12 @@ class Engine:
     # --- dead letters and housekeeping ----------------------------------------------------
 
     async def dead_letters(self) -> list[dict[str, Any]]:
-        pages = await asyncio.gather(*(s.call("list_dead_letters") for s in self.shards()))
+        pages = await self.index.each(lambda s: s(RunIndexObject.list_dead_letters))
         return sorted((d for page in pages for d in page), key=lambda d: d["dead_at"])
 
     async def requeue_dead(self, run_ids: list[str] | None = None) -> list[str]:
         now = self.now()
-        pages = await asyncio.gather(*(s.call("requeue_dead", run_ids, now) for s in self.shards()))
+        pages = await self.index.each(lambda s: s(RunIndexObject.requeue_dead, run_ids, now))
         revived = [r for page in pages for r in page]
         await self._dispatch(revived)
         return [r["id"] for r in revived]
@@ -362,40 +349,47 @@ class Engine:
 
     async def fire_timers(self, kind: str, name: str) -> dict[str, Any]:
         """Let the object `name` of `kind` act on its due timers (in its transaction)."""
-        fired: dict[str, Any] = await self.platform.objects(kind).get(name).call(
-            "fire_timers", self.now()
+        if kind == SchedulerObject.KIND:  # claims what is due, triggers through the producer
+            return {"fired": await self.schedules.fire_due()}
+        if kind != RunIndexObject.KIND:
+            raise InvalidArgumentError(f"no timers on {kind!r} objects")
+        return await self.index.shard(int(name.removeprefix("shard-")))(
+            RunIndexObject.fire_timers, self.now()
         )
-        return fired
 
     async def _release_stale_batches(self) -> int:
         """Runs of a sealed batch still hidden on a shard (whoever sealed it died before
         sending and releasing them): send those not started, and release them. Returns how
         many were sent."""
         sent = 0
-        for shard in self.shards():
-            for batch_id in await shard.call("stale_pending_batches", self.now()):
-                batch = await self.index_for(batch_id).call("get_batch", batch_id)
+        for n in range(self.index.count):
+            shard = self.index.shard(n)
+            for batch_id in await shard(RunIndexObject.stale_pending_batches, self.now()):
+                batch = await self.index.on(batch_id)(RunIndexObject.get_batch, batch_id)
                 if batch is not None and not batch["sealed"]:
                     continue  # still being written, or abandoned: a retry completes it
-                rows = await shard.call("batch_dispatch", batch_id)
+                rows = await shard(RunIndexObject.batch_dispatch, batch_id)
                 await self.platform.queue.send_all(self.producer.dispatch_rows(rows, self.now()))
-                await shard.call("release_batch", batch_id)
+                await shard(RunIndexObject.release_batch, batch_id)
                 sent += len(rows)
         return sent
 
     async def housekeeping(self) -> dict[str, int]:
         """Expire, re-dispatch overdue runs, purge what is past retention. Idempotent."""
         totals = {"expired": 0, "redispatched": 0, "purged": 0}
-        for shard in self.shards():
+        for n in range(self.index.count):
             for _ in range(MAX_HOUSEKEEPING_ROUNDS):  # a backlog is worked off in rounds
-                res = await shard.call(
-                    "housekeeping", self.now(), self.config.stale_after, self.config.retention
+                res = await self.index.shard(n)(
+                    RunIndexObject.housekeeping,
+                    self.now(),
+                    self.config.stale_after,
+                    self.config.retention,
                 )
                 # not the runs a coordinator holds parked: it hands them back itself
                 overdue = await self.queues.unparked(res["overdue"])
                 await self._dispatch(overdue)
                 for run_id in res["objects"]:  # runs without an object have none to purge
-                    await self.run_object(run_id).call("purge")
+                    await self.runs(run_id)(RunObject.purge)
                 for key in res["packets"]:
                     await self.platform.blobs.delete(key)
                 totals["expired"] += len(res["expired"])

@@ -64,6 +64,35 @@ class SqlRuleError(TriggerDoError):
     """Engine SQL broke a rule that a Durable Object's storage enforces."""
 
 
+class InvariantError(TriggerDoError, RuntimeError):
+    """The engine found its own state contradicting itself (a bug: please report it); the
+    call that found it is undone whole."""
+
+
+class InvalidArgumentError(TriggerDoError, ValueError):
+    """A call's argument is out of its range (a progress over 1, an unknown log level...)."""
+
+
+class MisuseError(TriggerDoError, RuntimeError):
+    """A call made where it cannot work (a `_sync` twin inside the event loop...)."""
+
+
+class NotSerializableError(TriggerDoError, TypeError):
+    """A value that is not JSON-native and has no known conversion."""
+
+
+class ConfigurationError(TriggerDoError):
+    """The platform is set up wrongly (a binding missing, no secret key)."""
+
+
+class MessageTooLargeError(TriggerDoError, ValueError):
+    """A queue message, or a batch of them, over the queue's limits."""
+
+
+class MalformedMessageError(TriggerDoError, ValueError):
+    """A queue body that is not one of the engine's messages."""
+
+
 class StorageUnavailableError(TriggerDoError):
     """The database cannot be written now (disk full, read-only, an I/O error): nothing was
     written; try again later (the HTTP API answers 503 with `Retry-After`)."""
@@ -99,8 +128,15 @@ class QueueNotFoundError(TriggerDoError, LookupError):
         super().__init__(f"no queue named {name!r} (a task's own queue is 'task/<task id>')")
 
 
-class InvalidTransitionError(TriggerDoError):
-    """A state change the run-state table does not allow."""
+class InvalidScheduleError(TriggerDoError, ValueError):
+    """A schedule that cannot be: a bad cron expression, an unknown timezone, a task that
+    is not a scheduled task, a change to a declarative schedule (HTTP 422)."""
+
+
+class ScheduleNotFoundError(TriggerDoError, LookupError):
+    def __init__(self, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(f"no schedule with id {schedule_id!r}")
 
 
 class SchemaVersionError(TriggerDoError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast
 
 T = TypeVar("T")
 JSON = Any  # a JSON-native value: dict, list, str, int, float, bool or None
@@ -97,6 +97,27 @@ class ObjectStub(Protocol):
 
 class ObjectNamespace(Protocol):
     def get(self, name: str) -> ObjectStub: ...
+
+
+Obj = TypeVar("Obj")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Remote(Generic[Obj]):
+    """A typed handle to one object of class `Obj`: `await remote(Obj.method, *args)` is one
+    call of `Obj.method` across the object boundary (the port's `call`, named by the method
+    itself), so mypy checks the arguments against the method's own signature and types the
+    result as what it returns, and go-to-definition leads to the method. The clients the engine uses
+    (`runs/client.py`, `coordinator/client.py`) are built on it; nothing else calls a stub."""
+
+    def __init__(self, stub: ObjectStub) -> None:
+        self.stub = stub
+
+    async def __call__(
+        self, method: Callable[Concatenate[Obj, P], R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        return cast(R, await self.stub.call(method.__name__, *args, **kwargs))
 
 
 class Blobs(Protocol):

@@ -9,21 +9,25 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from .coordinator.specs import (
+from .errors import (
+    NonFiniteNumberError,
+    PayloadValidationError,
+    TaskDefinitionError,
+    TriggerDoError,
+)
+from .sdk.handles import BatchHandle, Client, RunHandle
+from .sdk.sync import run_sync
+from .shared.durations import Duration, parse_duration
+from .shared.options import BatchItem, errors_of
+from .shared.retry import Retry, as_retry
+from .shared.serialization import has_non_finite, to_jsonable
+from .shared.specs import (
     Concurrency,
     QueueSpec,
     RateLimit,
     as_concurrency,
     as_rate_limit,
 )
-from .errors import NonFiniteNumberError, PayloadValidationError, TaskDefinitionError
-from .shared.durations import Duration, parse_duration
-from .shared.options import BatchItem, errors_of
-from .shared.retry import Retry, as_retry
-from .shared.serialization import has_non_finite, to_jsonable
-
-if typing.TYPE_CHECKING:
-    from .sdk.handles import BatchHandle, RunHandle
 
 R = TypeVar("R")
 Hook = Callable[..., Any]
@@ -122,16 +126,14 @@ class Task(Generic[R]):
             return payload
         return self._adapter.validate_python(payload)
 
-    def call(self, payload: Any, ctx: Any) -> Any:
+    def invoke(self, payload: Any, ctx: Any) -> Any:
         """Call the run function with as many of (payload, ctx) as it takes."""
         return self.fn(*(payload, ctx)[: self._arity])
 
     # --- triggering (the client decides where calls go: embedded or remote) -------------
 
     async def trigger(self, payload: Any = None, **options: Any) -> RunHandle:
-        from .sdk.client import current_client
-
-        return await current_client().trigger(self.id, payload, options, task=self)
+        return await _current_client().trigger(self.id, payload, options, task=self)
 
     async def trigger_and_wait(
         self, payload: Any = None, *, timeout: float | None = None, **options: Any
@@ -142,10 +144,8 @@ class Task(Generic[R]):
     async def batch_trigger(
         self, items: Iterable[Any], *, idempotency_key: str | None = None
     ) -> BatchHandle:
-        from .sdk.client import current_client
-
         pairs = [(self.id, item) for item in items]
-        return await current_client().batch_trigger(
+        return await _current_client().batch_trigger(
             pairs, idempotency_key=idempotency_key, tasks={self.id: self}
         )
 
@@ -157,30 +157,38 @@ class Task(Generic[R]):
 
     # sync twins, for code outside an event loop (Django, Flask, scripts)
     def trigger_sync(self, payload: Any = None, **options: Any) -> RunHandle:
-        from .sdk.sync import run_sync
-
         return run_sync(self.trigger(payload, **options))
 
     def trigger_and_wait_sync(
         self, payload: Any = None, *, timeout: float | None = None, **options: Any
     ) -> R:
-        from .sdk.sync import run_sync
-
         return run_sync(self.trigger_and_wait(payload, timeout=timeout, **options))
 
     def batch_trigger_sync(
         self, items: Iterable[Any], *, idempotency_key: str | None = None
     ) -> BatchHandle:
-        from .sdk.sync import run_sync
-
         return run_sync(self.batch_trigger(items, idempotency_key=idempotency_key))
 
     def batch_trigger_and_wait_sync(
         self, items: Iterable[Any], *, timeout: float | None = None
     ) -> list[R]:
-        from .sdk.sync import run_sync
-
         return run_sync(self.batch_trigger_and_wait(items, timeout=timeout))
+
+
+_resolver: Callable[[], Client] | None = None
+
+
+def set_client_resolver(resolver: Callable[[], Client]) -> None:
+    """Where a task's own trigger calls go (`sdk/client.py` sets `current_client` when it is
+    imported: this module then needs nothing above it)."""
+    global _resolver
+    _resolver = resolver
+
+
+def _current_client() -> Client:
+    if _resolver is None:  # pragma: no cover - `import trigger_do` sets it
+        raise TriggerDoError("no SDK client: import trigger_do (which loads trigger_do.sdk)")
+    return _resolver()
 
 
 def task(id: str, run: Callable[..., Any] | None = None, **options: Any) -> Any:
@@ -221,6 +229,21 @@ def find_task(task_id: str) -> Task[Any] | None:
 
 def registered_tasks() -> dict[str, Task[Any]]:
     return dict(_REGISTRY)
+
+
+def declared_limits() -> dict[str, int | None]:
+    """Each queue this process's tasks use, with the concurrency limit they declare for the
+    whole queue (a shared queue's limit, or an unkeyed concurrency limit), else None."""
+    out: dict[str, int | None] = {}
+    for t in registered_tasks().values():
+        limit = None
+        if t.queue is not None and t.queue.concurrency_limit is not None:
+            limit = t.queue.concurrency_limit
+        elif t.concurrency is not None and t.concurrency.key is None:
+            limit = t.concurrency.limit
+        if out.get(t.queue_name) is None:
+            out[t.queue_name] = limit
+    return out
 
 
 def tasks_in(module: Any) -> dict[str, Task[Any]]:

@@ -913,6 +913,7 @@ def make_cloud(
         "RUN": FakeNamespace("RUN", timed(entry.Run), env, clock),
         "REGISTRY": FakeNamespace("REGISTRY", timed(entry.Registry), env, clock),
         "COORDINATOR": FakeNamespace("COORDINATOR", timed(entry.Coordinator), env, clock),
+        "SCHEDULER": FakeNamespace("SCHEDULER", timed(entry.Scheduler), env, clock),
     }
     for binding, ns in namespaces.items():
         setattr(env, binding, ns)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import examples.tasks  # noqa: F401  (registers the example tasks)
-from trigger_do import task
+from trigger_do import schedules, task
 from trigger_do.engine import Engine
 from trigger_do.producer.producer import TriggerRequest
 
@@ -61,6 +61,59 @@ EXPECTED_LIMITS = {
 }
 
 Drain = Callable[[], Awaitable[Any]]
+
+
+@schedules.task(id="cf-tick")  # imperative schedules only
+async def cf_tick(event: schedules.ScheduledEvent) -> dict[str, Any]:
+    return {"at": event.timestamp.isoformat(), "external_id": event.external_id}
+
+
+async def run_schedules(
+    engine: Engine,
+    drain: Drain,
+    fire_alarms: Callable[[], Awaitable[int]],
+    advance: Callable[[float], None],
+) -> dict[str, Any]:
+    """An imperative schedule on the Scheduler object: its alarm, kept at the next instant,
+    fires the run through the producer; the next instant follows the one that fired."""
+    sched = await engine.schedules.create("cf-tick", "* * * * *", "cf-tick-1", external_id="e1")
+    first = float(sched["next_at"])
+    advance(first - engine.now() - 1.0)
+    early = await fire_alarms()  # not due yet: nothing
+    advance(1.5)
+    fired = [await fire_alarms()]
+    await drain()
+    after = await engine.schedules.get(sched["id"])
+    advance(float(after["next_at"]) - engine.now() + 0.5)
+    fired.append(await fire_alarms())
+    await drain()
+    rows = await engine.list_runs(limit=10, schedule_id=sched["id"])
+    runs = [await engine.get_run(r["id"]) for r in reversed(rows)]
+    await engine.schedules.delete(sched["id"])
+    return {
+        "early": early,
+        "fired": fired,
+        "states": [r["state"] for r in runs],
+        "external_ids": [r["output"]["external_id"] for r in runs],
+        "spacing": [
+            float(r["payload"]["timestamp"][17:19]) for r in runs
+        ],  # seconds past the minute: 0 (nominal instants, not the late alarms)
+        "last_is_first": runs[1]["payload"].get("lastTimestamp") == runs[0]["payload"]["timestamp"],
+        "schedule_on_run": runs[0]["options"]["schedule"]["id"] == sched["id"],
+        "next_from_nominal": float(after["next_at"]) - first,
+    }
+
+
+EXPECTED_SCHEDULES = {
+    "early": 0,
+    "fired": [1, 1],
+    "states": ["completed", "completed"],
+    "external_ids": ["e1", "e1"],
+    "spacing": [0.0, 0.0],
+    "last_is_first": True,
+    "schedule_on_run": True,
+    "next_from_nominal": 60.0,
+}
 
 
 def summary(row: dict[str, Any]) -> dict[str, Any]:

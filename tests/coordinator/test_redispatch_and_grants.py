@@ -15,12 +15,12 @@ import pytest
 
 from tests.coordinator.test_coordinator_object import T0, Coord, handed
 from trigger_do.consumer.consumer import Consumer
-from trigger_do.coordinator.specs import queue
 from trigger_do.engine import Engine
 from trigger_do.platform.local.platform import RUN_QUEUE, open_local
 from trigger_do.platform.local.queue import LocalQueueConsumer
 from trigger_do.producer.producer import TriggerRequest
 from trigger_do.shared.config import EngineConfig
+from trigger_do.shared.specs import queue
 from trigger_do.task import Task
 
 GATE: dict[str, asyncio.Event] = {}

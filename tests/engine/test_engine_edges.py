@@ -13,6 +13,7 @@ from tests.engine import tasks_for_tests as t
 from tests.engine.driver import Driver, FakeClock
 from trigger_do import RunFailedError, RunState, task
 from trigger_do.ports import OutMessage
+from trigger_do.runs.index import RunIndexObject
 from trigger_do.sdk.client import pop_client, push_client
 from trigger_do.shared.messages import RunMessage
 
@@ -146,12 +147,14 @@ async def test_a_running_run_whose_message_was_lost_is_dispatched_again(
     push_client(d.client)
     try:
         handle = await t.echo.trigger("orphan")
-        index = d.engine.index_for(handle.id)
-        (decision,) = await index.call("start_many", [[handle.id, 1]], "dead", clock.now(), 30.0)
+        index = d.engine.index.on(handle.id)
+        (decision,) = await index(
+            RunIndexObject.start_many, [[handle.id, 1]], "dead", clock.now(), 30.0
+        )
         assert decision["decision"] == "start"
         letter = {"run_id": handle.id, "task": "t-echo", "dispatch": 1, "body": "{}"}
-        res = await index.call(
-            "dead_letter", [{**letter, "deliveries": 4, "reason": "x"}], clock.now()
+        res = await index(
+            RunIndexObject.dead_letter, [{**letter, "deliveries": 4, "reason": "x"}], clock.now()
         )
         assert res["crashed"] == []  # its lease looked live: not crashed
         d.sql.exec("DELETE FROM queue_messages")  # the message is gone

@@ -23,6 +23,7 @@ from tests.hostile import poison
 from trigger_do.platform.local.platform import open_local
 from trigger_do.producer import producer as producer_module
 from trigger_do.producer.producer import Producer, TriggerRequest
+from trigger_do.runs.index import RunIndexObject
 from trigger_do.sdk.client import pop_client, push_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,8 +104,7 @@ async def test_a_sealer_dying_before_releasing_every_shard_is_repaired_by_housek
     cloud = make_cloud(shards=8)
     engine = cloud.engine()
     async def seal_then_die(self: Producer, batch_id: str, *args: Any) -> Any:
-        own = producer_module.shard_of(batch_id, self.platform.index_shards)
-        await self._index(own).call("seal_batch", batch_id)  # the commit point, then death
+        await self.index.on(batch_id)(RunIndexObject.seal_batch, batch_id)  # commit, then death
         raise Died()
 
     monkeypatch.setattr(Producer, "seal", seal_then_die)

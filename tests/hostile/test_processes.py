@@ -125,14 +125,33 @@ async def test_a_new_supervisor_stops_the_workers_a_dead_one_left(
     proc = start_supervisor(db)
     pids = worker_pids(db)
     _, sql = open_local(db)
-    sql.exec("UPDATE worker_sessions SET supervisor = 999999999")  # a dead supervisor
-    async with make_runtime(db=db, workers=1) as rt:
-        assert not any(alive(p) for p in pids)  # stopped before ours started
-        assert [int(r[0]) for r in sql.exec("SELECT pid FROM worker_sessions")] == [
-            rt.procs[0].pid
-        ]
-    proc.terminate()
-    proc.wait()
+    os.kill(proc.pid, signal.SIGSTOP)  # it neither reaps nor restarts them any more ...
+    sql.exec("UPDATE worker_sessions SET supervisor = 999999999")  # ... and counts as dead
+    try:
+        async with make_runtime(db=db, workers=1) as rt:
+            assert not any(alive(p) for p in pids)  # stopped before ours started
+            assert [int(r[0]) for r in sql.exec("SELECT pid FROM worker_sessions")] == [
+                rt.procs[0].pid
+            ]
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.terminate()
+        proc.wait()
+    # whatever the woken supervisor started before it stopped ends with it
+    await until(lambda: not _workers_of(db), "the last workers of the old supervisor", 15)
+
+
+def _workers_of(db: Path) -> list[int]:
+    """Live processes serving `db` (read from /proc, whatever started them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if str(db).encode() in cmd and b"trigger_do.platform.local.worker" in cmd:
+            found.append(int(entry.name))
+    return found
 
 
 async def test_runs_whose_messages_were_lost_are_sent_at_start(
@@ -155,3 +174,17 @@ async def test_runs_whose_messages_were_lost_are_sent_at_start(
 async def _all_final(engine: Engine, ids: list[str]) -> bool:
     states = await engine.get_states(ids)
     return all(states[i][0] == "completed" for i in ids)
+
+
+async def test_a_worker_whose_supervisor_died_before_it_started_stops(tmp_path: Path) -> None:
+    """The race: a supervisor starts a worker and dies before the worker has looked at its
+    parent (which is then already another process). The worker knows its supervisor by the
+    pid it was given, not by its parent at the time it looks."""
+    env = {**os.environ, "TRIGGER_DO_SUPERVISOR": "999999999", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trigger_do.platform.local.worker",
+         "--tasks", "tests.engine.tasks_for_tests", "--db", str(tmp_path / "t.db")],
+        env=env,
+    )  # fmt: skip
+    took = await until(lambda: proc.poll() is not None, "the worker to stop", 30)
+    assert took < 10 and proc.returncode == 0

@@ -6,8 +6,11 @@ it over a real socket."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib
 import os
 import socket
+import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,8 +26,11 @@ import examples.tasks  # noqa: F401  (the server validates payloads against thes
 import tests.http.tasks_http  # noqa: F401
 from trigger_do.api.app import create_app
 from trigger_do.api.server import make_server
+from trigger_do.engine import Engine
+from trigger_do.platform.local.platform import open_local
 from trigger_do.platform.local.runtime import LocalRuntime
 from trigger_do.sdk.client import configure
+from trigger_do.task import tasks_in
 
 TASKS = ["examples.tasks", "tests.http.tasks_http"]
 KEY = "tr_dev_TestKeyForTheHttpApi0001"
@@ -106,3 +112,81 @@ def mode(request: pytest.FixtureRequest, server: Server) -> Iterator[str]:
         yield str(request.param)
     finally:
         configure()
+
+
+# --- a quiet server: the API alone (no workers), so that every write is a request's -------
+
+
+@dataclass
+class QuietServer:
+    """The HTTP API on its own database with no worker: nothing changes it but requests.
+    `state()` digests every table's rows and the packet folder, so a test can prove that a
+    refused request wrote nothing."""
+
+    url: str
+    key: str
+    db: Path
+    engine: Engine
+    loop: asyncio.AbstractEventLoop
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def tasks(self) -> int:
+        """How many tasks the server's event loop runs now."""
+
+        async def count() -> int:
+            return len(asyncio.all_tasks()) - 1
+
+        return asyncio.run_coroutine_threadsafe(count(), self.loop).result(10)
+
+    @property
+    def packets(self) -> Path:
+        return self.db.parent / "packets"
+
+    def state(self) -> tuple[dict[str, str], list[tuple[str, int, int]]]:
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            tables = [
+                name
+                for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+                )
+            ]
+            rows = {
+                t: hashlib.sha256(
+                    repr(sorted(map(repr, conn.execute(f'SELECT * FROM "{t}"')))).encode()
+                ).hexdigest()
+                for t in tables
+            }
+        finally:
+            conn.close()
+        found = self.packets.rglob("*") if self.packets.exists() else iter(())
+        files = sorted(
+            (str(p.relative_to(self.packets)), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in found
+        )
+        return rows, files
+
+
+def quiet_engine(db: Path) -> Engine:
+    """An engine on `db` that knows the test tasks (as `trigger_do.serve(tasks=...)`)."""
+    known: dict[str, Any] = {}
+    for name in TASKS:
+        known.update(tasks_in(importlib.import_module(name)))
+    platform, _ = open_local(db)
+    return Engine(platform, find=known.get)
+
+
+@pytest.fixture(scope="session")
+def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuietServer]:
+    db = tmp_path_factory.mktemp("quiet") / "q.db"
+    engine = quiet_engine(db)
+    port = free_port()
+    thread = ServerThread(create_app(engine, KEY), port)
+    thread.start()
+    try:
+        yield QuietServer(f"http://127.0.0.1:{port}", KEY, db, engine, thread.loop)
+    finally:
+        thread.stop()

@@ -60,7 +60,7 @@ def test_list_pause_resume_override_reset(server: Server) -> None:
 
 
 def test_bad_queue_requests(server: Server) -> None:
-    _post(server, "/api/v1/queues/http-limited/pause", {"type": "task", "action": "nap"}, 400)
+    _post(server, "/api/v1/queues/http-limited/pause", {"type": "task", "action": "nap"}, 422)
     _post(server, "/api/v1/queues/http-limited/concurrency/override",
           {"type": "task", "concurrencyLimit": 0}, 422)
     r = httpx.get(server.url + "/api/v1/queues/x", params={"type": "weird"},

@@ -14,11 +14,19 @@ sys.path[:0] = ["/home/pyodide/src/cloudflare", "/home/pyodide/src/pyodide"]
 
 assert sys.platform == "emscripten", sys.platform
 
-from cf_scenario import EXPECTED_LIMITS, expected, run_limits, run_scenario
+from cf_scenario import (
+    EXPECTED_LIMITS,
+    EXPECTED_SCHEDULES,
+    expected,
+    run_limits,
+    run_scenario,
+    run_schedules,
+)
 from sdk_cloud import DLQ, RUN_QUEUE, make_cloud
 
 from trigger_do.platform.cloudflare import ffi
 from trigger_do.producer.producer import TriggerRequest
+from trigger_do.schedules.shapes import schedule_object
 from trigger_do.shared import serialization
 
 assert ffi.IN_PYODIDE
@@ -39,6 +47,21 @@ assert cloud.pending() == {RUN_QUEUE: 0, DLQ: 0}, cloud.pending()
 # the `limits` library over the Sql port)
 limits_got = await run_limits(engine, cloud.drain)
 assert limits_got == EXPECTED_LIMITS, limits_got
+
+# a schedule: the Scheduler object's alarm fires its instants through the producer (the
+# cron iterated by croniter, its description by cron-descriptor, zoneinfo on tzdata)
+async def fire_scheduler() -> int:
+    return int(await cloud.namespaces["SCHEDULER"].fireAlarms())
+
+
+schedules_got = await run_schedules(engine, cloud.drain, fire_scheduler, cloud.clock.advance)
+assert schedules_got == EXPECTED_SCHEDULES, schedules_got
+paris = await engine.schedules.create(
+    "cf-tick", "30 2 * * *", "cf-paris", timezone="Europe/Paris"
+)
+assert paris["next_at"] > engine.now() and paris["timezone"] == "Europe/Paris"
+assert schedule_object(paris)["generator"]["description"] == "At 02:30 AM"
+await engine.schedules.delete(paris["id"])
 
 # a run whose consumer dies on every delivery is dead-lettered and ends CRASHED
 run = await engine.trigger(TriggerRequest("add", {"a": 1, "b": 2}))

@@ -166,6 +166,7 @@ def make_cloud(
         "RUN": entry.Run,
         "REGISTRY": entry.Registry,
         "COORDINATOR": entry.Coordinator,
+        "SCHEDULER": entry.Scheduler,
     }.items():
         timed = type(cls.__name__, (cls,), {"clock": clock})  # alarms act at the test's clock
         namespaces[binding] = _workerd.DurableObjectNamespace.new(

@@ -27,7 +27,7 @@ PYODIDE_PLATFORM = "pyemscripten_2026_0_wasm32"  # ABI of Pyodide 314
 # (wheel file name, sha256). Resolved with:
 #   pip download --only-binary=:all: --python-version 3.14 --implementation cp \
 #     --platform pyemscripten_2026_0_wasm32 --platform any pydantic croniter limits tzdata \
-#     workers-runtime-sdk starlette pyjwt
+#     cron-descriptor workers-runtime-sdk starlette pyjwt
 PINNED: list[tuple[str, str]] = [
     (
         "pydantic-2.14.4-py3-none-any.whl",
@@ -77,6 +77,11 @@ PINNED: list[tuple[str, str]] = [
     (
         "tzdata-2026.6-py2.py3-none-any.whl",
         "0a10eec6e13ef16b627fabed9a5f2ba61a62b1c67f327305f4e7e412a70b4aec",
+    ),
+    # schedules: a cron expression's description (`generator.description`)
+    (
+        "cron_descriptor-2.2.1-py3-none-any.whl",
+        "23b42aca983841333aaf28095024e0457f005621d03e658edbd7316a5f2bbd42",
     ),
     # The Python Workers SDK (`workers`, `asgi`) that pywrangler vendors into every Worker: the
     # Cloudflare scenarios reach the adapters through its binding wrappers (sdk_cloud.py).

@@ -13,9 +13,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from ..engine import Engine
-from ..errors import TriggerDoError
-from . import auth, idempotency, logs, queues, run_list, runs, tokens, triggers
+from ..errors import ConfigurationError, TriggerDoError
+from . import auth, idempotency, logs, packets, queues, run_list, runs, tokens, triggers
 from . import bulk as bulk_actions
+from . import schedules as schedule_api
 from .errors import HTTPError, handle
 
 ROUTES = [
@@ -25,9 +26,9 @@ ROUTES = [
     Route("/api/v3/batches", triggers.create_batch, methods=["POST"]),
     Route("/api/v3/batches/{batch_id}/items", triggers.batch_items, methods=["POST"]),
     Route("/api/v2/batches/{batch_id}", triggers.retrieve_batch, methods=["GET"]),
-    Route("/api/v2/packets/{filename:path}", triggers.presign_upload, methods=["PUT"]),
-    Route("/api/v1/packets/{filename:path}", triggers.presign_download, methods=["GET"]),
-    Route("/packets/{path:path}", triggers.packet, methods=["GET", "PUT"], name="packet"),
+    Route("/api/v2/packets/{filename:path}", packets.presign_upload, methods=["PUT"]),
+    Route("/api/v1/packets/{filename:path}", packets.presign_download, methods=["GET"]),
+    Route("/packets/{path:path}", packets.packet, methods=["GET", "PUT"], name="packet"),
     Route("/api/v1/runs", run_list.list_runs, methods=["GET"]),
     Route("/api/v1/projects/{project_ref}/runs", run_list.list_runs, methods=["GET"]),
     Route("/api/v1/runs/_states", runs.bulk_states, methods=["POST"]),
@@ -53,13 +54,22 @@ ROUTES = [
     Route("/api/v1/idempotencyKeys/{key:path}/reset", idempotency.reset, methods=["POST"]),
     Route("/api/v1/auth/jwt/claims", tokens.claims, methods=["POST"]),
     Route("/api/v1/auth/public-tokens", tokens.public_token, methods=["POST"]),
+    # schedules (`schedules.*`): api/schedules.py; timezones is served without a key
+    Route("/api/v1/schedules", schedule_api.create, methods=["POST"]),
+    Route("/api/v1/schedules", schedule_api.list_schedules, methods=["GET"]),
+    Route("/api/v1/schedules/{schedule_id}", schedule_api.retrieve, methods=["GET"]),
+    Route("/api/v1/schedules/{schedule_id}", schedule_api.update, methods=["PUT"]),
+    Route("/api/v1/schedules/{schedule_id}", schedule_api.delete, methods=["DELETE"]),
+    Route("/api/v1/schedules/{schedule_id}/activate", schedule_api.activate, methods=["POST"]),
+    Route("/api/v1/schedules/{schedule_id}/deactivate", schedule_api.deactivate, methods=["POST"]),
+    Route("/api/v1/timezones", schedule_api.timezones, methods=["GET"]),
 ]
 
 
 def create_app(engine: Engine, secret_key: str) -> Starlette:
     """The HTTP API on `engine`, guarded by `secret_key`."""
     if not secret_key:
-        raise ValueError("the HTTP API needs a secret key")
+        raise ConfigurationError("the HTTP API needs a secret key")
     handlers: dict[Any, Any] = {
         HTTPError: handle,
         TriggerDoError: handle,

@@ -42,6 +42,7 @@ CLAIMS: dict[str, Any] = {"sub": ENV["id"], "pub": True}  # what Trigger.dev's c
 ADDITIONAL_KEY = re.compile(r"^tr_(dev|stg|prod|preview)_sk_[0-9a-zA-Z]{24}$")
 CALLER = "trigger_do.caller"  # the ASGI scope key the middleware stores the caller under
 _MARK = "_trigger_do_accepts_public_tokens"
+PUBLIC_PATHS = frozenset({"/api/v1/timezones"})  # no key needed: `schedules.timezones` sends none
 
 
 # Trigger.dev's keys are 31 characters, below what PyJWT recommends for HS256; the format is
@@ -102,7 +103,9 @@ def _looks_like_jwt(text: str) -> bool:
 
 
 def sign(secret: str, claims: dict[str, Any], expires: float) -> str:
-    """A public access token as Trigger.dev signs one (`expires`: epoch seconds)."""
+    """A public access token as Trigger.dev signs one (`expires`: epoch seconds). Tokens
+    are read against wall clocks (PyJWT's `exp` check, the official client's): they are
+    signed and spent on the wall clock, the one place the API does not use `engine.now()`."""
     now = int(time.time())
     body = {**claims, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": int(expires)}
     token: str = jwt.encode(body, secret, algorithm="HS256")
@@ -246,6 +249,9 @@ class Authenticate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or not route_path(scope).startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http" and route_path(scope) in PUBLIC_PATHS:
             await self.app(scope, receive, send)
             return
         given = bearer(scope.get("headers", []))

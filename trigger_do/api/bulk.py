@@ -19,20 +19,20 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..bulk import MAX_NAME, BulkActionNotFoundError
+from ..bulk import MAX_NAME, MAX_RUN_IDS, BulkActionNotFoundError
 from ..errors import InvalidDurationError
 from ..shared.durations import parse_duration
 from ..shared.states import RunState
 from .errors import HTTPError
-from .payloads import read_json_object
+from .fields import MAX_ID_LENGTH, MAX_KEY_LENGTH, PageSize, RunId
+from .jsonbody import read_json_object
+from .requests import engine_of, query_value
 from .shapes import iso
-from .triggers import engine_of
 
 KIB = 1024
 BODY_LIMIT = 2048 * KIB  # room for the largest id selection the engine takes
 CREATE_BUDGET = 10.0  # seconds of processing within the create request
 POLL_BUDGET = 2.0  # seconds of processing within a retrieve of an open action
-MAX_PAGE = 100
 
 STATUS = {  # the record's status -> BulkActionStatus
     "pending": "PENDING",
@@ -116,7 +116,7 @@ def _time(loc: str, value: Any) -> float:
     if isinstance(value, str):
         text = value.strip()
         try:
-            if text.replace(".", "", 1).isdigit():
+            if text.isascii() and text.replace(".", "", 1).isdigit():
                 return float(text) / 1000
             return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
         except ValueError:
@@ -188,7 +188,7 @@ def filters_from(raw: Any, now: float) -> dict[str, Any]:
 
 async def create(request: Request) -> Response:
     engine = engine_of(request)
-    body = await read_json_object(request, BODY_LIMIT)
+    body = await read_json_object(request, BODY_LIMIT, required=True)
     kind = body.get("action")
     if kind not in ("cancel", "replay"):
         raise invalid("action", f'unknown bulk action {kind!r}: action is "cancel" or "replay"')
@@ -198,9 +198,11 @@ async def create(request: Request) -> Response:
     if run_ids is not None and (
         not isinstance(run_ids, list)
         or not run_ids
-        or not all(isinstance(r, str) and r for r in run_ids)
+        or not all(isinstance(r, str) and 0 < len(r) <= MAX_ID_LENGTH for r in run_ids)
     ):
         raise invalid("runIds", "runIds must be a non-empty array of run ids")
+    if run_ids is not None and len(run_ids) > MAX_RUN_IDS:
+        raise invalid("runIds", f"at most {MAX_RUN_IDS} runIds: select more by a filter")
     name = body.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
         raise invalid("name", f"name must be a string of at most {MAX_NAME} characters")
@@ -208,12 +210,15 @@ async def create(request: Request) -> Response:
     if region is not None and (kind == "cancel" or not isinstance(region, str)):
         raise invalid("targetRegion", "targetRegion is a string, and only for a replay")
     filters = filters_from(raw_filter, engine.now()) if raw_filter is not None else None
+    request_key = request.headers.get("x-trigger-request-idempotency-key") or None
+    if request_key is not None and len(request_key) > MAX_KEY_LENGTH:
+        raise HTTPError(400, f"x-trigger-request-idempotency-key: over {MAX_KEY_LENGTH} characters")
     action = await engine.create_bulk_action(
         kind,
         run_ids=run_ids,
         filters=filters,
         name=name,
-        request_key=request.headers.get("x-trigger-request-idempotency-key") or None,
+        request_key=request_key,
         process_for=CREATE_BUDGET,
     )
     return JSONResponse(shape(action))
@@ -241,12 +246,10 @@ async def abort(request: Request) -> Response:
 
 
 async def list_actions(request: Request) -> Response:
-    raw_size = request.query_params.get("page[size]", "25")
-    if not raw_size.isdigit() or int(raw_size) < 1:
-        raise HTTPError(400, f"page[size] must be a positive integer, not {raw_size!r}")
-    size = min(int(raw_size), MAX_PAGE)
-    after = request.query_params.get("page[after]") or None
-    before = None if after else request.query_params.get("page[before]") or None
+    query = request.query_params
+    size: int = query_value(PageSize, "page[size]", query.get("page[size]"), 25)
+    after = query_value(RunId, "page[after]", query.get("page[after]"))
+    before = None if after else query_value(RunId, "page[before]", query.get("page[before]"))
     rows = await engine_of(request).list_bulk_actions(limit=size + 1, after=after, before=before)
     pagination: dict[str, str] = {}
     if before:

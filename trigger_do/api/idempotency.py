@@ -8,16 +8,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .errors import HTTPError
-from .payloads import read_json_object
-from .triggers import engine_of
+from .jsonbody import read_json_object
+from .requests import ResetKeyBody, engine_of, validate
 
 
 async def reset(request: Request) -> Response:
     key = request.path_params["key"]
-    body = await read_json_object(request, 16 * 1024)
-    task = body.get("taskIdentifier")
-    if not isinstance(task, str) or not task:
-        raise HTTPError(400, "taskIdentifier (the task the key was used with) is required")
+    body = validate(ResetKeyBody, await read_json_object(request, 16 * 1024, required=True))
+    task = body.taskIdentifier
     if await engine_of(request).reset_idempotency_key(task, key) is None:
         raise HTTPError(
             404,

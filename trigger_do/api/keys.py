@@ -9,6 +9,8 @@ import secrets
 import string
 from pathlib import Path
 
+from ..errors import TriggerDoError
+
 KEY_FILE = "secret-key"
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -24,16 +26,15 @@ def new_key() -> str:
 
 def load_or_create_key(db_path: Path) -> str:
     """`TRIGGER_SECRET_KEY` when set; else the key stored beside the database, created (mode
-    0600) on first start."""
+    0600, in a folder 0700) on first start. A key file that exists but holds no key is
+    refused (`TriggerDoError`): a new key each start would lock out every client."""
     env = os.environ.get("TRIGGER_SECRET_KEY")
     if env:
         return env
     path = Path(db_path).parent / KEY_FILE
     if path.exists():
-        stored = path.read_text().strip()
-        if stored:
-            return stored
-    path.parent.mkdir(parents=True, exist_ok=True)
+        return _stored(path)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = new_key()
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -42,10 +43,23 @@ def load_or_create_key(db_path: Path) -> str:
     try:  # first writer wins if two servers start at once
         os.link(tmp, path)
     except FileExistsError:
-        key = path.read_text().strip() or key
+        key = _stored(path)
     finally:
         tmp.unlink(missing_ok=True)
     return key
+
+
+def _stored(path: Path) -> str:
+    try:
+        stored = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TriggerDoError(f"cannot read the secret key file {path}: {exc}") from None
+    if not stored:
+        raise TriggerDoError(
+            f"the secret key file {path} is empty: write a key into it (the one your "
+            "clients use), delete it to have a new one generated, or set TRIGGER_SECRET_KEY"
+        )
+    return stored
 
 
 def key_matches(given: str | None, expected: str) -> bool:

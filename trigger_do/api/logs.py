@@ -16,6 +16,8 @@ from ..errors import RunNotFoundError
 from ..shared.serialization import dumps
 from ..shared.states import FINAL_STATES, RunState
 from .errors import HTTPError
+from .fields import MAX_LOG_LIMIT, LogLimit, LogSeq
+from .requests import query_value
 from .shapes import iso
 
 POLL_START, POLL_MAX = 0.02, 0.25
@@ -39,12 +41,15 @@ async def _state(engine: Engine, run_id: str) -> str:
     return str(found[0])
 
 
-def _after(raw: str | None) -> int:
-    if raw is None or raw == "":
-        return 0
-    if not raw.isdigit():
-        raise HTTPError(400, f"`after` must be a log sequence number, not {raw!r}")
-    return int(raw)
+def _after(raw: str | None, name: str = "after") -> int:
+    """A log sequence number (`after`, `Last-Event-ID`): 0 when absent; else 400. (Also the
+    Cloudflare live logs' check: the same message there.)"""
+    try:
+        after: int = query_value(LogSeq, name, raw, 0)
+    except HTTPError as exc:
+        why = exc.message.removeprefix(f"{name}: ")
+        raise HTTPError(400, f"`{name}` must be a log sequence number: {why}") from None
+    return after
 
 
 async def follow(engine: Engine, run_id: str, after: int = 0) -> AsyncIterator[dict[str, Any]]:
@@ -72,11 +77,15 @@ async def logs(request: Request) -> Response:
     `Accept: text/event-stream` (resumable with `Last-Event-ID`)."""
     engine: Engine = request.app.state.engine
     run_id = request.path_params["run_id"]
-    after = _after(request.query_params.get("after") or request.headers.get("last-event-id"))
+    query = request.query_params
+    if query.get("after"):
+        after = _after(query.get("after"))
+    else:
+        after = _after(request.headers.get("last-event-id"), "Last-Event-ID")
+    limit: int = query_value(LogLimit, "limit", query.get("limit"), MAX_LOG_LIMIT)
     state = await _state(engine, run_id)  # 404 before a stream starts
     if "text/event-stream" not in request.headers.get("accept", ""):
-        limit = request.query_params.get("limit", "1000")
-        batch = await engine.logs(run_id, after, int(limit) if limit.isdigit() else 1000)
+        batch = await engine.logs(run_id, after, limit)
         return JSONResponse(
             {"data": [record(r) for r in batch], "isCompleted": state in FINAL_STATES}
         )
@@ -117,17 +126,25 @@ async def logs_ws(websocket: WebSocket) -> None:
             if msg["type"] == "websocket.disconnect":
                 return
 
-    watcher = asyncio.ensure_future(watch_disconnect())
-    try:
+    async def send_all() -> None:
         async for item in follow(engine, run_id, after):
-            if watcher.done():
-                return
             if item.get("event") == "end":
                 await websocket.send_text(dumps({"type": "end", "status": item["status"]}))
             else:
                 await websocket.send_text(dumps({"type": "log", **item}))
         await websocket.close(code=1000)
-    except WebSocketDisconnect:
-        return
+
+    # whichever ends first ends both: a client that leaves stops the follower at once, even
+    # while the run logs nothing (a delayed run would otherwise be polled until it ends)
+    sender = asyncio.ensure_future(send_all())
+    watcher = asyncio.ensure_future(watch_disconnect())
+    try:
+        done, _ = await asyncio.wait({sender, watcher}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        watcher.cancel()
+        for task in (sender, watcher):
+            task.cancel()
+        await asyncio.gather(sender, watcher, return_exceptions=True)
+    failure = None if sender.cancelled() else sender.exception()
+    client_left = watcher in done or isinstance(failure, WebSocketDisconnect)
+    if failure is not None and not client_left:
+        raise failure

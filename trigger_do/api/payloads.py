@@ -1,133 +1,98 @@
-"""Request bodies: bounded reads, payload packets (plain JSON, superjson, text, stored
-packets) and Trigger.dev's trigger options, translated to trigger.do's."""
+"""Payloads and trigger options of a trigger request: packets (plain JSON, superjson, text,
+uploaded packets) decoded, and Trigger.dev's options (validated by `requests`) translated
+to trigger.do's. Every embedded JSON text goes through `jsonbody.parse_json` (its depth
+limit included)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from starlette.requests import Request
-
+from ..engine import Engine
 from ..ports import Blobs
-from ..shared.serialization import loads
 from .errors import HTTPError
+from .fields import check_metadata
+from .jsonbody import BadJSON, parse_json
+from .packets import valid_storage_path
+from .requests import TriggerOptionsBody, invalid_field
 
+KIB = 1024
 SUPERJSON = "application/super+json"
 STORE = "application/store"
-UPLOADS = "uploads/"
-
-# Trigger.dev option name -> trigger.do option name (others are accepted and ignored:
-# payloadType, payloadSize, machine, priority, region, lockToVersion, test, ...)
-OPTION_NAMES = {
-    "idempotencyKey": "idempotency_key",
-    "idempotencyKeyTTL": "idempotency_key_ttl",
-    "delay": "delay",
-    "ttl": "ttl",
-    "tags": "tags",
-    "metadata": "metadata",
-    "maxAttempts": "max_attempts",
-    "maxDuration": "max_duration",
-    "concurrencyKey": "concurrency_key",
-    "queue": "queue",
-}
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) past `limit` bytes without reading further."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPError(413, f"request body is {declared} bytes, over the limit of {limit}")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise HTTPError(413, f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def body_limit(engine: Engine) -> int:
+    """A payload travels escaped inside a JSON string: allow for that, then let the
+    producer check the payload itself against `payload_limit` (413 with its size)."""
+    return 2 * engine.config.payload_limit + 64 * KIB
 
 
-def parse_json(body: bytes, *, empty: Any = None) -> Any:
-    if not body.strip():
-        return empty
+def _parse(text: str, what: str) -> Any:
     try:
-        return loads(body)
-    except (ValueError, TypeError) as exc:
-        raise HTTPError(400, f"malformed JSON body: {exc}") from None
-
-
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    value = parse_json(await read_body(request, limit), empty={})
-    if not isinstance(value, dict):
-        raise HTTPError(400, "the JSON body must be an object")
-    return value
-
-
-def decode_superjson(text: str) -> Any:
-    """The plain value of a superjson string: its `json` part (dates stay ISO strings,
-    as on Trigger.dev's own API)."""
-    try:
-        parsed = json.loads(text)
-    except ValueError as exc:
-        raise HTTPError(400, f"malformed superjson payload: {exc}") from None
-    if isinstance(parsed, dict) and "json" in parsed:
-        return parsed["json"]
-    return parsed
+        return parse_json(text, what=what)
+    except BadJSON as exc:
+        raise HTTPError(400, str(exc)) from None
 
 
 def decode_packet(data: Any, data_type: str | None, *, what: str = "payload") -> Any:
     """A value sent as `(data, dataType)`. No type: `data` is already the plain value."""
-    if data_type is None:
+    if data_type is None or not isinstance(data, str):
         return data
     if data_type == SUPERJSON:
-        if not isinstance(data, str):
-            return data
-        return decode_superjson(data)
+        parsed = _parse(data, f"superjson {what}")
+        return parsed["json"] if isinstance(parsed, dict) and "json" in parsed else parsed
     if data_type == "application/json":
-        if not isinstance(data, str):
-            return data
-        if not data.strip():
-            return None
-        try:
-            return json.loads(data)
-        except ValueError as exc:
-            raise HTTPError(400, f"malformed JSON {what}: {exc}") from None
+        return _parse(data, f"JSON {what}") if data.strip() else None
     if data_type.startswith("text/"):
         return data
-    raise HTTPError(400, f"unsupported {what}Type {data_type!r}")
+    raise invalid_field(
+        f"options.{what}Type",
+        f"unsupported {what}Type {data_type[:100]!r}: use application/json, "
+        "application/super+json, text/plain or (for a payload) application/store",
+    )
 
 
-async def decode_payload(blobs: Blobs, payload: Any, options: dict[str, Any]) -> Any:
-    """The payload of a trigger request, fetching an uploaded packet if it names one."""
-    kind = options.get("payloadType")
+async def decode_payload(blobs: Blobs, payload: Any, options: TriggerOptionsBody | None) -> Any:
+    """The payload of a trigger request, read from its uploaded packet if it names one."""
+    kind = options.payloadType if options is not None else None
     if kind != STORE:
         return decode_packet(payload, kind)
-    if not isinstance(payload, str) or not payload.startswith(UPLOADS) or ".." in payload:
-        raise HTTPError(400, "an application/store payload must name an uploaded packet")
+    if not valid_storage_path(payload):
+        raise HTTPError(
+            400, "an application/store payload must be the storagePath of an uploaded packet"
+        )
     data = await blobs.get(payload)
     if data is None:
         raise HTTPError(400, f"no uploaded packet {payload!r} (upload it first)")
     meta = await blobs.get(payload + ".type")
-    kind = meta.decode() if meta else "application/json"
-    return decode_packet(data.decode(), kind)
+    stored = meta.decode("utf-8", "replace") if meta else "application/json"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HTTPError(400, f"the uploaded packet {payload!r} is not UTF-8 text: {exc}") from None
+    return decode_packet(text, stored)
 
 
-def translate_options(raw: Any) -> dict[str, Any]:
-    """Trigger.dev trigger options -> `TriggerOptions` fields (None values dropped)."""
-    if raw is None:
+def trigger_options(options: TriggerOptionsBody | None) -> dict[str, Any]:
+    """Validated Trigger.dev options as `TriggerOptions` fields (unset ones left out)."""
+    if options is None:
         return {}
-    if not isinstance(raw, dict):
-        raise HTTPError(400, "options must be an object")
-    out: dict[str, Any] = {}
-    for name, ours in OPTION_NAMES.items():
-        value = raw.get(name)
-        if value is None:
-            continue
-        if name == "queue" and isinstance(value, dict):
-            value = value.get("name")
-            if value is None:
-                continue
-        if name == "metadata":
-            value = decode_packet(value, raw.get("metadataType"), what="metadata")
-        out[ours] = value
+    given = {
+        "idempotency_key": options.idempotencyKey,
+        "idempotency_key_ttl": options.idempotencyKeyTTL,
+        "delay": options.delay,
+        "ttl": options.ttl,
+        "tags": options.tags,
+        "max_attempts": options.maxAttempts,
+        "max_duration": options.maxDuration,
+        "concurrency_key": options.concurrencyKey,
+        "queue": options.queue,
+    }
+    out: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
+    if options.metadata is not None:
+        value = decode_packet(options.metadata, options.metadataType, what="metadata")
+        if value is not None:
+            try:
+                out["metadata"] = check_metadata(value)
+            except ValueError as exc:
+                raise invalid_field("options.metadata", str(exc)) from None
     return out

@@ -16,8 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .errors import HTTPError
-from .payloads import read_json_object
-from .triggers import engine_of
+from .fields import PageNumber, PageSize
+from .jsonbody import read_json_object
+from .requests import OverrideBody, QueueBody, engine_of, query_value, validate
 
 ID_PREFIX = "queue_"
 
@@ -58,19 +59,10 @@ def item(q: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _int(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    try:
-        value = int(raw) if raw is not None else default
-    except ValueError:
-        raise HTTPError(400, f"{name} must be a whole number, not {raw!r}") from None
-    if value < 1:
-        raise HTTPError(400, f"{name} must be at least 1")
-    return value
-
-
 async def list_queues(request: Request) -> Response:
-    page, per_page = _int(request, "page", 1), min(_int(request, "perPage", 25), 100)
+    query = request.query_params
+    page: int = query_value(PageNumber, "page", query.get("page"), 1)
+    per_page: int = query_value(PageSize, "perPage", query.get("perPage"), 25)
     queues = await engine_of(request).list_queues()
     start = (page - 1) * per_page
     return JSONResponse(
@@ -90,29 +82,24 @@ async def retrieve(request: Request) -> Response:
 
 
 async def pause(request: Request) -> Response:
-    body = await read_json_object(request, 64 * 1024)
-    name = queue_name(request, kind=body.get("type"))
-    action = body.get("action", "pause")
+    body = validate(QueueBody, await read_json_object(request, 64 * 1024))
+    name = queue_name(request, kind=body.type)
     engine = engine_of(request)
-    if action == "pause":
+    if body.action == "pause":
         q = await engine.pause_queue(name)
-    elif action == "resume":
-        q = await engine.resume_queue(name)
     else:
-        raise HTTPError(400, f"action must be pause or resume, not {action!r}")
+        q = await engine.resume_queue(name)
     return JSONResponse(item(q))
 
 
 async def override(request: Request) -> Response:
-    body = await read_json_object(request, 64 * 1024)
-    limit = body.get("concurrencyLimit")
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise HTTPError(422, f"concurrencyLimit must be a positive whole number, not {limit!r}")
-    name = queue_name(request, kind=body.get("type"))
+    body = validate(OverrideBody, await read_json_object(request, 64 * 1024, required=True))
+    name = queue_name(request, kind=body.type)
+    limit = body.concurrencyLimit
     return JSONResponse(item(await engine_of(request).set_queue_limit(name, limit)))
 
 
 async def reset(request: Request) -> Response:
-    body = await read_json_object(request, 64 * 1024)
-    name = queue_name(request, kind=body.get("type"))
+    body = validate(QueueBody, await read_json_object(request, 64 * 1024))
+    name = queue_name(request, kind=body.type)
     return JSONResponse(item(await engine_of(request).set_queue_limit(name, None)))

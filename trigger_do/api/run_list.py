@@ -7,10 +7,8 @@ tags, tasks or a batch that its scopes name (then every run listed is one it can
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -22,9 +20,9 @@ from ..shared.durations import parse_duration
 from ..shared.states import RunState
 from . import auth, shapes
 from .errors import HTTPError
-from .triggers import engine_of
+from .fields import PageSize, as_date
+from .requests import engine_of, query_value
 
-MAX_PAGE = 100
 SCAN = 500  # rows read per engine call when a filter is applied here (filter[queue])
 SCAN_BUDGET = 5000  # rows read per request; past it, a short page and a cursor to go on
 STATUSES = (
@@ -36,11 +34,11 @@ UNSUPPORTED = {
     "version": "trigger.do has no deployment versions",
     "machine": "trigger.do has no machine presets",
     "region": "trigger.do has no regions",
-    "schedule": "trigger.do has no schedules on its API",
 }
 APPLIED = {
     "status", "taskIdentifier", "tag", "batch", "bulkAction", "queue", "isTest", "env",
     "createdAt][period", "createdAt][from", "createdAt][to",
+    "schedule",
 }  # fmt: skip
 
 Row = dict[str, Any]
@@ -68,9 +66,12 @@ def _csv(request: Request, name: str) -> list[str]:
 
 
 def _when(raw: str) -> float:
-    if raw.replace(".", "", 1).isdigit():
+    if raw.isascii() and raw.replace(".", "", 1).isdigit() and len(raw) <= 20:
         return float(raw) / 1000  # epoch ms, as the client sends a Date
-    return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+    when = as_date(raw)
+    if when is None:
+        raise ValueError(f"not a date (ISO-8601) or epoch milliseconds: {raw[:40]!r}")
+    return when.timestamp()
 
 
 def parse_query(request: Request) -> RunQuery:
@@ -97,7 +98,11 @@ def parse_query(request: Request) -> RunQuery:
         values = _csv(request, f"filter[{name}]")
         if values:
             q.index[key] = values
-    for name, key in (("batch", "batch_id"), ("bulkAction", "bulk_action")):
+    for name, key in (
+        ("batch", "batch_id"),
+        ("bulkAction", "bulk_action"),
+        ("schedule", "schedule_id"),  # the runs a schedule started
+    ):
         value = request.query_params.get(f"filter[{name}]")
         if value:
             q.index[key] = value
@@ -110,8 +115,9 @@ def parse_query(request: Request) -> RunQuery:
     q.none |= is_test == "true"  # no test runs here
     envs = _csv(request, "filter[env]")
     q.none |= bool(envs) and not {shapes.ENV["name"], shapes.ENV["id"]} & set(envs)
+    now = engine_of(request).now()
     for name, key, parse in (
-        ("period", "created_from", lambda raw: time.time() - parse_duration(raw)),
+        ("period", "created_from", lambda raw: now - parse_duration(raw)),
         ("from", "created_from", _when),
         ("to", "created_to", _when),
     ):
@@ -195,10 +201,7 @@ async def scan(
 
 @auth.accepts_public_tokens
 async def list_runs(request: Request) -> Response:
-    raw_size = request.query_params.get("page[size]", "25")
-    if not raw_size.isdigit() or int(raw_size) < 1:
-        raise HTTPError(400, f"page[size] must be a positive integer, not {raw_size!r}")
-    size = min(int(raw_size), MAX_PAGE)
+    size: int = query_value(PageSize, "page[size]", request.query_params.get("page[size]"), 25)
     q = parse_query(request)
     check_token(request, q)
     after = request.query_params.get("page[after]")
@@ -217,6 +220,5 @@ async def list_runs(request: Request) -> Response:
         shapes.parse_cursor(after)[0] if after else None,
         shapes.parse_cursor(before)[0] if before else None,
     )
-    now = time.time()
-    data = [shapes.list_item(r, now) for r in rows]
+    data = [shapes.list_item(r, engine_of(request).now()) for r in rows]
     return JSONResponse({"data": data, "pagination": pagination})

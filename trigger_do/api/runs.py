@@ -3,27 +3,43 @@ reads trigger.do's remote client uses. (The list is `run_list`.)"""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..shared.durations import parse_duration
+from ..errors import InvalidDurationError
+from ..shared.limits import MAX_METADATA_BYTES
+from ..shared.options import MAX_TAGS
 from ..shared.states import RunState
 from . import auth, shapes
 from .errors import HTTPError
-from .payloads import read_json_object
-from .triggers import engine_of
+from .fields import check_metadata
+from .jsonbody import read_json_object
+from .requests import (
+    AppendOp,
+    DeleteOp,
+    IncrementOp,
+    MetadataBody,
+    RemoveOp,
+    RescheduleBody,
+    RunIdsBody,
+    SetOp,
+    TagsBody,
+    UpdateOp,
+    engine_of,
+    invalid_field,
+    validate,
+)
 
 KIB = 1024
-BULK_MAX = 1000
 
 
 @auth.accepts_public_tokens
 async def retrieve(request: Request) -> Response:
-    row = await engine_of(request).get_run(request.path_params["run_id"])
+    engine = engine_of(request)
+    row = await engine.get_run(request.path_params["run_id"])
     auth.require(
         request,
         "read",
@@ -33,7 +49,7 @@ async def retrieve(request: Request) -> Response:
         batch=row.get("batch_id"),
         tasks=row["task"],
     )
-    return JSONResponse(shapes.retrieve(row))
+    return JSONResponse(shapes.retrieve(row, engine.now()))
 
 
 async def cancel(request: Request) -> Response:
@@ -50,52 +66,46 @@ async def replay(request: Request) -> Response:
 async def reschedule(request: Request) -> Response:
     engine = engine_of(request)
     run_id = request.path_params["run_id"]
-    body = await read_json_object(request, 16 * KIB)
-    delay = body.get("delay")
+    body = validate(RescheduleBody, await read_json_object(request, 16 * KIB, required=True))
+    delay = body.delay
+    when = delay.timestamp() if isinstance(delay, datetime) else engine.now() + delay
+    row = await engine.get_run(run_id)  # 404 before anything else
     try:
-        if isinstance(delay, str) and ("T" in delay or "-" in delay):
-            when = datetime.fromisoformat(delay.replace("Z", "+00:00")).timestamp()
-        elif isinstance(delay, str | int | float) and not isinstance(delay, bool):
-            when = engine.now() + parse_duration(delay)
-        else:
-            raise HTTPError(422, "`delay` must be a duration like 1h or a date", code="validation")
-    except ValueError as exc:
-        raise HTTPError(422, f"invalid delay: {exc}", code="validation") from None
-    row = await engine.get_run(run_id)  # 404 first
-    if not await engine.reschedule(run_id, when):
+        moved = await engine.reschedule(run_id, when)
+    except InvalidDurationError as exc:  # the 10-year bound, crossed since validation
+        raise invalid_field("delay", str(exc)) from None
+    if not moved:
         raise HTTPError(
             400,
             f"run {run_id} is {RunState(row['state']).api_status}: only a delayed or queued run "
             "can be rescheduled",
         )
-    return JSONResponse(shapes.retrieve(await engine.get_run(run_id)))
+    return JSONResponse(shapes.retrieve(await engine.get_run(run_id), engine.now()))
 
 
-def _apply_operations(metadata: dict[str, Any], ops: list[Any]) -> dict[str, Any]:
-    """Trigger.dev's metadata change operations: set, delete, append, remove, increment,
-    update."""
+def apply_operations(metadata: dict[str, Any], ops: list[Any]) -> dict[str, Any]:
+    """Trigger.dev's metadata change operations (validated by `MetadataBody`): set,
+    delete, append, remove, increment, update."""
     out = dict(metadata)
     for op in ops:
-        if not isinstance(op, dict):
-            continue
-        kind, key = op.get("type"), str(op.get("key"))
-        if kind == "set":
-            out[key] = op.get("value")
-        elif kind == "delete":
-            out.pop(key, None)
-        elif kind == "append":
-            cur = out.get(key)
-            out[key] = [*(cur if isinstance(cur, list) else [] if cur is None else [cur])]
-            out[key].append(op.get("value"))
-        elif kind == "remove":
-            cur = out.get(key)
+        if isinstance(op, SetOp):
+            out[op.key] = op.value
+        elif isinstance(op, DeleteOp):
+            out.pop(op.key, None)
+        elif isinstance(op, AppendOp):
+            cur = out.get(op.key)
+            out[op.key] = [*(cur if isinstance(cur, list) else [] if cur is None else [cur])]
+            out[op.key].append(op.value)
+        elif isinstance(op, RemoveOp):
+            cur = out.get(op.key)
             if isinstance(cur, list):
-                out[key] = [v for v in cur if v != op.get("value")]
-        elif kind == "increment":
-            cur = out.get(key)
-            out[key] = (cur if isinstance(cur, int | float) else 0) + (op.get("value") or 0)
-        elif kind == "update" and isinstance(op.get("value"), dict):
-            out.update(op["value"])
+                out[op.key] = [v for v in cur if v != op.value]
+        elif isinstance(op, IncrementOp):
+            cur = out.get(op.key)
+            start = cur if isinstance(cur, int | float) and not isinstance(cur, bool) else 0
+            out[op.key] = start + op.value
+        elif isinstance(op, UpdateOp):
+            out.update(op.value)
     return out
 
 
@@ -106,25 +116,34 @@ async def metadata(request: Request) -> Response:
     current: dict[str, Any] = row.get("metadata") or {}
     if request.method == "GET":
         return JSONResponse({"metadata": current})
-    body = await read_json_object(request, 256 * KIB)
-    new = body.get("metadata")
-    if new is not None and not isinstance(new, dict):
-        raise HTTPError(422, "metadata must be an object", code="validation")
-    result = dict(new) if new is not None else current
-    result = _apply_operations(result, body.get("operations") or [])
+    raw = await read_json_object(request, MAX_METADATA_BYTES + 64 * KIB)
+    body = validate(MetadataBody, raw)
+    base = body.metadata if body.metadata is not None else current
+    result = apply_operations(base, body.operations)
+    try:
+        result = check_metadata(result)
+    except ValueError as exc:
+        raise invalid_field("metadata", f"after the operations: {exc}") from None
     await engine.update_run(run_id, metadata=result)
     return JSONResponse({"metadata": result})
 
 
 async def tags(request: Request) -> Response:
+    """Add tags to a run: at most MAX_TAGS in all, as a trigger allows."""
     engine = engine_of(request)
     run_id = request.path_params["run_id"]
-    body = await read_json_object(request, 16 * KIB)
-    raw = body.get("tags")
-    new = [raw] if isinstance(raw, str) else raw
-    if not isinstance(new, list) or not all(isinstance(t, str) and t for t in new):
-        raise HTTPError(422, "tags must be a string or an array of strings", code="validation")
-    await engine.update_run(run_id, add_tags=new)
+    body = validate(TagsBody, await read_json_object(request, 16 * KIB, required=True))
+    row = await engine.get_run(run_id, details=False)
+    existing = list(row.get("tags") or [])
+    new = [t for t in dict.fromkeys(body.tags) if t not in existing]
+    if len(existing) + len(new) > MAX_TAGS:
+        raise invalid_field(
+            "tags",
+            f"a run has at most {MAX_TAGS} tags: it has {len(existing)}, and {len(new)} new "
+            f"would make {len(existing) + len(new)}",
+        )
+    if new:
+        await engine.update_run(run_id, add_tags=new)
     return JSONResponse({"message": f"Successfully set {len(new)} new tags."})
 
 
@@ -132,13 +151,8 @@ async def tags(request: Request) -> Response:
 
 
 async def _ids(request: Request) -> list[str]:
-    body = await read_json_object(request, 256 * KIB)
-    ids = body.get("ids")
-    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
-        raise HTTPError(400, "`ids` must be an array of run ids")
-    if len(ids) > BULK_MAX:
-        raise HTTPError(400, f"at most {BULK_MAX} ids per call")
-    return ids
+    body = validate(RunIdsBody, await read_json_object(request, 512 * KIB, required=True))
+    return list(body.ids)
 
 
 async def bulk_states(request: Request) -> Response:
@@ -147,6 +161,7 @@ async def bulk_states(request: Request) -> Response:
 
 
 async def bulk_retrieve(request: Request) -> Response:
-    rows = await engine_of(request).get_runs(await _ids(request))
-    now = time.time()
+    engine = engine_of(request)
+    rows = await engine.get_runs(await _ids(request))
+    now = engine.now()
     return JSONResponse({"data": [shapes.retrieve(r, now) for r in rows.values()]})

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+from ..schedules.shapes import run_schedule
 from ..shared import options
 from ..shared.states import FINAL_STATES, RunState
 from .errors import HTTPError
@@ -20,7 +22,13 @@ ENV = {"id": "env_local", "name": "dev"}
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat().replace("+00:00", "Z")
+    """Epoch seconds as ISO-8601 UTC; a time no date can hold (a row written before dates
+    were bounded) as the nearest one that can, never an error."""
+    try:
+        when = datetime.fromtimestamp(ts, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        when = datetime.max.replace(tzinfo=UTC) if ts > 0 else datetime.min.replace(tzinfo=UTC)
+    return when.isoformat().replace("+00:00", "Z")
 
 
 def from_iso(text: str | None) -> float | None:
@@ -52,10 +60,9 @@ def _seconds(value: float) -> str:
     return f"{int(value)}s" if float(value).is_integer() else f"{int(value * 1000)}ms"
 
 
-def list_item(row: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+def list_item(row: dict[str, Any], now: float) -> dict[str, Any]:
     """A `runs.list` item (ListRunResponseItem)."""
     state = RunState(row["state"])
-    now = time.time() if now is None else now
     started, finished = row.get("started_at"), row.get("finished_at")
     duration = ((finished or now) - started) * 1000 if started else 0
     out: dict[str, Any] = {
@@ -89,7 +96,7 @@ def list_item(row: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     return out
 
 
-def retrieve(row: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+def retrieve(row: dict[str, Any], now: float) -> dict[str, Any]:
     """A `runs.retrieve` response (RetrieveRunResponse), payload and output decoded."""
     out = list_item(row, now)
     del out["env"]
@@ -102,6 +109,9 @@ def retrieve(row: dict[str, Any], now: float | None = None) -> dict[str, Any]:
     )
     if row.get("batch_id"):
         out["batchId"] = row["batch_id"]
+    schedule = run_schedule((row.get("options") or {}).get("schedule"))
+    if schedule is not None:  # a run a schedule started
+        out["schedule"] = schedule
     # every run has a payload, and a completed one an output: `null` is sent as `null`
     # (the client reads a missing key as `undefined`)
     out["payload"] = row.get("payload")
@@ -162,11 +172,21 @@ def cursor(row: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_CURSOR = re.compile(
+    r"([0-9]{1,12}(?:\.[0-9]{1,17})?(?:e[+-]?[0-9]{1,3})?)\|([0-9]{1,20})\|(\w{1,64})", re.ASCII
+)
+
+
 def parse_cursor(text: str) -> tuple[list[Any], int]:
-    """`([created_at, id], issued_ns)`."""
+    """`([created_at, id], issued_ns)`; 400 for anything `cursor` does not make."""
     try:
+        if len(text) > 200 or not text.isascii():
+            raise ValueError(text)
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-        created, issued, run_id = raw.split("|", 2)
+        found = _CURSOR.fullmatch(raw)
+        if found is None:
+            raise ValueError(raw)
+        created, issued, run_id = found.groups()
         return [float(created), run_id], int(issued)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise HTTPError(400, f"invalid page cursor {text!r}") from None
+        raise HTTPError(400, f"invalid page cursor {text[:100]!r}") from None

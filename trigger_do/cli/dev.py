@@ -233,7 +233,9 @@ def _print_tasks() -> None:
         return
     table = Table("task", "queue", "limits", "schedule", title=None, box=None, pad_edge=False)
     for task_id, t in sorted(tasks.items()):
-        table.add_row(task_id, t.queue_name, _limits(t) or "-", "")
+        crons = getattr(t, "crons", None) or []  # a schedules.task's declared crons
+        when = ", ".join(f"{c.expression} ({c.timezone})" for c in crons)
+        table.add_row(task_id, t.queue_name, _limits(t) or "-", when)
     console = Console(highlight=False) if sys.stdout.isatty() else Console(width=200)
     console.print(table)
     sys.stdout.flush()

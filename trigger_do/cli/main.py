@@ -1,4 +1,4 @@
-"""`trigger-do`: demo | dev | serve | trigger | runs | dlq | init | deploy | load.
+"""`trigger-do`: demo | dev | serve | trigger | runs | dlq | schedules | init | deploy | load.
 
 Every error is one line on stderr, `trigger-do: ...`, with exit code 2 (a run that did not
 complete under `trigger --wait` or `runs logs --follow`: exit code 1). Set
@@ -60,6 +60,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return asyncio.run(_runs(args))
     if args.command == "dlq":
         return asyncio.run(_dlq(args))
+    if args.command == "schedules":
+        from .schedules import _schedules
+
+        return asyncio.run(_schedules(args))
     if args.command in ("init", "deploy"):
         return _cloudflare(args)
     raise AssertionError(args.command)

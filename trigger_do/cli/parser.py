@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import TriggerDoError
 
@@ -208,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ls.add_argument("--tag", action="append", help="only runs with this tag (repeat for several)")
     ls.add_argument(
+        "--schedule", default=None, metavar="ID", help="only runs this schedule started (sched_...)"
+    )
+    ls.add_argument(
         "--limit", type=_positive_int, default=25, help="at most this many runs (default 25)"
     )
     ls.add_argument(
@@ -262,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     rq.add_argument("--all", action="store_true", help="requeue every dead letter")
     _db_arg(rq)
 
+    _schedules_parser(sub)
+
     init = sub.add_parser("init", help="write a wrangler.toml for Cloudflare into a project")
     init.add_argument("path", nargs="?", default=".", help="the project folder (default: this one)")
     init.add_argument(
@@ -280,6 +285,51 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="only check wrangler.toml; deploy nothing"
     )
     return parser
+
+
+def _schedules_parser(sub: Any) -> None:
+    """`schedules list|create|delete|activate|deactivate` (cli/schedules.py runs them)."""
+    sched = sub.add_parser(
+        "schedules",
+        help="list, create, delete, activate or deactivate schedules",
+        description="Schedules: the declarative ones (a task's cron=) and imperative ones.",
+    )
+    ssub = sched.add_subparsers(dest="schedules_command", required=True, metavar="SUBCOMMAND")
+    ls = ssub.add_parser(
+        "list",
+        help="every schedule, with its next five fire times in its timezone",
+        description="Every schedule (newest first), with its next five fire times in its "
+        "own timezone.",
+    )
+    ls.add_argument("--json", action="store_true", help="print them as JSON (the API's shape)")
+    mk = ssub.add_parser(
+        "create",
+        help="an imperative schedule for a scheduled task",
+        description="Create an imperative schedule (the same deduplication key again updates it).",
+    )
+    mk.add_argument("task", help="the id of a task declared with @schedules.task")
+    mk.add_argument("cron", help="a 5-field cron expression, quoted: '0 9 * * 1-5'")
+    mk.add_argument("--timezone", default=None, metavar="TZ", help="an IANA timezone (default UTC)")
+    mk.add_argument(
+        "--dedup-key",
+        default=None,
+        metavar="KEY",
+        help="one schedule per key: the same key again updates it (default: from the task, "
+        "cron, timezone and external id)",
+    )
+    mk.add_argument("--external-id", default=None, metavar="ID", help="e.g. a user id")
+    parsers = [ls, mk]
+    for name, text in (
+        ("delete", "delete an imperative schedule"),
+        ("activate", "fire again, from the next instant after now"),
+        ("deactivate", "stop firing until activated"),
+    ):
+        p = ssub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("schedule_id", help="the schedule's id (sched_...)")
+        parsers.append(p)
+    for p in parsers:
+        _db_arg(p)
+        _target_arg(p)
 
 
 def _error(message: str) -> None:

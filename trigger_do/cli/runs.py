@@ -17,7 +17,7 @@ from .parser import EXIT_FAILED
 
 if TYPE_CHECKING:
     from ..engine import Engine
-    from ..sdk.client import Client
+    from ..sdk.handles import Client
 
 from .parser import UsageError, _error
 
@@ -135,7 +135,7 @@ async def _load_task(engine: Engine, task_id: str) -> None:
 
     if find_task(task_id) is not None:
         return
-    rows = await engine.platform.objects("registry").get("registry").call("list")
+    rows = await engine.registry.tasks()
     modules = {r["id"]: r["module"] for r in rows}
     if task_id not in modules:
         raise UnknownTaskError(task_id, sorted(modules))
@@ -226,7 +226,7 @@ async def _show(client: Client, run_id: str) -> dict[str, Any]:
 
     engine = _engine_of(client)
     if engine is not None:
-        return shapes.retrieve(await engine.get_run(run_id))
+        return shapes.retrieve(await engine.get_run(run_id), engine.now())
     run: dict[str, Any] = await _api(client, "GET", f"/api/v3/runs/{quote(run_id, safe='')}")
     return run
 
@@ -240,14 +240,18 @@ async def _list(
     engine = _engine_of(client)
     if engine is not None:
         rows = await engine.list_runs(
-            limit=args.limit, tasks=args.task, states=states, tags=args.tag
+            limit=args.limit,
+            tasks=args.task,
+            states=states,
+            tags=args.tag,
+            schedule_id=getattr(args, "schedule", None),
         )
         ids = [r["id"] for r in rows]
         full = await engine.get_runs(ids)
         for r in rows:  # a run with checkpoints: read them, as `show` does
             if r.get("has_object") and r["id"] in full:
                 full[r["id"]] = await engine.get_run(r["id"])
-        return [shapes.retrieve(full[i]) for i in ids if i in full]
+        return [shapes.retrieve(full[i], engine.now()) for i in ids if i in full]
     params: dict[str, Any] = {}
     if args.task:
         params["filter[taskIdentifier]"] = ",".join(args.task)
@@ -255,6 +259,8 @@ async def _list(
         params["filter[status]"] = ",".join(dict.fromkeys(_api_status(s) for s in states))
     if args.tag:
         params["filter[tag]"] = ",".join(args.tag)
+    if getattr(args, "schedule", None):
+        params["filter[schedule]"] = args.schedule
     found: list[str] = []
     while len(found) < args.limit:
         params["page[size]"] = min(100, args.limit - len(found))

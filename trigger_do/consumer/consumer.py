@@ -20,8 +20,10 @@ from typing import Any, Literal
 from ..coordinator.gate import Gate
 from ..errors import AbortTaskRunError, NonFiniteNumberError, PayloadTooLargeError
 from ..ports import Message, OutMessage, Platform
+from ..runs.client import RunIndex, RunObjects, RunStart
+from ..runs.run_object import RunObject
 from ..shared.config import EngineConfig
-from ..shared.ids import new_id, shard_of
+from ..shared.ids import new_id
 from ..shared.limits import MAX_ERROR_MESSAGE_CHARS, MAX_STACK_CHARS, truncate
 from ..shared.messages import RunMessage
 from ..shared.retry import Finish, decide_failure
@@ -29,7 +31,7 @@ from ..shared.serialization import dumps, loads, to_jsonable
 from ..shared.states import RunState
 from ..task import Task, arity
 from .context import RunContext
-from .writer import Writer
+from .writer import Next, Writer
 
 log = logging.getLogger("trigger_do.consumer")
 UNKNOWN_TASK_DELIVERIES = 3  # deliveries a run of a task this consumer lacks waits for one
@@ -47,7 +49,7 @@ class _Running:
 class _Attempt:
     message: Message
     msg: RunMessage
-    decision: dict[str, Any]
+    start: RunStart
 
 
 class Consumer:
@@ -63,6 +65,8 @@ class Consumer:
         self.token = new_id("lease")
         self.writer = Writer(platform, self.token, self.config.flush_interval)
         self.gate = Gate(platform, tasks, self.config)  # concurrency and rate limits
+        self.index = RunIndex(platform)
+        self.runs = RunObjects(platform)
         self.running: dict[str, _Running] = {}
         self.stopping = False
 
@@ -125,35 +129,33 @@ class Consumer:
         consumer's lease); settle the messages of the others."""
         by_shard: dict[tuple[int, float], list[tuple[Message, RunMessage]]] = defaultdict(list)
         for m, msg, at in admitted:
-            by_shard[(shard_of(msg.run_id, self.platform.index_shards), at)].append((m, msg))
+            by_shard[(self.index.shard_of(msg.run_id), at)].append((m, msg))
         attempts: list[_Attempt] = []
         again: list[tuple[Message, OutMessage]] = []
-        index = self.platform.objects("run-index")
         for (shard, now), pairs in by_shard.items():
-            decisions = await index.get(f"shard-{shard}").call(
-                "start_many",
+            decisions = await self.index.start_many(
+                shard,
                 [[msg.run_id, msg.dispatch] for _, msg in pairs],
                 self.token,
                 now,
                 self.config.lease_seconds,
             )
             for (message, msg), d in zip(pairs, decisions, strict=True):
-                kind = d["decision"]
-                if kind == "busy" or (kind == "skip" and d.get("state") == RunState.RUNNING):
+                if d.kind == "busy" or (d.kind == "skip" and d.state == RunState.RUNNING):
                     self.gate.forget(msg.run_id)  # its slot is the running holder's: keep it
-                elif kind != "start":  # nothing starts: free the slot it was granted
+                elif d.kind != "start":  # nothing starts: free the slot it was granted
                     self.gate.release(msg.run_id)
-                if kind == "start":
-                    attempts.append(_Attempt(message, msg, d))
-                elif kind == "early":
+                if d.start is not None:
+                    attempts.append(_Attempt(message, msg, d.start))
+                elif d.kind == "early":
                     # a delay past the queue's maximum: a fresh message, not a retry (retries
                     # count as deliveries, and enough of them would dead-letter the run)
-                    delay = min(d["delay"], self.config.max_message_delay)
-                    again.append((message, OutMessage(message.body, delay)))
-                elif kind == "busy" and message.attempts > 1:
+                    delay = min(d.delay, self.config.max_message_delay)
+                    again.append((message, OutMessage(msg.to_body(), delay)))
+                elif d.kind == "busy" and message.attempts > 1:
                     # a redelivery of a run whose holder may have died: look again once
                     # its lease has run out (a first delivery while busy is a duplicate)
-                    message.retry(min(d["delay"], self.config.max_message_delay))
+                    message.retry(min(d.delay, self.config.max_message_delay))
                 else:  # skip, missing, expired
                     message.ack()
         if again:
@@ -165,7 +167,6 @@ class Consumer:
     async def _watch(self, run_ids: list[str], deadline: float) -> None:
         """Renew leases, cancel runs canceled elsewhere, end the slice at its deadline."""
         poll = min(0.5, self.config.lease_seconds / 3)
-        index = self.platform.objects("run-index")
         while True:
             await asyncio.sleep(poll)
             live = [r for r in run_ids if r in self.running and not self.running[r].task.done()]
@@ -176,19 +177,15 @@ class Consumer:
                 for r in live:
                     self._stop(r, "shutdown" if self.stopping else "slice")
                 continue
-            by_shard: dict[int, list[str]] = defaultdict(list)
-            for r in live:
-                by_shard[shard_of(r, self.platform.index_shards)].append(r)
-            for shard, ids in by_shard.items():
-                try:
-                    lost = await index.get(f"shard-{shard}").call(
-                        "extend_leases", ids, self.token, now, self.config.lease_seconds
-                    )
-                except Exception:  # a failed renewal is retried at the next poll
-                    log.exception("lease renewal failed")
-                    continue
-                for r in lost:
-                    self._stop(r, "lost")
+            try:
+                lost = await self.index.extend_leases(
+                    live, self.token, now, self.config.lease_seconds
+                )
+            except Exception:  # a failed renewal is retried at the next poll
+                log.exception("lease renewal failed")
+                lost = []
+            for r in lost:
+                self._stop(r, "lost")
             await self.gate.extend(live, now)  # and the coordinator slots they hold
 
     def _stop(self, run_id: str, reason: str) -> None:
@@ -215,15 +212,15 @@ class Consumer:
     # --- one attempt -----------------------------------------------------------------------
 
     async def _run(self, a: _Attempt) -> None:
-        d, msg = a.decision, a.msg
-        run_id, attempt = msg.run_id, d["attempt"]
-        task = self.tasks.get(d["task"])
+        d, msg = a.start, a.msg
+        run_id, attempt = msg.run_id, d.attempt
+        task = self.tasks.get(d.task)
         outcome: dict[str, Any] = {"id": run_id, "attempt": attempt}
-        message: OutMessage | None = None
+        message: Next | None = None
         try:
             if task is None:
                 raise _SystemFailure(
-                    f"task {d['task']!r} is not defined in this consumer (known: "
+                    f"task {d.task!r} is not defined in this consumer (known: "
                     f"{', '.join(sorted(self.tasks)) or 'none'})"
                 )
             ctx = await self._context(a, task)
@@ -240,7 +237,7 @@ class Consumer:
             outcome.update(state=RunState.SYSTEM_FAILURE, error=dumps(_error(exc)))
         if outcome.get("state") is None:  # canceled or lost: someone else owns the run now
             await self.gate.release_finished(
-                [{"run_id": run_id, "task": d["task"], "queue": msg.queue}]
+                [{"run_id": run_id, "task": d.task, "queue": msg.queue}]
             )
             a.message.ack()
             return
@@ -255,34 +252,34 @@ class Consumer:
         a.message.ack()
 
     async def _context(self, a: _Attempt, task: Task[Any]) -> RunContext:
-        d, msg = a.decision, a.msg
-        text = msg.payload if msg.payload is not None else d["payload"]
-        if text is None and d.get("payload_packet"):
-            data = await self.platform.blobs.get(d["payload_packet"])
+        d, msg = a.start, a.msg
+        text = msg.payload if msg.payload is not None else d.payload
+        if text is None and d.payload_packet:
+            data = await self.platform.blobs.get(d.payload_packet)
             text = data.decode() if data is not None else None
         raw = loads(text) if text is not None else None
         state: dict[str, Any] = {"checkpoints": [], "steps": {}}
-        if d["resumed"]:
-            state = await self.platform.objects("run").get(msg.run_id).call("state")
+        if d.resumed:
+            state = await self.runs(msg.run_id)(RunObject.state)
         return RunContext(
             run_id=msg.run_id,
             task_id=task.id,
-            attempt=d["attempt"],
+            attempt=d.attempt,
             payload=raw,
             writer=self.writer,
             clock=self.platform.clock,
             run_sync=self.platform.run_sync,
             checkpoints=state["checkpoints"],
             steps=state["steps"],
-            metadata=d.get("metadata") or {},
-            tags=d.get("tags") or [],
+            metadata=d.metadata,
+            tags=d.tags,
         )
 
     async def _attempt(
         self, task: Task[Any], ctx: RunContext, a: _Attempt
-    ) -> tuple[dict[str, Any], OutMessage | None]:
+    ) -> tuple[dict[str, Any], Next | None]:
         run_id, attempt = ctx.run_id, ctx.attempt
-        options = a.decision.get("options") or {}
+        options = a.start.options
         outcome: dict[str, Any] = {"id": run_id, "attempt": attempt}
         try:
             payload = task.parse_payload(ctx.payload)
@@ -311,7 +308,7 @@ class Consumer:
                     "from its last checkpoint"
                 )
                 outcome.update(state=RunState.QUEUED, due_at=self.platform.clock.now())
-                return outcome, OutMessage(_next(a.msg, attempt).to_body(), 0.0)
+                return outcome, Next(_next(a.msg, attempt), 0.0)
             if reason is None:
                 raise
             return {}, None  # canceled or lease lost: nothing to record
@@ -334,8 +331,8 @@ class Consumer:
                 return outcome, None
             due = self.platform.clock.now() + decision.delay
             outcome.update(state=RunState.WAITING_FOR_RETRY, due_at=due)
-            return outcome, OutMessage(
-                _next(a.msg, attempt + 1).to_body(),
+            return outcome, Next(
+                _next(a.msg, attempt + 1),
                 min(decision.delay, self.config.max_message_delay),
             )
         if len(output) > self.config.packet_threshold:
@@ -353,9 +350,9 @@ class Consumer:
         self, task: Task[Any], payload: Any, ctx: RunContext, max_duration: float | None
     ) -> Any:
         if task.is_async:
-            work: Any = task.call(payload, ctx)
+            work: Any = task.invoke(payload, ctx)
         else:
-            work = self.platform.run_sync(task.call, (payload, ctx))
+            work = self.platform.run_sync(task.invoke, (payload, ctx))
         deadline: asyncio.Timeout | None = None
         try:
             if max_duration is None:
@@ -410,14 +407,16 @@ class Consumer:
     async def handle_dead_letters(self, messages: Sequence[Message]) -> None:
         """Messages whose consumer died on every allowed delivery: record them, end their
         runs CRASHED (once the last consumer's lease has run out)."""
-        by_shard: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        letters: list[dict[str, Any]] = []
+        parsed: list[tuple[Message, RunMessage]] = []
         for m in messages:
             try:
                 msg = RunMessage.from_body(m.body)
             except (ValueError, TypeError):
                 m.ack()
                 continue
-            by_shard[shard_of(msg.run_id, self.platform.index_shards)].append(
+            parsed.append((m, msg))
+            letters.append(
                 {
                     "run_id": msg.run_id,
                     "task": msg.task,
@@ -427,24 +426,14 @@ class Consumer:
                     "reason": "max deliveries exceeded",
                 }
             )
-        index = self.platform.objects("run-index")
-        held: dict[str, float] = {}
-        for shard, letters in by_shard.items():
-            res = await index.get(f"shard-{shard}").call(
-                "dead_letter", letters, self.platform.clock.now()
-            )
-            held.update(res["held"])
+        held = await self.index.dead_letter(letters, self.platform.clock.now())
         ended: list[dict[str, Any]] = []
-        for m in messages:
-            run_id = m.body.get("run_id") if isinstance(m.body, dict) else None
-            if run_id in held:
-                m.retry(min(held[run_id], self.config.max_message_delay))
+        for m, msg in parsed:
+            if msg.run_id in held:
+                m.retry(min(held[msg.run_id], self.config.max_message_delay))
             else:
                 m.ack()
-                if run_id is not None:
-                    ended.append(
-                        {"run_id": run_id, "task": m.body.get("task"), "queue": m.body.get("q")}
-                    )
+                ended.append({"run_id": msg.run_id, "task": msg.task, "queue": msg.queue})
         await self.gate.release_finished(ended)  # the crashed runs' coordinator slots
 
 

@@ -6,11 +6,12 @@ import asyncio
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ..errors import InvalidArgumentError, MisuseError
 from ..ports import Clock, SyncRunner
+from ..shared.checkpoints import Checkpoint
 from ..shared.limits import (
     MAX_CHECKPOINT_BYTES,
     MAX_LOG_BYTES,
@@ -20,20 +21,6 @@ from ..shared.limits import (
 )
 from ..shared.serialization import dumps, loads, to_jsonable
 from .writer import Writer
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    name: str
-    data: Any
-    attempt: int
-    at: datetime
-
-    @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> Checkpoint:
-        at = datetime.fromtimestamp(rec["at"], tz=UTC)
-        return cls(rec["name"], rec["data"], rec["attempt"], at)
-
 
 LEVELS = ("debug", "info", "warn", "error")
 
@@ -46,7 +33,7 @@ class RunLogger:
 
     def log(self, level: str, message: str, /, **extras: Any) -> None:
         if level not in LEVELS:
-            raise ValueError(f"log level must be one of {LEVELS}, not {level!r}")
+            raise InvalidArgumentError(f"log level must be one of {LEVELS}, not {level!r}")
         self._ctx._log(level, str(message), extras)
 
     def debug(self, message: str, /, **extras: Any) -> None:
@@ -179,7 +166,7 @@ class RunContext:
         """Report progress between 0 and 1 (visible in the run's status)."""
         value = float(fraction)
         if math.isnan(value) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"progress is a fraction from 0 to 1, not {fraction!r}")
+            raise InvalidArgumentError(f"progress is a fraction from 0 to 1, not {fraction!r}")
         await asyncio.shield(self._writer.update(self.run_id, progress=value))
 
     # sync twins, for sync task functions (they run in a thread on the embedded runtime)
@@ -196,7 +183,7 @@ class RunContext:
     def _from_thread(self, coro: Any, name: str) -> Any:
         if self._in_loop():
             coro.close()
-            raise RuntimeError(f"ctx.{name}_sync is for sync task functions: use await ctx.{name}")
+            raise MisuseError(f"ctx.{name}_sync is for sync task functions: use await ctx.{name}")
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def _in_loop(self) -> bool:

@@ -6,17 +6,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..ports import OutMessage, Platform
-from ..shared.ids import shard_of
+from ..runs.client import RunIndex, RunObjects
+from ..runs.run_object import RunObject
+from ..shared.messages import RunMessage
 
 log = logging.getLogger("trigger_do.consumer")
 
 
-Outcome = tuple[dict[str, Any], OutMessage | None, asyncio.Future[Any]]
+@dataclass(frozen=True)
+class Next:
+    """A run's next message (a retry, a continuation), sent once its outcome applied: with
+    the run's new dispatch number, which only the outcome's write knows."""
+
+    message: RunMessage
+    delay: float
+
+
+Outcome = tuple[dict[str, Any], Next | None, asyncio.Future[Any]]
 
 
 class Writer:
@@ -35,6 +46,8 @@ class Writer:
         self._outcomes: list[Outcome] = []
         self._next: asyncio.Future[None] | None = None
         self._lock = asyncio.Lock()
+        self.index = RunIndex(platform)
+        self.runs = RunObjects(platform)
 
     # --- what runs produce -----------------------------------------------------------------
 
@@ -50,7 +63,7 @@ class Writer:
         self._updates.setdefault(run_id, {}).update(fields)
         return self._run_future(run_id)
 
-    def finish(self, outcome: dict[str, Any], message: OutMessage | None) -> asyncio.Future[Any]:
+    def finish(self, outcome: dict[str, Any], message: Next | None) -> asyncio.Future[Any]:
         """Write an attempt's outcome (and, if it applied, send `message` with the run's new
         dispatch number). The future gives the new dispatch, or None when the outcome was
         stale. (A future, not a coroutine: shielding it costs no task per run.)"""
@@ -109,10 +122,9 @@ class Writer:
     ) -> None:
         """Write a flush; record in `failed` the runs whose own writes failed."""
         now = self.platform.clock.now()
-        runs = self.platform.objects("run")
         appended = await asyncio.gather(  # one call per run object (concurrent where real)
             *(
-                runs.get(run_id).call("append", e["checkpoints"], e["steps"], e["logs"])
+                self.runs(run_id)(RunObject.append, e["checkpoints"], e["steps"], e["logs"])
                 for run_id, e in objects.items()
             ),
             return_exceptions=True,
@@ -121,44 +133,37 @@ class Writer:
             if isinstance(result, BaseException):
                 log.error("the records of run %s could not be written: %s", run_id, result)
                 failed[run_id] = result
-        index = self.platform.objects("run-index")
-        shards = self.platform.index_shards
         finishing = {o["id"] for o, _, _ in outcomes}
-        by_shard: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for run_id, fields in updates.items():
-            if run_id not in finishing:
-                by_shard[shard_of(run_id, shards)].append({"id": run_id, **fields})
-        for shard, group in by_shard.items():
-            write = functools.partial(self._progress, index.get(f"shard-{shard}"), now)
+        progress = [{"id": r, **fields} for r, fields in updates.items() if r not in finishing]
+        for shard, group in self.index.group(progress, lambda u: str(u["id"])).items():
+            write = functools.partial(self._progress, shard, now)
             for part, exc in await _one_by_one(group, write):
                 failed[part["id"]] = exc
-        grouped: dict[int, list[Outcome]] = defaultdict(list)
         for entry in outcomes:
             entry[0].update(updates.get(entry[0]["id"], {}))
-            grouped[shard_of(entry[0]["id"], shards)].append(entry)
         watched: dict[str, str] = {}
-        for shard, entries in grouped.items():
+        for shard, entries in self.index.group(outcomes, lambda e: str(e[0]["id"])).items():
             # shard by shard, each outcome with its next message: should a later shard fail,
             # the runs written so far still have theirs
-            write = functools.partial(self._finish, index.get(f"shard-{shard}"), now, watched)
+            write = functools.partial(self._finish, shard, now, watched)
             await _one_by_one(entries, write, fail=_fail_entry)
         if watched:  # only runs with live-log subscribers (Cloudflare): end their streams
             await asyncio.gather(*(self._tell_finished(r, s) for r, s in watched.items()))
 
-    async def _progress(self, stub: Any, now: float, group: list[dict[str, Any]]) -> None:
-        await stub.call("update_progress", group, self.token, now)
+    async def _progress(self, shard: int, now: float, group: list[dict[str, Any]]) -> None:
+        await self.index.update_progress(shard, group, self.token, now)
 
     async def _finish(
-        self, stub: Any, now: float, watched: dict[str, str], entries: list[Outcome]
+        self, shard: int, now: float, watched: dict[str, str], entries: list[Outcome]
     ) -> None:
-        res = await stub.call("finish_many", [o for o, _, _ in entries], self.token, now)
-        applied: dict[str, int] = res["applied"]
-        watched.update(res.get("watched") or {})
-        messages: list[OutMessage] = []
-        for outcome, message, _ in entries:
-            if message is not None and outcome["id"] in applied:
-                message.body["d"] = applied[outcome["id"]]
-                messages.append(message)
+        res = await self.index.finish_many(shard, [o for o, _, _ in entries], self.token, now)
+        applied = res.applied
+        watched.update(res.watched)
+        messages = [
+            OutMessage(replace(nxt.message, dispatch=applied[o["id"]]).to_body(), nxt.delay)
+            for o, nxt, _ in entries
+            if nxt is not None and o["id"] in applied
+        ]
         await self.platform.queue.send_all(messages)
         for outcome, _, fut in entries:
             if not fut.done():
@@ -168,7 +173,7 @@ class Writer:
         """Best effort: the outcome is durable already; a lost call is caught by the run
         object's own safety-net check."""
         try:
-            await self.platform.objects("run").get(run_id).call("finished", state)
+            await self.runs(run_id)(RunObject.finished, state)
         except Exception:
             log.warning("could not tell the run object of %s that it ended", run_id)
 

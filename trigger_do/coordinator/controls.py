@@ -9,45 +9,40 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import PayloadValidationError, QueueNotFoundError
-from ..ports import OutMessage, Platform
+from ..ports import Platform
+from ..runs.client import Registry, RunIndex
 from ..shared.config import EngineConfig
-from ..task import Task, registered_tasks
-from .gate import KIND, wake_body
+from .client import Coordinators, Reply
+from .coordinator import CoordinatorObject
 
 log = logging.getLogger("trigger_do.coordinator")
 _Runs = list[dict[str, Any]]  # (`list` is a method name in the class below)
 _Ids = list[str]
 
 
+Declared = Callable[[], dict[str, int | None]]  # queue -> the limit its tasks declare
+
+
 class QueueControls:
-    def __init__(
-        self,
-        platform: Platform,
-        config: EngineConfig,
-        tasks: Callable[[], dict[str, Task[Any]]] = registered_tasks,
-    ) -> None:
+    """`declared` gives this process's queues and the concurrency limit their tasks
+    declare (the engine derives it from the registered tasks)."""
+
+    def __init__(self, platform: Platform, config: EngineConfig, declared: Declared) -> None:
         self.platform = platform
         self.config = config
-        self.tasks = tasks
-
-    def _coordinator(self, queue: str) -> Any:
-        return self.platform.objects(KIND).get(queue)
+        self.declared = declared
+        self.coordinators = Coordinators(platform, config)
+        self.index = RunIndex(platform)
+        self.registry = Registry(platform)
 
     async def names(self) -> list[str]:
         """Every queue a registered task uses (this process's and the registry's)."""
-        names = {t.queue_name for t in self.tasks().values()}
-        rows = await self.platform.objects("registry").get("registry").call("list")
-        names.update(r["queue"] for r in rows if r.get("queue"))
+        names = set(self.declared())
+        names.update(r["queue"] for r in await self.registry.tasks() if r.get("queue"))
         return sorted(names)
 
     async def list(self) -> list[dict[str, Any]]:
-        counts: dict[str, dict[str, int]] = {}
-        ns = self.platform.objects("run-index")
-        for i in range(self.platform.index_shards):
-            for queue, states in (await ns.get(f"shard-{i}").call("queue_counts")).items():
-                mine = counts.setdefault(queue, {})
-                for state, n in states.items():
-                    mine[state] = mine.get(state, 0) + n
+        counts = await self.index.queue_counts()
         names = sorted(set(await self.names()) | {q for q in counts if q})
         return [await self.get(name, counts.get(name, {})) for name in names]
 
@@ -55,16 +50,11 @@ class QueueControls:
         """One queue: `{name, running, queued, paused, concurrency_limit, limit_override,
         parked}` (running and queued from the run index: the runs' own states)."""
         if counts is None:
-            counts = {}
-            ns = self.platform.objects("run-index")
-            for i in range(self.platform.index_shards):
-                found = await ns.get(f"shard-{i}").call("queue_counts")
-                for state, n in found.get(name, {}).items():
-                    counts[state] = counts.get(state, 0) + n
+            counts = (await self.index.queue_counts()).get(name, {})
             if not counts and name not in await self.names():
                 raise QueueNotFoundError(name)
-        stats = await self._coordinator(name).call("stats", self.platform.clock.now())
-        declared = self._declared_limit(name)
+        stats = await self.coordinators(name)(CoordinatorObject.stats, self.platform.clock.now())
+        declared = self.declared().get(name)
         return {
             "name": name,
             "running": counts.get("running", 0),
@@ -75,22 +65,16 @@ class QueueControls:
             "parked": stats["parked"],
         }
 
-    def _declared_limit(self, name: str) -> int | None:
-        for t in self.tasks().values():
-            if t.queue_name != name:
-                continue
-            if t.queue is not None and t.queue.concurrency_limit is not None:
-                return t.queue.concurrency_limit
-            if t.concurrency is not None and t.concurrency.key is None:
-                return t.concurrency.limit
-        return None
-
     async def pause(self, name: str) -> dict[str, Any]:
-        await self._call(name, "pause")
+        await self._known(name)
+        res = await self.coordinators(name)(CoordinatorObject.pause, self.platform.clock.now())
+        await self.coordinators.send(name, Reply.of(res))
         return await self.get(name)
 
     async def resume(self, name: str) -> dict[str, Any]:
-        await self._call(name, "resume")
+        await self._known(name)
+        res = await self.coordinators(name)(CoordinatorObject.resume, self.platform.clock.now())
+        await self.coordinators.send(name, Reply.of(res))
         return await self.get(name)
 
     async def set_limit(self, name: str, limit: int | None) -> dict[str, Any]:
@@ -100,7 +84,10 @@ class QueueControls:
                 f"a concurrency limit is a positive integer, not {limit!r}",
                 errors=[{"loc": "concurrencyLimit", "msg": "a positive integer"}],
             )
-        await self._call(name, "set_limit", limit)
+        await self._known(name)
+        now = self.platform.clock.now()
+        res = await self.coordinators(name)(CoordinatorObject.set_limit, limit, now)
+        await self.coordinators.send(name, Reply.of(res))
         return await self.get(name)
 
     async def unparked(self, runs: _Runs) -> _Runs:
@@ -118,24 +105,15 @@ class QueueControls:
         for queue, ids in by_queue.items():
             now = self.platform.clock.now()
             try:
-                res = await self._coordinator(queue).call("holding", ids, now)
-                owned.update(res["held"])
-                await self._send(queue, res, now)
+                res = Reply.of(
+                    await self.coordinators(queue)(CoordinatorObject.holding, ids, now)
+                )
+                owned.update(res.held)
+                await self.coordinators.send(queue, res)
             except Exception:
                 log.exception("asking the coordinator of %s what it holds failed", queue)
         return [r for r in runs if r["id"] not in owned]
 
-    async def _send(self, name: str, res: dict[str, Any], now: float) -> None:
-        out = [OutMessage(body, 0.0) for body in res.get("handback") or []]
-        if res.get("alarm") is not None:
-            delay = min(max(0.0, res["alarm"] - now), self.config.max_message_delay)
-            out.append(OutMessage(wake_body(name), delay))
-        if out:
-            await self.platform.queue.send_all(out)
-
-    async def _call(self, name: str, method: str, *args: Any) -> None:
+    async def _known(self, name: str) -> None:
         if name not in await self.names():
             raise QueueNotFoundError(name)
-        now = self.platform.clock.now()
-        res = await self._coordinator(name).call(method, *args, now)
-        await self._send(name, res, now)

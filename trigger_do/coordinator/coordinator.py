@@ -32,12 +32,31 @@ Methods run in one transaction each and take and return JSON-native values.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
+from ..errors import InvariantError
 from ..ports import Sql
 from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
-from .state import ALARM_GRACE, SCHEMA, Counts, Heads, QueueState, rate_id_of
+from .decide import (
+    AdmitDecision,
+    AdmitInputs,
+    Counts,
+    Limits,
+    MoreHeads,
+    PumpDecision,
+    PumpInputs,
+    Request,
+    TaskLimits,
+    WindowRef,
+    WindowState,
+    decide_admit,
+    decide_pump,
+)
+from .state import ALARM_GRACE, SCHEMA, Heads, QueueState, Tables, rate_id_of
 from .windows import SqlStorage, Window
 
 
@@ -47,6 +66,7 @@ class CoordinatorObject:
     def __init__(self, sql: Sql, name: str) -> None:
         self.sql = sql
         self.name = name
+        self.tables = Tables(sql, name)
         self.storage = SqlStorage(sql, name)
         self._windows: dict[str, Window] = {}
 
@@ -69,123 +89,29 @@ class CoordinatorObject:
         `specs`: `{"queue_limit": n|None, "tasks": {task: {"key_limit", "rate"}}}`, the
         declarations the caller knows (the latest wins). Returns `{at, granted, parked,
         handback, alarm}`: `handback` are message bodies to enqueue now, `alarm` when to
-        call `wake` (None: no change)."""
-        q = self._load(now)
+        call `wake` (None: no change).
+
+        Parked runs are handed back first (the pump: read, decide, apply), then the
+        requests are decided with the counts as the pump left them (read, decide, apply)."""
+        q = self.tables.load(now)
         q.lease = float(lease_seconds)
         q.spec["queue_limit"] = specs.get("queue_limit")
         q.spec.setdefault("tasks", {}).update(specs.get("tasks", {}))
         now = q.clock
         self.storage.now = now
-        self._sweep(q, now)
-        counted = self._counts(q)
-        handback = self._pump(q, now, counted=counted)
-        ids = [r["id"] for r in requests]
-        slots = self._select(
-            "SELECT run_id, state FROM coord_slots WHERE queue = ? AND run_id IN "
-            "(SELECT value FROM json_each(?))",
-            ids,
-        )
-        parked_rows = self._select(
-            "SELECT run_id, handed FROM coord_parked WHERE queue = ? AND run_id IN "
-            "(SELECT value FROM json_each(?))",
-            ids,
-        )
-        slot_state = {r[0]: r[1] for r in slots}
-        parked_ids = {r[0] for r in parked_rows}
-        counts, total, tickets, waiting = counted
-        granted: list[str] = []
-        parked: list[str] = []
-        new_slots: list[list[Any]] = []
-        new_parked: list[list[Any]] = []
-        for r in requests:
-            run_id, task, key = r["id"], r.get("task"), r.get("key") or ""
-            rate_id = rate_id_of(task, r.get("rate_key"))
-            state = slot_state.get(run_id)
-            if state == "held":  # a duplicate or a redelivery: already holds its slot
-                self.sql.exec(
-                    "UPDATE coord_slots SET lease_until = ? WHERE queue = ? AND run_id = ?",
-                    now + q.lease,
-                    self.name,
-                    run_id,
-                )
-                granted.append(run_id)
-                continue
-            if state == "reserved":  # handed back: its slot and rate ticket wait for it
-                window = self._window(q, task)
-                if window is not None and not window.hit(rate_id):
-                    self._unhand(run_id)  # cannot happen while tickets are counted; be safe
-                    parked.append(run_id)
-                    continue
-                self.sql.exec(
-                    "UPDATE coord_slots SET state = 'held', lease_until = ?, granted_at = ? "
-                    "WHERE queue = ? AND run_id = ?",
-                    now + q.lease,
-                    now,
-                    self.name,
-                    run_id,
-                )
-                self.sql.exec(
-                    "DELETE FROM coord_parked WHERE queue = ? AND run_id = ?", self.name, run_id
-                )
-                granted.append(run_id)
-                continue
-            if run_id in parked_ids:  # parked and not handed back yet: keeps its place
-                parked.append(run_id)
-                continue
-            spec = q.task_spec(task)
-            key_limit = spec.get("key_limit")
-            window = self._window(q, task)
-            ok = (
-                not q.paused
-                and not waiting.get(key)
-                and (q.limit is None or total < q.limit)
-                and (key_limit is None or counts[key] < key_limit)
-                and (window is None or window.room(rate_id) - tickets[rate_id] >= 1)
-            )
-            if ok and window is not None:
-                ok = window.hit(rate_id)
-            if ok:
-                counts[key] += 1
-                total += 1
-                new_slots.append([run_id, key, task, rate_id if window else None])
-                granted.append(run_id)
-            else:
-                q.seq += 1
-                waiting[key] = waiting.get(key, 0) + 1
-                body = r.get("body")
-                new_parked.append([run_id, key, task, rate_id, q.seq, dumps(body)])
-                parked_ids.add(run_id)
-                parked.append(run_id)
-        for chunk in json_chunks(new_slots):
-            self.sql.exec(
-                "INSERT OR REPLACE INTO coord_slots (queue, run_id, key, task, rate_id, state, "
-                "lease_until, granted_at) SELECT ?1, value->>0, value->>1, value->>2, "
-                "value->>3, 'held', ?2, ?3 FROM json_each(?4)",
-                self.name,
-                now + q.lease,
-                now,
-                chunk,
-            )
-        for chunk in json_chunks(new_parked):
-            self.sql.exec(
-                "INSERT OR IGNORE INTO coord_parked (queue, run_id, key, task, rate_id, seq, "
-                "body, parked_at) SELECT ?1, value->>0, value->>1, value->>2, value->>3, "
-                "value->>4, value->>5, ?2 FROM json_each(?3)",
-                self.name,
-                now,
-                chunk,
-            )
-        added: dict[str, int] = defaultdict(int)
-        for row in new_parked:
-            added[row[1]] += 1
-        self._add_waiting(added)
-        alarm = self._alarm(q, now)
-        self._save(q)
+        self.tables.reclaim(now)
+        limits = self._limits(q)
+        pump = self._pump(q, limits, self.tables.counts())
+        self._apply_pump(q, now, pump)
+        admit = decide_admit(self._admission(requests, limits, pump.counts, q.seq))
+        self._apply_admit(q, now, admit)
+        alarm = self._alarm(q, limits, now)
+        self.tables.save(q)
         return {
             "at": now,
-            "granted": granted,
-            "parked": parked,
-            "handback": handback,
+            "granted": list(admit.granted),
+            "parked": list(admit.parked),
+            "handback": pump.handback_bodies(),
             "alarm": alarm,
         }
 
@@ -196,29 +122,12 @@ class CoordinatorObject:
         skipped) and forget them if parked. Returns `{at, handback, alarm, granted}` like
         `acquire`; with `take`, up to that many of the runs handed back are granted to the
         caller directly (`granted`: their message bodies; they start at `at`)."""
-        q = self._load(now)
+        q = self.tables.load(now)
         if lease_seconds is not None:
             q.lease = float(lease_seconds)
         now = q.clock
         self.storage.now = now
-        for chunk in json_chunks(run_ids):
-            self.sql.exec(
-                "DELETE FROM coord_slots WHERE queue = ? AND run_id IN "
-                "(SELECT value FROM json_each(?))",
-                self.name,
-                chunk,
-            )
-            gone = self.sql.exec(
-                "DELETE FROM coord_parked WHERE queue = ? AND run_id IN "
-                "(SELECT value FROM json_each(?)) RETURNING key, handed",
-                self.name,
-                chunk,
-            )
-            removed: dict[str, int] = defaultdict(int)
-            for key, handed in gone:
-                if not handed:
-                    removed[key] -= 1
-            self._add_waiting(removed)
+        self.tables.forget(run_ids)
         return self._settle(q, now, take)
 
     def holding(self, run_ids: list[str], now: float) -> dict[str, Any]:
@@ -227,10 +136,10 @@ class CoordinatorObject:
         Returns `{held, handback, alarm, at}` (send the hand-backs like any other)."""
         if not self.sql.exec("SELECT 1 FROM coord_queues WHERE queue = ?", self.name):
             return {"held": [], "handback": [], "alarm": None, "at": now}
-        q = self._load(now)
+        q = self.tables.load(now)
         self.storage.now = q.clock
         res = self._settle(q, q.clock)
-        held = self._select(
+        held = self.tables.select(
             "SELECT run_id FROM coord_parked WHERE queue = ? AND run_id IN "
             "(SELECT value FROM json_each(?)) UNION SELECT run_id FROM coord_slots "
             "WHERE queue = ?1 AND run_id IN (SELECT value FROM json_each(?2))",
@@ -241,7 +150,7 @@ class CoordinatorObject:
 
     def extend(self, run_ids: list[str], now: float, lease_seconds: float) -> list[str]:
         """Renew the leases of held slots; return the runs that no longer hold one."""
-        q = self._load(now)
+        q = self.tables.load(now)
         held: set[str] = set()
         for chunk in json_chunks(run_ids):
             held.update(
@@ -254,12 +163,12 @@ class CoordinatorObject:
                     chunk,
                 )
             )
-        self._save(q)
+        self.tables.save(q)
         return [r for r in run_ids if r not in held]
 
     def wake(self, now: float) -> dict[str, Any]:
         """The alarm: reclaim lapsed leases, hand back what the open windows allow."""
-        q = self._load(now)
+        q = self.tables.load(now)
         q.alarm_at = None
         self.storage.now = q.clock
         return self._settle(q, q.clock)
@@ -274,27 +183,27 @@ class CoordinatorObject:
         return {"paused": bool(paused), "limit_override": override}
 
     def pause(self, now: float) -> dict[str, Any]:
-        q = self._load(now)
+        q = self.tables.load(now)
         q.paused = True
-        self._save(q)
+        self.tables.save(q)
         return {"handback": [], "alarm": None}
 
     def resume(self, now: float) -> dict[str, Any]:
-        q = self._load(now)
+        q = self.tables.load(now)
         q.paused = False
         self.storage.now = q.clock
         return self._settle(q, q.clock)
 
     def set_limit(self, limit: int | None, now: float) -> dict[str, Any]:
         """Override the queue's concurrency limit (None: back to the declared one)."""
-        q = self._load(now)
+        q = self.tables.load(now)
         q.limit_override = int(limit) if limit is not None else None
         self.storage.now = q.clock
         return self._settle(q, q.clock)
 
     def stats(self, now: float) -> dict[str, Any]:
         """Counts for the queue listing: running (held slots), reserved, parked, per key."""
-        q = self._load(now)
+        q = self.tables.load(now)
         keys: dict[str, dict[str, int]] = defaultdict(lambda: {"running": 0, "parked": 0})
         for key, state, n in self.sql.exec(
             "SELECT key, state, count(*) FROM coord_slots WHERE queue = ? GROUP BY key, state",
@@ -320,177 +229,131 @@ class CoordinatorObject:
     # --- internals --------------------------------------------------------------------------
 
     def _settle(self, q: QueueState, now: float, take: int = 0) -> dict[str, Any]:
-        self._sweep(q, now)
-        granted: list[Any] = []
-        handback = self._pump(q, now, take, granted)
-        alarm = self._alarm(q, now)
-        self._save(q)
-        return {"handback": handback, "alarm": alarm, "at": now, "granted": granted}
-
-    def _sweep(self, q: QueueState, now: float) -> None:
-        """Reclaim slots whose lease lapsed; a handed-back run that never came back, or a
-        directly granted one whose consumer died, goes back to the head of its key's line."""
-        lapsed = self.sql.exec(
-            "DELETE FROM coord_slots WHERE queue = ? AND lease_until < ? RETURNING run_id",
-            self.name,
-            now,
-        )
-        if not lapsed:
-            return
-        back: dict[str, int] = defaultdict(int)
-        for chunk in json_chunks([r[0] for r in lapsed]):
-            for (key,) in self.sql.exec(
-                "UPDATE coord_parked SET handed = 0 WHERE queue = ? AND handed = 1 AND run_id IN "
-                "(SELECT value FROM json_each(?)) RETURNING key",
-                self.name,
-                chunk,
-            ):
-                back[key] += 1
-        self._add_waiting(back)
-
-    def _unhand(self, run_id: str, delete_slot: bool = True) -> None:
-        if delete_slot:
-            self.sql.exec(
-                "DELETE FROM coord_slots WHERE queue = ? AND run_id = ?", self.name, run_id
-            )
-        rows = self.sql.exec(
-            "UPDATE coord_parked SET handed = 0 WHERE queue = ? AND run_id = ? AND handed = 1 "
-            "RETURNING key",
-            self.name,
-            run_id,
-        )
-        if rows:
-            self._add_waiting({rows[0][0]: 1})
-
-    def _counts(self, q: QueueState) -> Counts:
-        """Slots per key, slots in all, rate tickets (reserved slots) per rate id, and the
-        parked runs waiting per key."""
-        counts: defaultdict[str, int] = defaultdict(int)
-        tickets: defaultdict[str, int] = defaultdict(int)
-        for key, rate_id, state, n in self.sql.exec(
-            "SELECT key, rate_id, state, count(*) FROM coord_slots WHERE queue = ? "
-            "GROUP BY key, rate_id, state",
-            self.name,
-        ):
-            counts[key] += n
-            if state == "reserved" and rate_id is not None:
-                tickets[rate_id] += n
-        waiting = {
-            k: n
-            for k, n in self.sql.exec(
-                "SELECT key, waiting FROM coord_keys WHERE queue = ? AND waiting > 0", self.name
-            )
+        """Reclaim lapsed leases, then hand back parked runs (read, decide, apply)."""
+        self.tables.reclaim(now)
+        limits = self._limits(q)
+        pump = self._pump(q, limits, self.tables.counts(), take)
+        self._apply_pump(q, now, pump)
+        alarm = self._alarm(q, limits, now)
+        self.tables.save(q)
+        return {
+            "handback": pump.handback_bodies(),
+            "alarm": alarm,
+            "at": now,
+            "granted": pump.granted_bodies(),
         }
-        return Counts([counts, sum(counts.values()), tickets, waiting])
 
-    def _pump(
-        self,
-        q: QueueState,
-        now: float,
-        take: int = 0,
-        granted: list[Any] | None = None,
-        counted: Counts | None = None,
-    ) -> list[Any]:
-        """Hand back parked runs while capacity allows, one per key per round, starting
-        after the key served last (round-robin). The first `take` of them are granted to
-        the caller at once (appended to `granted`); the others are returned as hand-back
-        message bodies, each with a reserved slot. `counted`: `_counts` as the caller has it
-        (updated in place)."""
-        if q.paused:
-            return []
-        counts, total, tickets, waiting = counted or self._counts(q)
-        free = (q.limit - total) if q.limit is not None else None
-        # a key at its limit for every task of the queue cannot be served: not read at all
-        limits = [t.get("key_limit") for t in q.spec.get("tasks", {}).values()]
-        most = max(limits) if limits and None not in limits else None
-        keys = sorted(k for k in waiting if most is None or counts[k] < most)
-        if not keys or (free is not None and free <= 0):
-            return []
-        if q.rr_key is not None:
-            cut = next((i for i, k in enumerate(keys) if k > q.rr_key), 0)
-            keys = keys[cut:] + keys[:cut]
-        room = {
-            k: min(
-                waiting[k],
-                free if free is not None else waiting[k],
-                most - counts[k] if most is not None else waiting[k],
+    def _limits(self, q: QueueState) -> Limits:
+        """Read: the queue's limits from its row (a rate window's id is its spec's JSON)."""
+        tasks = {
+            name: TaskLimits(
+                spec.get("key_limit"), dumps(spec["rate"]) if spec.get("rate") else None
             )
-            for k in keys
+            for name, spec in q.spec.get("tasks", {}).items()
         }
-        heads = Heads(self.sql, self.name, room)
-        handback: list[Any] = []
-        reserved: list[list[Any]] = []
-        direct: list[list[Any]] = []
-        served: dict[str, int] = defaultdict(int)
-        active = keys
-        while active and (free is None or free > 0):
-            heads.fetch([k for k in active if heads.empty(k)])
-            still: list[str] = []
-            for key in active:
-                if free is not None and free <= 0:
-                    break
-                head = heads.peek(key)
-                if head is None:
-                    continue
-                run_id, task, rate_id, body = head
-                key_limit = q.task_spec(task).get("key_limit")
-                if key_limit is not None and counts[key] >= key_limit:
-                    continue
-                window = self._window(q, task)
-                if window is not None and window.room(rate_id) - tickets[rate_id] < 1:
-                    continue
-                now_granted = granted is not None and len(direct) < take
-                if now_granted and window is not None and not window.hit(rate_id):
-                    continue  # cannot happen: room was checked in this transaction
-                heads.pop(key)
-                counts[key] += 1
-                if free is not None:
-                    free -= 1
-                served[key] += 1
-                row = [run_id, key, task, rate_id if window else None]
-                message = loads(body)
-                if now_granted:
-                    direct.append(row)
-                    if isinstance(message, dict):
-                        message.pop("h", None)
-                    assert granted is not None
-                    granted.append(message)
-                else:
-                    if window is not None:
-                        tickets[rate_id] += 1
-                    reserved.append(row)
-                    if isinstance(message, dict):
-                        message["h"] = 1  # handed back: its consumer asks the coordinator again
-                    handback.append(message)
-                q.rr_key = key
-                still.append(key)
-            active = still
-        for rows, state in ((reserved, "reserved"), (direct, "held")):
-            for chunk in json_chunks(rows):
-                self.sql.exec(
-                    "INSERT OR REPLACE INTO coord_slots (queue, run_id, key, task, rate_id, "
-                    "state, lease_until, granted_at) SELECT ?1, value->>0, value->>1, value->>2, "
-                    "value->>3, ?2, ?3, ?4 FROM json_each(?5)",
-                    self.name,
-                    state,
-                    now + q.lease,
-                    now,
-                    chunk,
-                )
-                self.sql.exec(
-                    "UPDATE coord_parked SET handed = 1 WHERE queue = ? AND run_id IN "
-                    "(SELECT value->>0 FROM json_each(?))",
-                    self.name,
-                    chunk,
-                )
-        self._add_waiting({k: -n for k, n in served.items()})
-        for k, n in served.items():
-            waiting[k] -= n
-        if counted is not None:
-            counted[1] += sum(served.values())
-        return handback
+        return Limits(q.paused, q.limit, tasks)
 
-    def _alarm(self, q: QueueState, now: float) -> float | None:
+    # --- the pump: parked runs handed back ------------------------------------------------
+
+    def _pump(self, q: QueueState, limits: Limits, counts: Counts, take: int = 0) -> PumpDecision:
+        """The pump's read step, driving its decision: the heads of the waiting keys'
+        lines are read as the decision asks for them (a few per key, doubling), with their
+        windows' states, and the decision goes on with them, so a pump costs a few queries
+        however long the lines are."""
+        inputs = PumpInputs(limits, counts, q.rr_key, take)
+        out = decide_pump(inputs)
+        if isinstance(out, PumpDecision):
+            return out  # (nobody waits, or nothing is free: nothing to read)
+        heads = Heads(self.sql, self.name)
+        windows: dict[WindowRef, WindowState] = {}
+        while isinstance(out, MoreHeads):
+            for head in heads.fetch(out.wants):
+                rate = limits.task(head.task).rate
+                if rate is not None and (rate, head.rate_id) not in windows:
+                    windows[rate, head.rate_id] = self._window(rate).state(head.rate_id)
+            read, done = dict(heads.lines), frozenset(heads.done)
+            inputs = PumpInputs(limits, counts, q.rr_key, take, read, done, dict(windows))
+            out = decide_pump(inputs, out.progress)
+        return out
+
+    def _apply_pump(self, q: QueueState, now: float, d: PumpDecision) -> None:
+        """Apply: reserved and held slots for the runs served (their parked rows marked
+        handed: they stay until the slot is released), the keys' waiting counts, the
+        direct grants' window hits, and the key served last."""
+        for grants, state in ((d.reserved, "reserved"), (d.direct, "held")):
+            if grants:
+                self.tables.add_slots([g.slot for g in grants], state, now + q.lease, now)
+                self.tables.mark_handed([g.run_id for g in grants])
+        self.tables.add_waiting({k: -n for k, n in d.served.items()})
+        self._hit(d.hits)
+        q.rr_key = d.rr_key
+
+    # --- admission: the runs an acquire asks about ------------------------------------------
+
+    def _admission(
+        self, requests: list[dict[str, Any]], limits: Limits, counts: Counts, seq: int
+    ) -> AdmitInputs:
+        """Read: the requests, the slots and parked rows their runs have, and the window
+        state of each rate id a run not holding a slot may use."""
+        reqs: list[Request] = []
+        for r in requests:
+            task = r.get("task")
+            key, rate_id = r.get("key") or "", rate_id_of(task, r.get("rate_key"))
+            reqs.append(Request(r["id"], task, key, rate_id, r.get("body")))
+        ids = [r.run_id for r in reqs]
+        slots = self.tables.slot_states(ids)
+        windows: dict[WindowRef, WindowState] = {}
+        for req in reqs if any(t.rate for t in limits.tasks.values()) else ():
+            rate = limits.task(req.task).rate
+            if rate is not None and slots.get(req.run_id) != "held":
+                if (rate, req.rate_id) not in windows:
+                    windows[rate, req.rate_id] = self._window(rate).state(req.rate_id)
+        parked = self.tables.parked_ids(ids)
+        return AdmitInputs(tuple(reqs), limits, counts, slots, parked, windows, seq)
+
+    def _apply_admit(self, q: QueueState, now: float, d: AdmitDecision) -> None:
+        """Apply: renew the leases of runs holding slots; start handed-back runs on their
+        reserved slots or put them back in line, in order (a sequence of starts in one
+        statement); hit the windows; hold new slots; park the others."""
+        until = now + q.lease
+        self.tables.renew(d.renew, until)
+        for starts, group in groupby(d.returned, key=itemgetter(1)):
+            ids = [run_id for run_id, _ in group]  # (in order: one run may come twice)
+            if starts:
+                self.tables.start_reserved(ids, until, now)
+            else:
+                for run_id in ids:
+                    self.tables.unhand(run_id)
+        self._hit(d.hits)
+        self._hit(d.refused, refused=True)
+        self.tables.add_slots(d.slots, "held", until, now)
+        self.tables.park(d.parks, now)
+        q.seq = d.seq
+
+    # --- windows and alarms -------------------------------------------------------------------
+
+    def _window(self, rate: str) -> Window:
+        """The rate window whose id (its spec as JSON) is `rate`."""
+        window = self._windows.get(rate)
+        if window is None:
+            window = self._windows[rate] = Window(self.storage, loads(rate))
+        return window
+
+    def _hit(self, hits: Mapping[WindowRef, int], refused: bool = False) -> None:
+        """Count the decided starts in their windows; with `refused`, make the hits the
+        decision saw refused (for what a refusal writes: a fixed window counts it). The
+        decision read the windows at this instant, so a window answering otherwise is a
+        bug: the call fails whole (its transaction undone)."""
+        for (rate, rate_id), n in hits.items():
+            window = self._window(rate)
+            if refused:
+                agrees = not any([window.hit(rate_id) for _ in range(n)])
+            else:
+                agrees = window.hit(rate_id, n)
+            if not agrees:
+                raise InvariantError(f"rate window {rate} disagrees with the decision on {rate_id}")
+
+    def _alarm(self, q: QueueState, limits: Limits, now: float) -> float | None:
         """When to wake to hand back runs still waiting: a window opening or a lease that may
         lapse. Returns the time when the caller must (re)arm the alarm, else None."""
         if q.paused:
@@ -505,7 +368,7 @@ class CoordinatorObject:
         )[0][0]
         if lease is not None:
             candidates.append(float(lease) + 1e-3)
-        rated = any(t.get("rate") for t in q.spec.get("tasks", {}).values())
+        rated = any(t.rate for t in limits.tasks.values())
         heads = (  # the head of every waiting key's line, in one query
             self.sql.exec(
                 "SELECT p.task, p.rate_id FROM coord_keys AS k JOIN coord_parked AS p "
@@ -518,9 +381,9 @@ class CoordinatorObject:
             else []
         )
         for task, rate_id in heads:
-            window = self._window(q, task)
-            if window is not None and window.room(rate_id) < 1:
-                candidates.append(window.opens_at(rate_id))
+            rate = limits.task(task).rate
+            if rate is not None and self._window(rate).room(rate_id) < 1:
+                candidates.append(self._window(rate).opens_at(rate_id))
         if not candidates:
             return None
         when = max(min(candidates), now)
@@ -528,73 +391,3 @@ class CoordinatorObject:
             q.alarm_at = when
             return when
         return None
-
-    def _window(self, q: QueueState, task: str | None) -> Window | None:
-        rate = q.task_spec(task).get("rate")
-        if not rate:
-            return None
-        cache_key = dumps(rate)
-        window = self._windows.get(cache_key)
-        if window is None:
-            window = self._windows[cache_key] = Window(self.storage, rate)
-        return window
-
-    def _add_waiting(self, deltas: dict[str, int]) -> None:
-        rows = [[k, n] for k, n in deltas.items() if n]
-        if not rows:
-            return
-        for chunk in json_chunks(rows):
-            self.sql.exec(
-                "INSERT INTO coord_keys (queue, key, waiting) SELECT ?1, value->>0, value->>1 "
-                "FROM json_each(?2) WHERE true ON CONFLICT (queue, key) DO UPDATE SET "
-                "waiting = waiting + excluded.waiting",
-                self.name,
-                chunk,
-            )
-        self.sql.exec("DELETE FROM coord_keys WHERE queue = ? AND waiting <= 0", self.name)
-
-    def _select(self, query: str, ids: list[str]) -> list[tuple[Any, ...]]:
-        out: list[tuple[Any, ...]] = []
-        for chunk in json_chunks(ids):
-            out += self.sql.exec(query, self.name, chunk)
-        return out
-
-    def _load(self, now: float) -> QueueState:
-        rows = self.sql.exec(
-            "SELECT clock, paused, limit_override, spec, alarm_at, rr_key, seq, lease "
-            "FROM coord_queues WHERE queue = ?",
-            self.name,
-        )
-        if not rows:
-            return QueueState(self.name, clock=now)
-        clock, paused, override, spec, alarm_at, rr_key, seq, lease = rows[0]
-        return QueueState(
-            self.name,
-            clock=max(float(clock), now),
-            paused=bool(paused),
-            limit_override=override,
-            spec=loads(spec),
-            alarm_at=alarm_at,
-            rr_key=rr_key,
-            seq=seq,
-            lease=lease,
-        )
-
-    def _save(self, q: QueueState) -> None:
-        self.sql.exec(
-            """INSERT INTO coord_queues (queue, clock, paused, limit_override, spec, alarm_at,
-                rr_key, seq, lease) VALUES (?,?,?,?,?,?,?,?,?)
-            ON CONFLICT (queue) DO UPDATE SET clock = excluded.clock, paused = excluded.paused,
-                limit_override = excluded.limit_override, spec = excluded.spec,
-                alarm_at = excluded.alarm_at, rr_key = excluded.rr_key, seq = excluded.seq,
-                lease = excluded.lease""",
-            self.name,
-            q.clock,
-            int(q.paused),
-            q.limit_override,
-            dumps(q.spec),
-            q.alarm_at,
-            q.rr_key,
-            q.seq,
-            q.lease,
-        )

@@ -20,18 +20,20 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..ports import Message, OutMessage, Platform
+from ..runs.client import RunIndex
 from ..shared.config import EngineConfig
-from ..shared.ids import shard_of
-from ..shared.messages import RunMessage
+from ..shared.messages import RunMessage, WakeMessage
 from ..shared.states import FINAL_STATES
 from ..task import Task
+from .client import Coordinators, Reply
+from .coordinator import CoordinatorObject
 
 log = logging.getLogger("trigger_do.coordinator")
 
-KIND = "coordinator"  # the object kind in `Platform.objects`
 CONTROLS_TTL = 1.0  # seconds a consumer trusts what it read of an unlimited queue's controls
 
 
@@ -60,10 +62,6 @@ class GrantedMessage:
 
     def retry(self, delay_seconds: float = 0.0) -> None:
         self._gate._spawn(self._platform.queue.send_all([OutMessage(self.body, delay_seconds)]))
-
-
-def wake_body(queue: str) -> dict[str, Any]:
-    return {"v": 1, "wake": queue}
 
 
 def task_spec(task: Task[Any]) -> dict[str, Any]:
@@ -104,30 +102,32 @@ class Gate:
         self.runner: Runner | None = None
         self.stopping: Callable[[], bool] | None = None
         self.closing = False
-
-    def coordinator(self, queue: str) -> Any:
-        return self.platform.objects(KIND).get(queue)
+        self.coordinators = Coordinators(platform, config)
+        self.index = RunIndex(platform)
 
     # --- admission --------------------------------------------------------------------------
 
     @staticmethod
     def is_wake(body: Any) -> bool:
-        return isinstance(body, dict) and "wake" in body and "run_id" not in body
+        return WakeMessage.is_one(body)
 
     async def wake(self, messages: Sequence[Message]) -> None:
-        for queue in {m.body["wake"] for m in messages}:
+        by_queue: dict[str, list[Message]] = defaultdict(list)
+        for m in messages:
+            by_queue[WakeMessage.from_body(m.body).queue].append(m)
+        for queue, wakes in by_queue.items():
             try:
-                res = await self.coordinator(str(queue)).call("wake", self.platform.clock.now())
-                await self._send(str(queue), res)
+                res = await self.coordinators(queue)(
+                    CoordinatorObject.wake, self.platform.clock.now()
+                )
+                await self.coordinators.send(queue, Reply.of(res))
             except Exception:  # the message is retried
                 log.exception("waking coordinator %s failed", queue)
-                for m in messages:
-                    if m.body["wake"] == queue:
-                        m.retry(1.0)
+                for m in wakes:
+                    m.retry(1.0)
                 continue
-            for m in messages:
-                if m.body["wake"] == queue:
-                    m.ack()
+            for m in wakes:
+                m.ack()
 
     async def admit(
         self,
@@ -156,12 +156,11 @@ class Gate:
             if queue is None:
                 out.append((m, msg, now))
                 continue
-            handed = isinstance(m.body, dict) and m.body.get("h")
             shared = self.queues.get(queue)
             limited = (task is not None and is_limited(task)) or (
                 shared is not None and shared.concurrency_limit is not None
             )
-            if limited or handed or await self._controlled(queue, now):
+            if limited or msg.handed or await self._controlled(queue, now):
                 coordinated[queue].append((m, msg, task))
             else:
                 out.append((m, msg, now))
@@ -179,27 +178,29 @@ class Gate:
                     "task": msg.task,
                     "key": msg.key,
                     "rate_key": msg.rate_key,
-                    "body": {k: v for k, v in m.body.items() if k != "h"},
+                    "body": replace(msg, handed=False).to_body(),
                 }
                 for m, msg, _ in items
             ]
             try:
-                res = await self.coordinator(queue).call(
-                    "acquire", requests, specs, now, self.config.lease_seconds
+                res = Reply.of(
+                    await self.coordinators(queue)(
+                        CoordinatorObject.acquire, requests, specs, now, self.config.lease_seconds
+                    )
                 )
             except Exception:
                 log.exception("coordinator %s failed; its runs are redelivered", queue)
                 for m, _, _ in items:
                     m.retry(1.0)
                 continue
-            granted = set(res["granted"])
+            granted = set(res.granted)
             for m, msg, _ in items:
                 if msg.run_id in granted:
                     self.held[msg.run_id] = queue
-                    out.append((m, msg, float(res["at"])))
+                    out.append((m, msg, res.at))
                 else:
                     m.ack()  # parked: the coordinator holds it and hands it back
-            await self._send(queue, res)
+            await self.coordinators.send(queue, res)
         return out
 
     async def _controlled(self, queue: str, now: float) -> bool:
@@ -208,7 +209,7 @@ class Gate:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            c = await self.coordinator(queue).call("controls")
+            c = await self.coordinators(queue)(CoordinatorObject.controls)
             controlled = bool(c["paused"] or c["limit_override"] is not None)
         except Exception:
             log.exception("reading the controls of %s failed", queue)
@@ -238,14 +239,8 @@ class Gate:
                 candidates.append((r["run_id"], queue))
         if not candidates:
             return
-        by_shard: dict[int, list[str]] = defaultdict(list)
-        for rid, _ in candidates:
-            by_shard[shard_of(rid, self.platform.index_shards)].append(rid)
-        states: dict[str, Any] = {}
-        index = self.platform.objects("run-index")
         try:
-            for shard, ids in by_shard.items():
-                states.update(await index.get(f"shard-{shard}").call("get_states", ids))
+            states = await self.index.get_states([rid for rid, _ in candidates])
         except Exception:  # the slots lapse with their leases
             log.exception("reading the states of ended runs failed")
             return
@@ -288,19 +283,21 @@ class Gate:
         for queue, ids in releases.items():
             take = len(ids) if self._taking() else 0
             try:
-                res = await self.coordinator(queue).call(
-                    "release",
-                    sorted(ids),
-                    self.platform.clock.now(),
-                    take,
-                    self.config.lease_seconds,
+                res = Reply.of(
+                    await self.coordinators(queue)(
+                        CoordinatorObject.release,
+                        sorted(ids),
+                        self.platform.clock.now(),
+                        take,
+                        self.config.lease_seconds,
+                    )
                 )
             except Exception:  # the slots lapse with their leases
                 log.exception("releasing %d slots of %s failed", len(ids), queue)
                 continue
-            granted = res.get("granted") or []
+            granted = res.granted
             if granted:
-                at = float(res["at"])
+                at = res.at
                 if self.runner is not None:
                     self._spawn(
                         self._run_granted(
@@ -309,7 +306,7 @@ class Gate:
                         )
                     )
             try:
-                await self._send(queue, res)
+                await self.coordinators.send(queue, res)
             except Exception:  # the hand-backs' slots lapse and they are handed back again
                 log.exception("sending the hand-backs of %s failed", queue)
 
@@ -342,21 +339,11 @@ class Gate:
                 by_queue[self.held[r]].append(r)
         for queue, ids in by_queue.items():
             try:
-                lost = await self.coordinator(queue).call(
-                    "extend", ids, now, self.config.lease_seconds
+                lost = await self.coordinators(queue)(
+                    CoordinatorObject.extend, ids, now, self.config.lease_seconds
                 )
             except Exception:
                 log.exception("renewing slots of %s failed", queue)
                 continue
             if lost:
                 log.warning("%d runs of %s lost their slots (lease lapsed)", len(lost), queue)
-
-    async def _send(self, queue: str, res: dict[str, Any]) -> None:
-        now = self.platform.clock.now()
-        out = [OutMessage(body, 0.0) for body in res.get("handback") or []]
-        alarm = res.get("alarm")
-        if alarm is not None:
-            delay = min(max(0.0, float(alarm) - now), self.config.max_message_delay)
-            out.append(OutMessage(wake_body(queue), delay))
-        if out:
-            await self.platform.queue.send_all(out)

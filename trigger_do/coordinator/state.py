@@ -1,15 +1,18 @@
-"""The coordinator's tables and the in-memory views its calls work with: the queue's row,
-the slot counts, and the heads of the parked lines."""
+"""The coordinator's tables, its queue's row, and the statements its read and apply steps
+are made of (`Tables`: each method one documented read or write, for one queue)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..ports import Sql
+from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
 from . import windows
+from .decide import Counts, Head, Park, SlotRow
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS coord_queues (
@@ -47,13 +50,10 @@ SCHEMA = [
 ALARM_GRACE = 5.0  # an alarm this overdue is assumed lost: the next call sets it again
 
 
-class Counts(list[Any]):
-    """`[slots per key, slots in all, rate tickets per rate id, parked runs waiting per key]`
-    (a list: a pump inside `acquire` updates what `acquire` goes on deciding with)."""
-
-
 @dataclass
 class QueueState:
+    """The queue's row, as one call reads it, updates it and saves it."""
+
     name: str
     clock: float = 0.0
     paused: bool = False
@@ -71,42 +71,283 @@ class QueueState:
         value = self.spec.get("queue_limit")
         return int(value) if value is not None else None
 
-    def task_spec(self, task: str | None) -> dict[str, Any]:
-        found: dict[str, Any] = self.spec.get("tasks", {}).get(task or "", {})
-        return found
-
 
 def rate_id_of(task: str | None, rate_key: str | None) -> str:
     return f"{task or ''}|{rate_key or ''}"
 
 
-class Heads:
-    """The parked runs at the head of each key's line, read in bulk: one query fetches the
-    next few of every key that ran out (a window per key), doubling each time a key needs
-    more, so a pump costs a few queries however long the lines are."""
+class Tables:
+    """The statements on one queue's rows of the coordinator's tables."""
 
-    def __init__(self, sql: Sql, queue: str, room: dict[str, int]) -> None:
+    def __init__(self, sql: Sql, queue: str) -> None:
         self.sql = sql
         self.queue = queue
-        self.room = room  # at most how many each key can be handed back now
-        self.rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        self.pos: dict[str, int] = defaultdict(int)
-        self.used: dict[str, int] = defaultdict(int)
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def load(self, now: float) -> QueueState:
+        """The queue's row (a new one if none), its clock moved on to `now` if behind."""
+        rows = self.sql.exec(
+            "SELECT clock, paused, limit_override, spec, alarm_at, rr_key, seq, lease "
+            "FROM coord_queues WHERE queue = ?",
+            self.queue,
+        )
+        if not rows:
+            return QueueState(self.queue, clock=now)
+        clock, paused, override, spec, alarm_at, rr_key, seq, lease = rows[0]
+        return QueueState(
+            self.queue,
+            clock=max(float(clock), now),
+            paused=bool(paused),
+            limit_override=override,
+            spec=loads(spec),
+            alarm_at=alarm_at,
+            rr_key=rr_key,
+            seq=seq,
+            lease=lease,
+        )
+
+    def counts(self) -> Counts:
+        """Slots per key, slots in all, rate tickets (reserved slots) per rate id, and the
+        parked runs waiting per key."""
+        slots: dict[str, int] = defaultdict(int)
+        tickets: dict[str, int] = defaultdict(int)
+        for key, rate_id, state, n in self.sql.exec(
+            "SELECT key, rate_id, state, count(*) FROM coord_slots WHERE queue = ? "
+            "GROUP BY key, rate_id, state",
+            self.queue,
+        ):
+            slots[key] += n
+            if state == "reserved" and rate_id is not None:
+                tickets[rate_id] += n
+        waiting = dict(
+            self.sql.exec(
+                "SELECT key, waiting FROM coord_keys WHERE queue = ? AND waiting > 0", self.queue
+            )
+        )
+        return Counts(dict(slots), sum(slots.values()), dict(tickets), waiting)
+
+    def select(self, query: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """`query` (parameters: the queue, a JSON array of ids) over `ids`, chunked."""
+        out: list[tuple[Any, ...]] = []
+        for chunk in json_chunks(ids):
+            out += self.sql.exec(query, self.queue, chunk)
+        return out
+
+    def slot_states(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The state (`held` or `reserved`) of the slot each of `run_ids` has."""
+        return dict(
+            self.select(
+                "SELECT run_id, state FROM coord_slots WHERE queue = ? AND run_id IN "
+                "(SELECT value FROM json_each(?))",
+                run_ids,
+            )
+        )
+
+    def parked_ids(self, run_ids: Sequence[str]) -> frozenset[str]:
+        """Those of `run_ids` with a parked row (handed back or not)."""
+        return frozenset(
+            r[0]
+            for r in self.select(
+                "SELECT run_id FROM coord_parked WHERE queue = ? AND run_id IN "
+                "(SELECT value FROM json_each(?))",
+                run_ids,
+            )
+        )
+
+    # --- writes -----------------------------------------------------------------------------
+
+    def save(self, q: QueueState) -> None:
+        self.sql.exec(
+            """INSERT INTO coord_queues (queue, clock, paused, limit_override, spec, alarm_at,
+                rr_key, seq, lease) VALUES (?,?,?,?,?,?,?,?,?)
+            ON CONFLICT (queue) DO UPDATE SET clock = excluded.clock, paused = excluded.paused,
+                limit_override = excluded.limit_override, spec = excluded.spec,
+                alarm_at = excluded.alarm_at, rr_key = excluded.rr_key, seq = excluded.seq,
+                lease = excluded.lease""",
+            self.queue,
+            q.clock,
+            int(q.paused),
+            q.limit_override,
+            dumps(q.spec),
+            q.alarm_at,
+            q.rr_key,
+            q.seq,
+            q.lease,
+        )
+
+    def add_waiting(self, deltas: Mapping[str, int]) -> None:
+        """Add to the keys' counts of waiting runs (a key at zero loses its row)."""
+        rows = [[k, n] for k, n in deltas.items() if n]
+        if not rows:
+            return
+        for chunk in json_chunks(rows):
+            self.sql.exec(
+                "INSERT INTO coord_keys (queue, key, waiting) SELECT ?1, value->>0, value->>1 "
+                "FROM json_each(?2) WHERE true ON CONFLICT (queue, key) DO UPDATE SET "
+                "waiting = waiting + excluded.waiting",
+                self.queue,
+                chunk,
+            )
+        self.sql.exec("DELETE FROM coord_keys WHERE queue = ? AND waiting <= 0", self.queue)
+
+    def reclaim(self, now: float) -> None:
+        """Delete slots whose lease lapsed; a handed-back run that never came back, or a
+        directly granted one whose consumer died, goes back to the head of its key's line."""
+        lapsed = self.sql.exec(
+            "DELETE FROM coord_slots WHERE queue = ? AND lease_until < ? RETURNING run_id",
+            self.queue,
+            now,
+        )
+        if not lapsed:
+            return
+        back: dict[str, int] = defaultdict(int)
+        for chunk in json_chunks([r[0] for r in lapsed]):
+            for (key,) in self.sql.exec(
+                "UPDATE coord_parked SET handed = 0 WHERE queue = ? AND handed = 1 AND run_id IN "
+                "(SELECT value FROM json_each(?)) RETURNING key",
+                self.queue,
+                chunk,
+            ):
+                back[key] += 1
+        self.add_waiting(back)
+
+    def forget(self, run_ids: Sequence[str]) -> None:
+        """Delete the slots and parked rows of `run_ids` (their attempts ended)."""
+        for chunk in json_chunks(run_ids):
+            self.sql.exec(
+                "DELETE FROM coord_slots WHERE queue = ? AND run_id IN "
+                "(SELECT value FROM json_each(?))",
+                self.queue,
+                chunk,
+            )
+            gone = self.sql.exec(
+                "DELETE FROM coord_parked WHERE queue = ? AND run_id IN "
+                "(SELECT value FROM json_each(?)) RETURNING key, handed",
+                self.queue,
+                chunk,
+            )
+            removed: dict[str, int] = defaultdict(int)
+            for key, handed in gone:
+                if not handed:
+                    removed[key] -= 1
+            self.add_waiting(removed)
+
+    def add_slots(self, rows: Sequence[SlotRow], state: str, until: float, at: float) -> None:
+        """Slots in `state` (`held`, `reserved`) for `rows`, leased until `until`. (Each
+        row travels as an object without its null fields: JSON with no `null` in it is
+        sent without a walk looking for NaNs.)"""
+        objects: list[dict[str, str]] = []
+        for run_id, key, task, rate_id in rows:
+            row = {"r": run_id, "k": key}
+            if task is not None:
+                row["t"] = task
+            if rate_id is not None:
+                row["q"] = rate_id
+            objects.append(row)
+        for chunk in json_chunks(objects):
+            self.sql.exec(
+                "INSERT OR REPLACE INTO coord_slots (queue, run_id, key, task, rate_id, "
+                "state, lease_until, granted_at) SELECT ?1, value->>'r', value->>'k', "
+                "value->>'t', value->>'q', ?2, ?3, ?4 FROM json_each(?5)",
+                self.queue,
+                state,
+                until,
+                at,
+                chunk,
+            )
+
+    def mark_handed(self, run_ids: Sequence[str]) -> None:
+        """Mark parked rows handed back (they stay until the run's slot is released)."""
+        for chunk in json_chunks(run_ids):
+            self.sql.exec(
+                "UPDATE coord_parked SET handed = 1 WHERE queue = ? AND run_id IN "
+                "(SELECT value FROM json_each(?))",
+                self.queue,
+                chunk,
+            )
+
+    def renew(self, run_ids: Sequence[str], until: float) -> None:
+        """Lease the slots of `run_ids` until `until`."""
+        for chunk in json_chunks(run_ids):
+            self.sql.exec(
+                "UPDATE coord_slots SET lease_until = ? WHERE queue = ? AND run_id IN "
+                "(SELECT value FROM json_each(?))",
+                until,
+                self.queue,
+                chunk,
+            )
+
+    def start_reserved(self, run_ids: Sequence[str], until: float, at: float) -> None:
+        """Handed-back runs start on their reserved slots; their parked rows go."""
+        for chunk in json_chunks(run_ids):
+            self.sql.exec(
+                "UPDATE coord_slots SET state = 'held', lease_until = ?, granted_at = ? "
+                "WHERE queue = ? AND run_id IN (SELECT value FROM json_each(?))",
+                until,
+                at,
+                self.queue,
+                chunk,
+            )
+            self.sql.exec(
+                "DELETE FROM coord_parked WHERE queue = ? AND run_id IN "
+                "(SELECT value FROM json_each(?))",
+                self.queue,
+                chunk,
+            )
+
+    def unhand(self, run_id: str) -> None:
+        """A handed-back run loses its reserved slot and goes back to its line's head."""
+        self.sql.exec("DELETE FROM coord_slots WHERE queue = ? AND run_id = ?", self.queue, run_id)
+        rows = self.sql.exec(
+            "UPDATE coord_parked SET handed = 0 WHERE queue = ? AND run_id = ? AND handed = 1 "
+            "RETURNING key",
+            self.queue,
+            run_id,
+        )
+        if rows:
+            self.add_waiting({rows[0][0]: 1})
+
+    def park(self, parks: Sequence[Park], at: float) -> None:
+        """Parked rows for `parks` (a run parked already keeps its row), counted waiting."""
+        rows = [[p.run_id, p.key, p.task, p.rate_id, p.seq, dumps(p.body)] for p in parks]
+        for chunk in json_chunks(rows):
+            self.sql.exec(
+                "INSERT OR IGNORE INTO coord_parked (queue, run_id, key, task, rate_id, seq, "
+                "body, parked_at) SELECT ?1, value->>0, value->>1, value->>2, value->>3, "
+                "value->>4, value->>5, ?2 FROM json_each(?3)",
+                self.queue,
+                at,
+                chunk,
+            )
+        added: dict[str, int] = defaultdict(int)
+        for p in parks:
+            added[p.key] += 1
+        self.add_waiting(added)
+
+
+class Heads:
+    """Reads the parked runs at the head of keys' lines in bulk: one query fetches the next
+    few of every key asked for (a window per key), doubling each time, so a pump costs a
+    few queries however long the lines are. `lines`: what was read per key, in order;
+    `done`: the keys whose whole line was read."""
+
+    def __init__(self, sql: Sql, queue: str) -> None:
+        self.sql = sql
+        self.queue = queue
+        self.lines: dict[str, tuple[Head, ...]] = {}
         self.after: dict[str, int] = {}  # the last seq read per key
         self.size = 8
-        self.done: set[str] = set()  # keys whose whole line was read
+        self.done: set[str] = set()
 
-    def empty(self, key: str) -> bool:
-        return key not in self.done and self.pos[key] >= len(self.rows[key])
-
-    def fetch(self, keys: list[str]) -> None:
-        if not keys:
-            return
+    def fetch(self, wants: Mapping[str, int]) -> list[Head]:
+        """Read the next runs of each key in `wants` (at most that many, at least one, at
+        most the current size); returns the runs read."""
         size = self.size
         self.size = min(self.size * 2, 512)
-        n = {k: max(1, min(size, self.room[k] - self.used[k])) for k in keys}
-        asked = [[k, self.after.get(k, -1)] for k in keys]
-        got: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        n = {k: max(1, min(size, w)) for k, w in wants.items()}
+        asked = [[k, self.after.get(k, -1)] for k in wants]
+        got: dict[str, list[Head]] = defaultdict(list)
         for chunk in json_chunks(asked):
             for key, seq, run_id, task, rate_id, body in self.sql.exec(
                 # per key: the seq of its n-th next run bounds an index range scan
@@ -122,19 +363,13 @@ class Heads:
                 max(n.values()),
             ):
                 if len(got[key]) < n[key]:  # (LIMIT takes no column: the most, then trim)
-                    got[key].append((run_id, task, rate_id, body))
+                    got[key].append(Head(run_id, task, rate_id, body))
                     self.after[key] = seq
-        for key in keys:
+        new: list[Head] = []
+        for key in wants:
             rows = got.get(key, [])
-            self.rows[key] = rows
-            self.pos[key] = 0
+            self.lines[key] = self.lines.get(key, ()) + tuple(rows)
+            new += rows
             if len(rows) < n[key]:
                 self.done.add(key)
-
-    def peek(self, key: str) -> tuple[Any, ...] | None:
-        rows, i = self.rows[key], self.pos[key]
-        return rows[i] if i < len(rows) else None
-
-    def pop(self, key: str) -> None:
-        self.pos[key] += 1
-        self.used[key] += 1
+        return new

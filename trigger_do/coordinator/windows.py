@@ -16,6 +16,7 @@ from limits.storage import MovingWindowSupport, SlidingWindowCounterSupport, Sto
 from limits.strategies import STRATEGIES, RateLimiter
 
 from ..ports import Sql
+from .decide import WindowState
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS coord_rate_entries (
@@ -198,17 +199,27 @@ class Window:
         self.strategy = spec.get("strategy") or "moving-window"
         self.limiter: RateLimiter = STRATEGIES[self.strategy](storage)
 
+    def state(self, rate_id: str) -> WindowState:
+        """The window for `rate_id` now, as the decisions read it (`WindowState.room`
+        after k more hits is what this window's strategy would allow)."""
+        key = self.item.key_for(rate_id)
+        if self.strategy == "sliding-window-counter":
+            prev, ttl, cur, _ = self.storage.get_sliding_window(key, self.item.period)
+            return WindowState(self.item.amount, cur, prev * ttl / self.item.period)
+        if self.strategy == "moving-window":
+            _, count = self.storage.get_moving_window(key, self.item.amount, self.item.period)
+            return WindowState(self.item.amount, count)
+        return WindowState(self.item.amount, self.storage.get(key))  # fixed window
+
     def room(self, rate_id: str) -> int:
         """How many more starts the window allows now."""
-        if self.strategy == "sliding-window-counter":
-            prev, ttl, cur, _ = self.storage.get_sliding_window(
-                self.item.key_for(rate_id), self.item.period
-            )
-            return max(0, self.item.amount - math.floor(prev * ttl / self.item.period + cur))
-        return max(0, int(self.limiter.get_window_stats(self._as_item, rate_id).remaining))
+        return self.state(rate_id).room()
 
-    def hit(self, rate_id: str) -> bool:
-        return bool(self.limiter.hit(self._as_item, rate_id))
+    def hit(self, rate_id: str, times: int = 1) -> bool:
+        """Count `times` starts now, if the window has room for them all."""
+        if self.strategy == "sliding-window-counter":  # one at a time: its float arithmetic
+            return all(self.limiter.hit(self._as_item, rate_id) for _ in range(times))
+        return bool(self.limiter.hit(self._as_item, rate_id, cost=times))
 
     def opens_at(self, rate_id: str) -> float:
         """When the window next has room (an estimate for the sliding counter)."""

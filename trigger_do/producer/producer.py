@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..coordinator.specs import run_keys
 from ..errors import (
     NonFiniteNumberError,
     PayloadTooLargeError,
@@ -16,8 +13,10 @@ from ..errors import (
     UnknownTaskError,
 )
 from ..ports import OutMessage, Platform
+from ..runs.client import Registry, RunIndex
+from ..runs.index import RunIndexObject
 from ..shared.config import EngineConfig
-from ..shared.ids import new_sharded_id, shard_of
+from ..shared.ids import new_sharded_id
 from ..shared.messages import RunMessage
 from ..shared.options import (
     DEFAULT_IDEMPOTENCY_TTL,
@@ -26,6 +25,7 @@ from ..shared.options import (
     scoped_key,
 )
 from ..shared.serialization import dumps, loads
+from ..shared.specs import run_keys
 from ..task import Task, registered_tasks
 
 CHUNK_RUNS = 1000  # at most this many runs per index call ...
@@ -52,6 +52,7 @@ class TriggerRequest:
     payload: Any
     options: dict[str, Any] | TriggerOptions | None = None
     payload_text: str | None = None  # already-validated JSON text (skips re-validation)
+    schedule: dict[str, Any] | None = None  # the schedule that fired it (schedules/service.py)
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,10 @@ class Producer:
         self.platform = platform
         self.config = config
         self.find_task = find_task
-
-    def _index(self, shard: int) -> Any:
-        return self.platform.objects("run-index").get(f"shard-{shard}")
+        self.index = RunIndex(platform)
 
     async def _known_remote(self) -> set[str]:
-        rows = await self.platform.objects("registry").get("registry").call("list")
-        return {r["id"] for r in rows}
+        return {r["id"] for r in await Registry(self.platform).tasks()}
 
     async def trigger(self, req: TriggerRequest) -> Triggered:
         batch = await self.trigger_many([req], batch=False)
@@ -118,7 +116,7 @@ class Producer:
                     f"idempotency key {idempotency_key!r} names an unfinished batch of "
                     f"{made['run_count']} items, not {len(prepared)}"
                 )
-            present = dict(await self.batch_items(batch_id))  # a retry completes the rest
+            present = dict(await self.index.batch_items(batch_id))  # a retry completes the rest
         for j, row in enumerate(prepared):
             row["batch_id"], row["batch_index"] = batch_id, j
             if j in present:
@@ -127,7 +125,7 @@ class Producer:
         cached: dict[str, str] = {}
         for chunk in _chunks(fresh):  # invisible until the batch is sealed
             cached.update(await self._insert(chunk, now))
-        shards = {shard_of(r["id"], self.platform.index_shards) for r in prepared}
+        shards = {self.index.shard_of(r["id"]) for r in prepared}
         await self.seal(batch_id, shards, self._messages(prepared, cached, now))
         return BatchTriggered(batch_id, _triggered(prepared, cached), False)
 
@@ -137,29 +135,27 @@ class Producer:
         """A batch whose items are all written: seal it (the commit point, on its own shard),
         send its runs' first `messages` (None: read them back from the `shards`, for items
         written by earlier calls), then make its runs visible on every shard holding them."""
-        own = shard_of(batch_id, self.platform.index_shards)
-        await self._index(own).call("seal_batch", batch_id)
+        own = self.index.shard_of(batch_id)
+        await self.index.shard(own)(RunIndexObject.seal_batch, batch_id)
         now = self.platform.clock.now()
         if messages is None:
             messages = []
             for shard in sorted(shards):
-                rows = await self._index(shard).call("batch_dispatch", batch_id)
+                rows = await self.index.shard(shard)(RunIndexObject.batch_dispatch, batch_id)
                 messages += self.dispatch_rows(rows, now)
         await self.platform.queue.send_all(messages)
         for shard in sorted(shards | {own}):
-            await self._index(shard).call("release_batch", batch_id)
+            await self.index.shard(shard)(RunIndexObject.release_batch, batch_id)
 
     async def create_batch(
         self, run_count: int, idempotency_key: str | None, now: float
     ) -> dict[str, Any]:
         """Record a batch on the shard its id names (its key's shard, with a key); with a
         key already used, that batch (`cached`)."""
-        batch_id = new_sharded_id("batch", idempotency_key, self.platform.index_shards)
-        shard = shard_of(batch_id, self.platform.index_shards)
-        made: dict[str, Any] = await self._index(shard).call(
-            "create_batch", batch_id, run_count, idempotency_key, now
+        batch_id = new_sharded_id("batch", idempotency_key, self.index.count)
+        return await self.index.on(batch_id)(
+            RunIndexObject.create_batch, batch_id, run_count, idempotency_key, now
         )
-        return made
 
     async def trigger_into_batch(
         self, batch_id: str, items: Sequence[tuple[int, TriggerRequest]]
@@ -203,25 +199,9 @@ class Producer:
             raise PayloadValidationError.for_batch(errors)
         return prepared
 
-    async def batch_items(self, batch_id: str) -> list[tuple[int, str]]:
-        """`(index, run_id)` of every item of a batch written so far, sealed or not."""
-        pages = await asyncio.gather(
-            *(
-                self._index(s).call("batch_runs", batch_id)
-                for s in range(self.platform.index_shards)
-            )
-        )
-        return sorted((int(i), str(rid)) for page in pages for i, rid in page)
-
     async def batch_run_ids(self, batch_id: str) -> list[str]:
         """A batch's run ids in input order, gathered from every shard at once."""
-        pages = await asyncio.gather(
-            *(
-                self._index(s).call("batch_runs", batch_id)
-                for s in range(self.platform.index_shards)
-            )
-        )
-        return [rid for _, rid in sorted((i, rid) for page in pages for i, rid in page)]
+        return [rid for _, rid in await self.index.batch_items(batch_id)]
 
     def _prepare(self, req: TriggerRequest, task: Task[Any] | None, now: float) -> dict[str, Any]:
         opts = parse_options(req.options)
@@ -238,8 +218,7 @@ class Producer:
             raise PayloadTooLargeError(size, self.config.payload_limit)
         delay_until = opts.delay_until(now)
         key = scoped_key(req.task_id, opts.idempotency_key) if opts.idempotency_key else None
-        shards = self.platform.index_shards
-        run_id = new_sharded_id("run", key, shards)
+        run_id = new_sharded_id("run", key, self.index.count)
         options: dict[str, Any] = {}
         if opts.max_attempts is not None:
             options["max_attempts"] = opts.max_attempts
@@ -251,6 +230,8 @@ class Producer:
         )
         if rate_key is not None:
             options["rate_key"] = rate_key
+        if req.schedule is not None:  # shown on the run, and what `filter[schedule]` matches
+            options["schedule"] = req.schedule
         return {
             "id": run_id,
             "task": req.task_id,
@@ -279,17 +260,7 @@ class Producer:
                 key = f"packets/{row['id']}/payload.json"
                 await self.platform.blobs.put(key, row["payload"].encode())
                 row["payload_packet"], row["payload"] = key, None
-        by_shard: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for row in rows:
-            by_shard[shard_of(row["id"], self.platform.index_shards)].append(row)
-        cached: dict[str, str] = {}
-        for shard, group in by_shard.items():
-            for row, res in zip(
-                group, await self._index(shard).call("insert_runs", group, now), strict=True
-            ):
-                if res["cached"]:
-                    cached[row["id"]] = res["id"]
-        return cached
+        return await self.index.insert_runs(rows, now)
 
     def _messages(
         self, rows: list[dict[str, Any]], cached: dict[str, str], now: float

@@ -143,6 +143,7 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
         tags: list[str] | None = None,
         batch_id: str | None = None,
         bulk_action: str | None = None,
+        schedule_id: str | None = None,
         created_from: float | None = None,
         created_to: float | None = None,
         after: list[Any] | None = None,
@@ -158,6 +159,7 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
             tags=tags,
             batch_id=batch_id,
             bulk_action=bulk_action,
+            schedule_id=schedule_id,
             created_from=created_from,
             created_to=created_to,
         )

@@ -15,6 +15,7 @@ RUN_FILTERS = (
     "tags",
     "batch_id",
     "bulk_action",
+    "schedule_id",
     "created_from",
     "created_to",
 )
@@ -27,6 +28,7 @@ def run_filter_sql(
     tags: list[str] | None = None,
     batch_id: str | None = None,
     bulk_action: str | None = None,
+    schedule_id: str | None = None,
     created_from: float | None = None,
     created_to: float | None = None,
 ) -> tuple[list[str], list[Any]]:
@@ -52,6 +54,9 @@ def run_filter_sql(
     if bulk_action:  # the runs a bulk action marked (index_bulk.py)
         where.append("id IN (SELECT run_id FROM bulk_action_runs WHERE bulk_id = ?)")
         params.append(bulk_action)
+    if schedule_id:  # the runs a schedule started (their options name it: schedules/)
+        where.append("options->>'$.schedule.id' = ?")
+        params.append(schedule_id)
     if created_from is not None:
         where.append("created_at >= ?")
         params.append(created_from)

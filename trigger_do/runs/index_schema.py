@@ -9,6 +9,11 @@ from ..shared.serialization import loads
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import RunState, sources_for
 
+# `+state`, `+lease_token` in the writes' WHERE clauses: the unary plus tells SQLite not to use
+# an index for that term. Those writes find their rows by id (the primary key) or by a JSON
+# list of ids; planning them through `runs_state_due` instead would scan every run in that
+# state. The term still checks the state (the transition table's sources), row by row.
+
 # `runs.has_object`: 0 no run object, 1 a run object (checkpoints, steps, logs), WATCHED a
 # run object with live-log subscribers (Cloudflare: told when the run ends; see writer.py)
 WATCHED = 2

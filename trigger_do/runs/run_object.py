@@ -113,6 +113,11 @@ class RunObject:
             )
         ]
 
+    def finished(self, state: str) -> None:
+        """The run ended while live-log subscribers watch it (the writer tells it once).
+        On Cloudflare the Run Durable Object ends their streams (platform/cloudflare/
+        entry.py takes this call); locally subscribers poll, so there is nothing to do."""
+
     def purge(self) -> None:
         for table in ("checkpoints", "steps", "logs"):
             self.sql.exec(f"DELETE FROM {table} WHERE run_id = ?", self.run_id)

@@ -9,36 +9,12 @@ import os
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ..engine import Engine
 from ..producer.producer import TriggerRequest
-from ..task import Task, as_batch_item
-from .handles import BatchHandle, RunHandle
-
-
-class Client(Protocol):
-    async def trigger(
-        self, task_id: str, payload: Any, options: dict[str, Any], *, task: Task[Any] | None = None
-    ) -> RunHandle: ...
-
-    async def batch_trigger(
-        self,
-        items: list[tuple[str, Any]],
-        *,
-        idempotency_key: str | None = None,
-        tasks: dict[str, Task[Any]] | None = None,
-    ) -> BatchHandle: ...
-
-    async def get_run(self, run_id: str) -> dict[str, Any]: ...
-
-    async def get_runs(self, run_ids: list[str]) -> dict[str, dict[str, Any]]: ...
-
-    async def get_states(self, run_ids: list[str]) -> dict[str, list[Any]]: ...
-
-    async def get_logs(self, run_id: str, after: int = 0) -> list[dict[str, Any]]: ...
-
-    async def cancel(self, run_id: str) -> bool: ...
+from ..task import Task, as_batch_item, set_client_resolver
+from .handles import BatchHandle, Client, RunHandle
 
 
 class EmbeddedClient:
@@ -150,6 +126,9 @@ def current_client() -> Client:
         remote: Client = RemoteClient(api_url, key)
         return remote
     return embedded_client(_configured.get("db") or os.environ.get("TRIGGER_DO_DB"))
+
+
+set_client_resolver(current_client)  # a task's own trigger calls go where this says
 
 
 class TasksApi:

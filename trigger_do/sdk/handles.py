@@ -7,18 +7,46 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..consumer.context import Checkpoint
 from ..errors import RunFailedError, RunNotFoundError
+from ..shared.checkpoints import Checkpoint
 from ..shared.options import user_key
 from ..shared.states import FINAL_STATES, RunState
 from .sync import run_sync
 
 if TYPE_CHECKING:
-    from .client import Client
+    from ..schedules.event import RunSchedule
 
 POLL_START, POLL_MAX = 0.005, 0.25
+
+
+class Client(Protocol):
+    """Where SDK calls go: an engine on a database (`EmbeddedClient`) or a server over HTTP
+    (`RemoteClient`); `sdk/client.py` picks one. (`task`: the `Task` when the caller has it.)"""
+
+    async def trigger(
+        self, task_id: str, payload: Any, options: dict[str, Any], *, task: Any = None
+    ) -> RunHandle: ...
+
+    async def batch_trigger(
+        self,
+        items: list[tuple[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        tasks: dict[str, Any] | None = None,
+    ) -> BatchHandle: ...
+
+    async def get_run(self, run_id: str) -> dict[str, Any]: ...
+
+    async def get_runs(self, run_ids: list[str]) -> dict[str, dict[str, Any]]: ...
+
+    async def get_states(self, run_ids: list[str]) -> dict[str, list[Any]]: ...
+
+    async def get_logs(self, run_id: str, after: int = 0) -> list[dict[str, Any]]: ...
+
+    async def cancel(self, run_id: str) -> bool: ...
+
 
 
 def _dt(ts: float | None) -> datetime | None:
@@ -70,6 +98,7 @@ class RunStatus:
     expires_at: datetime | None
     batch_id: str | None = None
     idempotency_key: str | None = None
+    schedule: RunSchedule | None = None  # the schedule that started it (schedules/)
 
     @property
     def is_final(self) -> bool:
@@ -101,7 +130,14 @@ class RunStatus:
             expires_at=_dt(row.get("expires_at")),
             batch_id=row.get("batch_id"),
             idempotency_key=user_key(row["task"], key),
+            schedule=_schedule_of(row),
         )
+
+
+def _schedule_of(row: dict[str, Any]) -> RunSchedule | None:
+    from ..schedules.event import RunSchedule  # (the schedules package imports this module)
+
+    return RunSchedule.of((row.get("options") or {}).get("schedule"))
 
 
 def _failed(row: dict[str, Any]) -> RunFailedError:

@@ -105,6 +105,12 @@ def error_from(status: int, body: Any) -> TriggerDoError:
     return ApiError(status, message)
 
 
+def run_ref_from_api(schedule: dict[str, Any] | None) -> dict[str, Any] | None:
+    from ..schedules.shapes import run_ref_from_api as convert
+
+    return convert(schedule)
+
+
 def row_from(api: dict[str, Any]) -> dict[str, Any]:
     """A run as the engine's row shape, from a retrieve response (its `triggerDo` part)."""
     x = api.get("triggerDo") or {}
@@ -128,6 +134,7 @@ def row_from(api: dict[str, Any]) -> dict[str, Any]:
         "expires_at": x.get("expiresAt"),
         "batch_id": api.get("batchId"),
         "idempotency_key": x.get("idempotencyKey"),
+        "options": {"schedule": run_ref_from_api(api.get("schedule"))},
     }
 
 

@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from ..errors import MisuseError
+
 T = TypeVar("T")
 
 
@@ -15,6 +17,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     except RuntimeError:
         return asyncio.run(coro)
     coro.close()
-    raise RuntimeError(
+    raise MisuseError(
         "a *_sync call was made inside a running event loop: use the async call with await"
     )

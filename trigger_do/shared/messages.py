@@ -1,9 +1,19 @@
-"""Run-queue messages: JSON-native, versioned; new fields get defaults so old ones decode."""
+"""The run queue's messages, built and read only here: JSON-native, versioned, every field
+named; new fields get defaults so that old messages still decode. A message changes by
+making a new one (`dataclasses.replace`), never by patching its body.
+
+- `RunMessage`: start (or resume) a run: `{v, run_id, task, attempt, d, payload?, q?, k?,
+  rk?, h?}`. `d` is the run's dispatch number (a message of an older dispatch is stale);
+  `h` marks a run its coordinator handed back (its consumer asks the coordinator again).
+- `WakeMessage`: a coordinator's alarm, `{v, wake: queue}`: its consumer calls `wake`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+
+from ..errors import MalformedMessageError
 
 VERSION = 1
 
@@ -18,6 +28,7 @@ class RunMessage:
     queue: str | None = None  # the run's queue (its coordinator), when it has one
     key: str | None = None  # its concurrency key
     rate_key: str | None = None  # its rate-limit key
+    handed: bool = False  # its coordinator handed it back (parked, then freed)
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -32,12 +43,14 @@ class RunMessage:
         for name, value in (("q", self.queue), ("k", self.key), ("rk", self.rate_key)):
             if value is not None:
                 body[name] = value
+        if self.handed:
+            body["h"] = 1
         return body
 
     @classmethod
     def from_body(cls, body: Any) -> RunMessage:
         if not isinstance(body, dict) or "run_id" not in body:
-            raise ValueError(f"not a run message: {body!r}"[:200])
+            raise MalformedMessageError(f"not a run message: {body!r}"[:200])
         return cls(
             run_id=str(body["run_id"]),
             task=str(body.get("task", "")),
@@ -47,4 +60,23 @@ class RunMessage:
             queue=body.get("q"),
             key=body.get("k"),
             rate_key=body.get("rk"),
+            handed=bool(body.get("h")),
         )
+
+
+@dataclass(frozen=True)
+class WakeMessage:
+    queue: str  # the coordinator to wake
+
+    def to_body(self) -> dict[str, Any]:
+        return {"v": VERSION, "wake": self.queue}
+
+    @staticmethod
+    def is_one(body: Any) -> bool:
+        return isinstance(body, dict) and "wake" in body and "run_id" not in body
+
+    @classmethod
+    def from_body(cls, body: Any) -> WakeMessage:
+        if not cls.is_one(body):
+            raise MalformedMessageError(f"not a wake message: {body!r}"[:200])
+        return cls(str(body["wake"]))

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from ..errors import NonFiniteNumberError
+from ..errors import NonFiniteNumberError, NotSerializableError
 
 _orjson: Any
 try:  # pragma: no cover - which branch runs depends on the platform
@@ -38,7 +38,7 @@ def _default(value: Any) -> Any:
         return list(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serializable")
+    raise NotSerializableError(f"{type(value).__name__} is not JSON-serializable")
 
 
 def dumps(value: Any) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from ..errors import InvalidTransitionError
-
 
 class RunState(StrEnum):
     QUEUED = "queued"
@@ -96,21 +94,9 @@ STARTABLE = frozenset({S.QUEUED, S.DELAYED, S.WAITING_FOR_RETRY})
 CANCELABLE = frozenset(s for s, nxt in TRANSITIONS.items() if S.CANCELED in nxt)
 
 
-def can_transition(old: RunState | str, new: RunState | str) -> bool:
-    return RunState(new) in TRANSITIONS[RunState(old)]
-
-
-def check_transition(old: RunState | str, new: RunState | str) -> None:
-    if not can_transition(old, new):
-        raise InvalidTransitionError(f"a run cannot go from {old!s} to {new!s}")
-
-
-def transition_pairs() -> list[tuple[str, str]]:
-    """Every allowed (old, new) pair, as plain strings (SQL checks use this)."""
-    return [(str(o), str(n)) for o, nxt in TRANSITIONS.items() for n in sorted(nxt)]
-
-
 def sources_for(new: RunState | str) -> list[str]:
-    """The states from which `new` may be entered: bulk writes put these in their WHERE."""
+    """The states from which `new` may be entered: every write that moves a run to `new`
+    puts these in its WHERE (`state IN (...)`), so the table is checked by the database in
+    the same statement, and a write from any other state changes nothing."""
     target = RunState(new)
     return sorted(str(o) for o, nxt in TRANSITIONS.items() if target in nxt)

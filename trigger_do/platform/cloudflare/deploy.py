@@ -28,12 +28,13 @@ DURABLE_OBJECTS = {
     "RUN": "Run",
     "REGISTRY": "Registry",
     "COORDINATOR": "Coordinator",
+    "SCHEDULER": "Scheduler",
 }
 
 WRANGLER_TOML = f"""\
 # trigger.do on Cloudflare: a Python Worker (HTTP API + run-queue consumer + cron), SQLite
-# Durable Objects (run index shards, runs, task registry, coordinators), a Queue and an R2
-# bucket. Before the first deploy:
+# Durable Objects (run index shards, runs, task registry, coordinators, the scheduler), a
+# Queue and an R2 bucket. Before the first deploy:
 #   npx wrangler login
 #   npx wrangler queues create {QUEUE}
 #   npx wrangler queues create {DLQ}
@@ -90,12 +91,20 @@ class_name = "Registry"
 name = "COORDINATOR"
 class_name = "Coordinator"
 
+[[durable_objects.bindings]]
+name = "SCHEDULER"
+class_name = "Scheduler"
+
 [[migrations]]
 tag = "v1"
 new_sqlite_classes = ["RunIndex", "Run", "Registry", "Coordinator"]
 
+[[migrations]]
+tag = "v2"                  # schedules: one Durable Object, its alarm at the next due instant
+new_sqlite_classes = ["Scheduler"]
+
 [triggers]
-crons = ["* * * * *"]       # heartbeat: housekeeping, task registration
+crons = ["* * * * *"]       # heartbeat: housekeeping, task registration, declarative schedules
 """
 
 WORKER_PY = '''\
@@ -114,6 +123,7 @@ from trigger_do.platform.cloudflare.entry import (  # noqa: F401
     Registry,
     Run,
     RunIndex,
+    Scheduler,
 )
 '''
 
@@ -186,7 +196,11 @@ def check_config(path: Path) -> list[str]:
         b.get("name"): b.get("class_name")
         for b in config.get("durable_objects", {}).get("bindings", [])
     }
-    sqlite = {c for m in config.get("migrations", []) for c in m.get("new_sqlite_classes", [])}
+    migrations = config.get("migrations", [])
+    sqlite = {c for m in migrations for c in m.get("new_sqlite_classes", [])}
+    tags = [m.get("tag") for m in migrations]
+    if len(set(tags)) != len(tags):
+        problems.append("each [[migrations]] step needs its own tag")
     for name, cls in DURABLE_OBJECTS.items():
         if bindings.get(name) != cls:
             problems.append(f"durable object binding {name} must use class {cls}")

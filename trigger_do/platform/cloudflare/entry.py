@@ -3,7 +3,9 @@ consumer, scheduled = the cron heartbeat) and one `DurableObject` class per obje
 each a thin adapter over the engine's class. A user's Worker module re-exports them:
 
     import tasks  # noqa: F401  (registers the user's tasks)
-    from trigger_do.platform.cloudflare.entry import Coordinator, Default, Registry, Run, RunIndex
+    from trigger_do.platform.cloudflare.entry import (
+        Coordinator, Default, Registry, Run, RunIndex, Scheduler,
+    )
 
 Durable Objects never run task code; only `queue` (the consumer) does.
 """
@@ -16,16 +18,19 @@ from typing import Any
 from ...consumer.consumer import Consumer
 from ...coordinator.coordinator import CoordinatorObject
 from ...engine import Engine
+from ...ports import Remote
+from ...runs import client as runs_client
 from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
 from ...runs.run_object import RunObject
+from ...schedules.scheduler import SchedulerObject
+from ...schedules.service import ScheduleService
 from ...sdk.client import EmbeddedClient, client_scope
-from ...shared.ids import shard_of
 from ...shared.serialization import dumps, loads
 from ...task import registered_tasks
 from . import ffi, live_logs
 from .live_logs import LiveLogs
-from .objects import ObjectHost
+from .objects import HostStub, ObjectHost
 from .platform import BINDINGS, WorkerClock, cloudflare_platform
 from .queue import settle_unsettled, wrap_batch
 
@@ -106,16 +111,11 @@ class Default(_WorkerEntrypointBase):  # type: ignore[misc]
         """The cron heartbeat: register this Worker's tasks, then housekeeping (expire,
         re-dispatch overdue runs, purge past retention)."""
         engine = self._engine()
-        tasks = registered_tasks()
-        await (
-            engine.platform.objects("registry")
-            .get("registry")
-            .call(
-                "register",
-                [{"id": t.id, "module": t.module, "queue": t.queue_name} for t in tasks.values()],
-                engine.now(),
-            )
+        tasks = registered_tasks().values()
+        await engine.registry.register(
+            [{"id": t.id, "module": t.module, "queue": t.queue_name} for t in tasks], engine.now()
         )
+        await engine.schedules.sync_declarative(tasks)  # the tasks' `cron=`, as deployed
         await engine.housekeeping()
 
 
@@ -159,10 +159,8 @@ class Run(_EngineObject):
         super().__init__(ctx, env)
         self.live = LiveLogs(ctx, self.host.sql)
 
-    def _index_for(self, run_id: str) -> Any:
-        platform = cloudflare_platform(self.env)
-        shard = shard_of(run_id, platform.index_shards)
-        return platform.objects("run-index").get(f"shard-{shard}")
+    def _index_for(self, run_id: str) -> Remote[RunIndexObject]:
+        return runs_client.RunIndex(cloudflare_platform(self.env)).on(run_id)
 
     async def call(self, name: str, method: str, text: str) -> str:
         if str(method) == "finished":  # the writer: this watched run ended
@@ -205,3 +203,22 @@ class Coordinator(_EngineObject):
     """One queue's concurrency slots, rate windows and parked runs."""
 
     engine_class = CoordinatorObject
+
+
+class Scheduler(_EngineObject):
+    """Every schedule (`scheduler`), its alarm at the next due instant. When it fires, the
+    due instants are claimed here (in-process: `HostStub`) and their runs triggered through
+    the producer, as the local supervisor does; a claim its alarm never completed (the
+    isolate died) lapses and is taken again, the run deduplicated by its idempotency key."""
+
+    engine_class = SchedulerObject
+
+    async def alarm(self, *_: Any) -> None:
+        name = self.host.fired()
+        if name is None:
+            return
+        engine = Engine(cloudflare_platform(self.env, clock=self.clock))
+        service = ScheduleService(
+            engine.platform, engine.producer, Remote[SchedulerObject](HostStub(self.host, name))
+        )
+        await service.fire_due()

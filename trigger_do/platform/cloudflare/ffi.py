@@ -21,6 +21,8 @@ import datetime
 from collections.abc import Callable
 from typing import Any
 
+from ...errors import MalformedMessageError
+
 try:  # pragma: no cover - which branch runs depends on the runtime
     import js as _js
     from pyodide.ffi import JsProxy as _JsProxy
@@ -92,7 +94,7 @@ def epoch_seconds(value: Any) -> float:
         return value.timestamp()
     if hasattr(value, "getTime"):
         return float(value.getTime()) / 1000.0
-    raise TypeError(f"not a timestamp: {type(value).__name__}")
+    raise MalformedMessageError(f"not a timestamp: {type(value).__name__}")
 
 
 # --- WebSockets (the live-log subscribers a run's Durable Object accepts) -------------------

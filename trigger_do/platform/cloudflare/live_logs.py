@@ -31,10 +31,13 @@ How a subscriber learns of new records and of the end, with no polling:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from ...errors import RunNotFoundError
+from ...ports import Remote
+from ...runs.index import RunIndexObject
 from ...runs.run_object import RunObject
 from ...shared.serialization import dumps
 from ...shared.states import FINAL_STATES, RunState
@@ -105,7 +108,7 @@ class LiveLogs:
     def sockets(self) -> list[Any]:
         return ffi.websockets(self.ctx, TAG)
 
-    async def connect(self, request: Any, index: Any) -> Any:
+    async def connect(self, request: Any, index: Remote[RunIndexObject]) -> Any:
         """Accept a subscriber (the Worker checked the key). `index` is the run's run-index
         shard stub. Returns the 101 response carrying the client end."""
         from ...api.errors import HTTPError
@@ -116,7 +119,7 @@ class LiveLogs:
         client, server = ffi.websocket_pair()
         try:
             after = _after(parse_qs(url.query, keep_blank_values=True).get("after", [None])[0])
-            state = await index.call("watch", run_id)  # marks the run watched, atomically
+            state = await index(RunIndexObject.watch, run_id)  # marks it watched, atomically
             if state is None:
                 raise RunNotFoundError(run_id)
         except (RunNotFoundError, HTTPError) as exc:
@@ -156,7 +159,7 @@ class LiveLogs:
             self._end(sockets, state)
         await self.ctx.storage.deleteAlarm()
 
-    async def check(self, index_for: Any) -> None:
+    async def check(self, index_for: Callable[[str], Remote[RunIndexObject]]) -> None:
         """The safety-net alarm: if the run is final, end the streams; else check again
         later, while subscribers remain."""
         sockets = self.sockets()
@@ -165,7 +168,7 @@ class LiveLogs:
         run_id = next((a["run"] for a in map(ffi.attachment, sockets) if a), None)
         if run_id is None:
             return
-        states = await index_for(run_id).call("get_states", [run_id])
+        states = await index_for(run_id)(RunIndexObject.get_states, [run_id])
         found = states.get(run_id)
         if found is None:  # purged past retention while watched: as for an unknown run
             text = dumps({"type": "error", "error": str(RunNotFoundError(run_id))})

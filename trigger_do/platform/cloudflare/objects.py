@@ -66,6 +66,22 @@ class DurableNamespace:
         return DurableStub(self.binding.get(self.binding.idFromName(name)), name)
 
 
+class HostStub:
+    """An `ObjectStub` on an object's own host: the Durable Object calling its engine object
+    in-process (each call a transaction, the alarm kept after it), as a `DurableStub` would
+    from outside, without an RPC to itself."""
+
+    def __init__(self, host: ObjectHost, name: str) -> None:
+        self.host = host
+        self.name = name
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        reply = loads(await self.host.call(self.name, method, dumps([list(args), kwargs])))
+        if "error" in reply:
+            raise ObjectCallError(f"{self.name}.{method}: {reply['error']}")
+        return reply["ok"]
+
+
 class ObjectHost:
     """Runs calls on instances of an engine object class (`RunIndexObject`, ...) over one
     Durable Object's storage. The schema is created once per instance (constructor)."""
@@ -98,16 +114,24 @@ class ObjectHost:
         """The object's alarm fired: let it act (`on_alarm(now)`) and fire its due timers
         (`fire_timers(now)`), then re-arm. The name comes from storage: a Durable Object is
         not told the name it was reached by."""
-        found = self.sql.exec("SELECT name FROM trigger_do_alarm WHERE k = 0")
-        if not found:
+        name = self.fired()
+        if name is None:
             return
-        self.sql.exec("UPDATE trigger_do_alarm SET due = NULL WHERE k = 0")  # it has fired
-        obj = self.cls(self.sql, found[0][0])
+        obj = self.cls(self.sql, name)
         for method in ("on_alarm", "fire_timers"):
             handler = getattr(obj, method, None)
             if handler is not None:
                 self.sql.transaction(functools.partial(handler, now))
-        await self._arm(obj, found[0][0])
+        await self._arm(obj, name)
+
+    def fired(self) -> str | None:
+        """The alarm has fired: note it (the next `_arm` sets it again even at the same time),
+        and return the object's name (None: an object never called, so never armed)."""
+        found = self.sql.exec("SELECT name FROM trigger_do_alarm WHERE k = 0")
+        if not found:
+            return None
+        self.sql.exec("UPDATE trigger_do_alarm SET due = NULL WHERE k = 0")
+        return str(found[0][0])
 
     async def _arm(self, obj: Any, name: str) -> None:
         kind = getattr(obj, "KIND", None)

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ...errors import ConfigurationError
 from ...ports import Platform
 from . import ffi
 from .blobs import R2Blobs
@@ -59,7 +60,9 @@ def cloudflare_platform(env: Any, *, clock: Any = None) -> Platform:
         if found is None:
             binding = getattr(env, BINDINGS[kind], None)
             if binding is None:
-                raise KeyError(f"no Durable Object binding {BINDINGS[kind]} for {kind!r} objects")
+                raise ConfigurationError(
+                    f"no Durable Object binding {BINDINGS[kind]} for {kind!r} objects"
+                )
             found = namespaces[kind] = DurableNamespace(binding)
         return found
 

@@ -16,6 +16,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from ...errors import MessageTooLargeError
 from ...ports import MAX_MESSAGE_BYTES, MAX_SEND_BATCH, OutMessage
 from ...shared.serialization import dumps
 from . import ffi
@@ -23,10 +24,6 @@ from . import ffi
 MAX_BATCH_BYTES = 256_000  # sendBatch: 256 KB for all its messages together
 MAX_DELAY_SECONDS = 43_200  # delaySeconds: at most 12 hours
 PER_MESSAGE_OVERHEAD = 100  # allowance for each message's metadata in the batch size
-
-
-class MessageTooLargeError(ValueError):
-    pass
 
 
 def delay_seconds(delay: float) -> int:
@@ -42,7 +39,7 @@ class CloudflareQueue:
 
     async def send_batch(self, messages: Sequence[OutMessage]) -> None:
         if len(messages) > MAX_SEND_BATCH:
-            raise ValueError(f"send_batch takes at most {MAX_SEND_BATCH} messages")
+            raise MessageTooLargeError(f"send_batch takes at most {MAX_SEND_BATCH} messages")
         if messages:
             await self.binding.sendBatch([_request(m) for m in messages])
 

@@ -42,6 +42,7 @@ class LocalSql:
     def conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
+            _create_private(self.path)
             conn = sqlite3.connect(
                 self.path, timeout=0, isolation_level=None, check_same_thread=False
             )
@@ -119,9 +120,18 @@ class LocalSql:
             self._local.conn = None
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file readable by this user only (0600) if it is new; SQLite
+    gives its WAL and shared-memory files the database file's permissions."""
+    if str(path) == ":memory:" or path.exists():
+        return
+    with contextlib.suppress(OSError):  # exists already, or cannot be: SQLite will say
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def init_schema(sql: LocalSql, statements: list[str]) -> None:
     """Create every table once; refuse a database written by a newer trigger.do."""
-    sql.path.parent.mkdir(parents=True, exist_ok=True)
+    sql.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     (version,) = sql.conn.execute("PRAGMA user_version").fetchone()
     if version > SCHEMA_VERSION:
         raise SchemaVersionError(

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import os
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ...coordinator.coordinator import CoordinatorObject
+from ...errors import StorageUnavailableError
 from ...ports import Platform
 from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
 from ...runs.run_object import RunObject
+from ...schedules.scheduler import SchedulerObject
 from ...shared.timers import SCHEMA as TIMERS_SCHEMA
 from ...shared.timers import due_objects
 from .database import LocalSql, init_schema
@@ -28,6 +33,7 @@ OBJECT_CLASSES: dict[str, type] = {
     "run": RunObject,
     "registry": RegistryObject,
     "coordinator": CoordinatorObject,
+    "scheduler": SchedulerObject,  # schedules (trigger_do/schedules/)
 }
 DEFAULT_DB = Path(".trigger-do") / "trigger.db"
 
@@ -50,30 +56,94 @@ class SystemClock:
 
 
 class FileBlobs:
-    """Packets as files under the database's folder."""
+    """Packets as files under the database's folder, readable by this user only (files
+    0600 in folders 0700). A write is atomic (a unique temporary file, then a rename) and
+    leaves nothing behind if it fails; a key is `/`-separated names, never `.`, `..` or
+    empty, and always names a file (a key naming a folder holds no packet)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
     def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if "\0" in key or any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"invalid blob key {key[:200]!r}")
         path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()):
-            raise ValueError(f"invalid blob key {key!r}")
+        if not path.is_relative_to(self.root.resolve()) or path == self.root.resolve():
+            raise ValueError(f"invalid blob key {key[:200]!r}")
         return path
+
+    def _mkdirs(self, folder: Path) -> None:
+        missing: list[Path] = []
+        while not folder.is_dir():
+            if folder.exists():
+                raise ValueError(f"{folder} is a file, not a folder for packets")
+            missing.append(folder)
+            folder = folder.parent
+        for each in reversed(missing):
+            each.mkdir(mode=0o700, exist_ok=True)
 
     async def put(self, key: str, data: bytes, content_type: str = "application/json") -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with _unavailable(path):
+            if path.is_dir():
+                raise ValueError(f"invalid blob key {key[:200]!r}: it names a folder")
+            for attempt in range(3):  # a concurrent delete may remove an emptied folder
+                self._mkdirs(path.parent)
+                try:
+                    fd, tmp = tempfile.mkstemp(
+                        dir=path.parent, prefix=f".{path.name[:50]}.", suffix=".tmp"
+                    )
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
+                    continue
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        f.write(data)
+                    os.replace(tmp, path)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                    raise
+                return
 
     async def get(self, key: str) -> bytes | None:
         path = self._path(key)
-        return path.read_bytes() if path.exists() else None
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
 
     async def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        try:
+            path.unlink()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            return
+        root = self.root.resolve()
+        folder = path.parent
+        while folder != root and folder.is_relative_to(root):  # drop emptied folders
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            folder = folder.parent
+
+
+_FULL = (errno.ENOSPC, errno.EROFS, errno.EIO, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def _unavailable(path: Path) -> Iterator[None]:
+    """A full disk, a read-only file system, an I/O error: `StorageUnavailableError` (the
+    HTTP API's 503), as for the database."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in _FULL:
+            raise StorageUnavailableError(f"the packet {path} cannot be written: {exc}") from exc
+        raise
 
 
 def default_db_path(settings: EnvSettings | None = None) -> Path:

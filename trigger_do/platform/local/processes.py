@@ -3,9 +3,10 @@ which supervisor; what to do when one dies, or when a supervisor died and left i
 
 Each worker records a session (`worker_sessions`, platform.py: its pid, its consumer's lease
 token, its supervisor's pid). A worker's death is then handled at once rather than when its leases
-lapse: the supervisor makes the dead worker's in-flight messages visible again (each
-redelivery still counts toward the dead-letter queue) and lapses its runs' leases, so
-another worker takes them over in well under a second. The leases stay the fallback (and
+lapse: the supervisor makes the dead worker's in-flight messages visible again and
+lapses its runs' leases, so another worker takes them over in well under a second. Only
+the messages of runs it had started count that delivery toward the dead-letter queue (the
+others ran no code). The leases stay the fallback (and
 the only mechanism on Cloudflare). A supervisor that starts where another one died stops
 that one's orphaned workers first: no two generations of workers run side by side.
 """
@@ -19,9 +20,10 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
 
 from ...engine import Engine
+from ...runs.index import RunIndexObject
+from ...shared.serialization import dumps
 from .database import LocalSql
 from .platform import RUN_QUEUE
 
@@ -74,20 +76,25 @@ async def release(engine: Engine, sql: LocalSql, pid: int) -> int:
     if not found:
         return 0
     token, now = found[0][0], engine.now()
+    held = await engine.index.lapse_leases(token, now)
+    # a message whose run the worker had claimed but not started ran no user code: its
+    # delivery is given back (the worker's death is not the run's fault). A run that was
+    # running keeps the delivery: a run that kills its process again and again is poison
+    # and ends in the dead-letter queue.
     sql.exec(
-        "UPDATE queue_messages SET visible_at = ?, lease_token = NULL "
+        "UPDATE queue_messages SET visible_at = ?, lease_token = NULL, "
+        "attempts = CASE WHEN body->>'run_id' IN (SELECT value FROM json_each(?)) "
+        "THEN attempts ELSE max(attempts - 1, 0) END "
         "WHERE lease_token = ? AND queue IN (?, ?)",
         now,
+        dumps(held),
         token,
         RUN_QUEUE,
         RUN_QUEUE + "-dlq",
     )
-    held = 0
-    for shard in engine.shards():
-        held += len(await shard.call("lapse_leases", token, now))
     end_session(sql, pid)
     sql.exec("DELETE FROM workers WHERE pid = ?", pid)
-    return held
+    return len(held)
 
 
 async def stop_orphans(engine: Engine, sql: LocalSql, grace: float) -> list[int]:
@@ -126,10 +133,7 @@ async def resend_lost(engine: Engine, sql: LocalSql, before: float) -> int:
         str(r[0])
         for r in sql.exec("SELECT body->>'run_id' FROM queue_messages WHERE queue = ?", RUN_QUEUE)
     }
-    lost: list[dict[str, Any]] = []
-    for shard in engine.shards():
-        for run in await shard.call("waiting_since", start, before):
-            if run["id"] not in queued:
-                lost.append(run)
+    pages = await engine.index.each(lambda s: s(RunIndexObject.waiting_since, start, before))
+    lost = [run for page in pages for run in page if run["id"] not in queued]
     await engine.redispatch(lost)
     return len(lost)

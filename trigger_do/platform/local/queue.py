@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...errors import MessageTooLargeError
 from ...ports import MAX_SEND_BATCH, OutMessage
 from ...shared.serialization import dumps, loads
 from ...shared.sqlbulk import json_chunks
@@ -37,7 +38,7 @@ class LocalQueue:
 
     async def send_batch(self, messages: Sequence[OutMessage]) -> None:
         if len(messages) > MAX_SEND_BATCH:
-            raise ValueError(f"send_batch takes at most {MAX_SEND_BATCH} messages")
+            raise MessageTooLargeError(f"send_batch takes at most {MAX_SEND_BATCH} messages")
         self._insert(messages)
 
     async def send_all(self, messages: Sequence[OutMessage]) -> None:

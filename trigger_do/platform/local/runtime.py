@@ -25,6 +25,7 @@ from ...sdk.client import EmbeddedClient, pop_client, push_client
 from ...shared.config import EngineConfig
 from . import processes
 from .platform import EnvSettings, default_db_path, open_local
+from .worker import SUPERVISOR_ENV
 
 log = logging.getLogger("trigger_do.runtime")
 WORKER_OPTIONS = ("batch_size", "max_running", "poll_interval", "max_retries", "batch_wait")
@@ -90,6 +91,7 @@ class LocalRuntime:
         # the worker's own SDK calls (a task triggering a child) and any process it starts
         # use this runtime's database, never the default under the cwd
         env["TRIGGER_DO_DB"] = str(self.db_path.resolve())
+        env[SUPERVISOR_ENV] = str(os.getpid())  # the worker stops when this process dies
         return subprocess.Popen(cmd, env=env)
 
     async def start(self, timeout: float = 60.0) -> None:

@@ -22,13 +22,15 @@ import threading
 import time
 from collections import defaultdict
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ...shared.ids import shard_of
+from ...consumer.consumer import Consumer
+from ...coordinator.coordinator import CoordinatorObject
+from ...ports import Platform
+from ...shared.config import EngineConfig
 from ...task import registered_tasks
-
-if TYPE_CHECKING:
-    from .worker import Worker
+from .database import LocalSql
+from .queue import LocalMessage, LocalQueueConsumer
 
 log = logging.getLogger("trigger_do.worker")
 
@@ -36,8 +38,22 @@ TICK = 0.25  # how often the loop says it is alive
 BLOCKED_AFTER = 1.0  # a tick older than this: the loop is blocked
 
 
+class Watched(Protocol):
+    """What the watchdog keeps of a worker (worker.py's `Worker`)."""
+
+    platform: Platform
+    sql: LocalSql
+    config: EngineConfig
+    consumer: Consumer
+    queue: LocalQueueConsumer
+    inflight: dict[int, list[LocalMessage]]
+    stop_event: asyncio.Event
+
+    def orphaned(self) -> bool: ...
+
+
 class LoopWatchdog:
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Watched) -> None:
         self.worker = worker
         self.every = min(1.0, worker.config.lease_seconds / 4)
         self.last_tick = time.monotonic()
@@ -108,21 +124,13 @@ class LoopWatchdog:
         now = platform.clock.now()
         lease = worker.config.lease_seconds
         running = _snapshot(consumer.running)
-        by_shard: dict[int, list[str]] = defaultdict(list)
-        for run_id in running:
-            by_shard[shard_of(run_id, platform.index_shards)].append(run_id)
-        index = platform.objects("run-index")
-        for shard, ids in by_shard.items():
-            await index.get(f"shard-{shard}").call(
-                "extend_leases", ids, consumer.token, now, lease
-            )
+        await consumer.index.extend_leases(list(running), consumer.token, now, lease)
         slots: dict[str, list[str]] = defaultdict(list)
         for run_id, queue in _snapshot(consumer.gate.held).items():
             if run_id in running:
                 slots[queue].append(run_id)
-        coordinators = platform.objects("coordinator")
         for queue, ids in slots.items():
-            await coordinators.get(queue).call("extend", ids, now, lease)
+            await consumer.gate.coordinators(queue)(CoordinatorObject.extend, ids, now, lease)
         for messages in _snapshot(worker.inflight).values():
             worker.queue.extend(messages)
         worker.sql.exec("UPDATE workers SET seen_at = ? WHERE pid = ?", now, os.getpid())

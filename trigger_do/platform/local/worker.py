@@ -33,6 +33,7 @@ from .queue import LocalMessage, LocalQueueConsumer
 from .watchdog import LoopWatchdog
 
 log = logging.getLogger("trigger_do.worker")
+SUPERVISOR_ENV = "TRIGGER_DO_SUPERVISOR"  # the supervisor's pid, set by runtime.py
 
 
 class Worker:
@@ -68,11 +69,12 @@ class Worker:
         self.inflight: dict[int, list[LocalMessage]] = {}
         self.finished: list[LocalMessage] = []  # settled with the next claim (or heartbeat)
         self.stop_event = asyncio.Event()
-        self.parent = os.getppid()
+        # the supervisor that started us (named by it: should it die before we get here, our
+        # parent is already another process); it dies: so do we
+        self.parent = int(os.environ.get(SUPERVISOR_ENV) or os.getppid())
 
     async def run(self) -> None:
         self._register()
-        self.parent = os.getppid()  # it dies: so do we (never outlive our supervisor)
         watchdog = LoopWatchdog(self)  # keeps the leases should a task block the loop
         watchdog.start(asyncio.get_running_loop())
         heartbeat = asyncio.ensure_future(self._heartbeat())
@@ -194,6 +196,12 @@ class Worker:
             dumps(sorted(tasks)),
         )
         register_session(self.sql, self.consumer.token, now)
+        # the tasks' declarative schedules, as these tasks declare them (schedules/)
+        from ...schedules.scheduler import SchedulerObject
+        from ...schedules.service import declared
+
+        ids, entries = declared(tasks.values())
+        SchedulerObject(self.sql, SchedulerObject.NAME).sync_declarative(ids, entries, now)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Declarations of concurrency limits, rate limits and shared queues, validated at import."""
+"""Declarations of concurrency limits, rate limits and shared queues, validated at import
+(a task declares them; the coordinator enforces them: both read them from here)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import TaskDefinitionError
-from ..shared.durations import parse_duration
-from ..shared.keys import KeyExpression, parse_key
+from .durations import parse_duration
+from .keys import KeyExpression, parse_key
 
 
 class _Spec(BaseModel):

@@ -1,0 +1,61 @@
+"""The coordinators as the engine calls them, across the object boundary: one object per
+queue (`task/<id>` or a shared queue's name), each call typed against
+`CoordinatorObject`'s own method (`Remote`, ports.py). What a coordinator's answer asks of
+its caller (hand-backs to enqueue, a wake-up at its next due instant) is sent in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..ports import OutMessage, Platform, Remote
+from ..shared.config import EngineConfig
+from ..shared.messages import RunMessage, WakeMessage
+from .coordinator import CoordinatorObject
+
+KIND = "coordinator"  # the object kind in `Platform.objects`
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a coordinator call leaves its caller to do: `handback` (runs it hands back,
+    their messages marked handed) and `alarm` (when to wake it: epoch seconds), plus, for
+    acquire and release, the runs it `granted` and the instant `at` they start."""
+
+    granted: list[Any] = field(default_factory=list)
+    at: float = 0.0
+    handback: list[dict[str, Any]] = field(default_factory=list)
+    alarm: float | None = None
+    held: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, res: dict[str, Any]) -> Reply:
+        return cls(
+            granted=list(res.get("granted") or []),
+            at=float(res.get("at") or 0.0),
+            handback=list(res.get("handback") or []),
+            alarm=None if res.get("alarm") is None else float(res["alarm"]),
+            held=list(res.get("held") or []),
+        )
+
+
+class Coordinators:
+    def __init__(self, platform: Platform, config: EngineConfig) -> None:
+        self.platform = platform
+        self.config = config
+        self._ns = platform.objects(KIND)
+
+    def __call__(self, queue: str) -> Remote[CoordinatorObject]:
+        """The coordinator of `queue`: `await coordinators(q)(CoordinatorObject.stats, now)`."""
+        return Remote[CoordinatorObject](self._ns.get(queue))
+
+    async def send(self, queue: str, reply: Reply) -> None:
+        """Enqueue what `reply` hands back, and the wake-up it asks for."""
+        out = [OutMessage(RunMessage.from_body(body).to_body(), 0.0) for body in reply.handback]
+        if reply.alarm is not None:
+            now = self.platform.clock.now()
+            delay = min(max(0.0, reply.alarm - now), self.config.max_message_delay)
+            out.append(OutMessage(WakeMessage(queue).to_body(), delay))
+        if out:
+            await self.platform.queue.send_all(out)
