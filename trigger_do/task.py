@@ -88,6 +88,8 @@ class Task(Generic[R]):
         self.module = getattr(run, "__module__", None) or ""
         self._adapter, self.payload_model = _payload_adapter(run)
         self._arity = arity(run)
+        # whether a run needs its context built: the run function or a hook takes it
+        self.takes_context = self._arity >= 2 or any((on_start, on_success, on_failure))
         _register(self)
 
     def __repr__(self) -> str:

@@ -4,10 +4,12 @@ NaN and Infinity in payloads and outputs, a payload annotation that does not res
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from tests.engine import tasks_for_tests as t
 from tests.engine.driver import Driver
@@ -81,10 +83,23 @@ async def test_a_reschedule_past_ten_years_is_refused(driver: Driver) -> None:
 
 
 def test_nan_and_infinity_are_refused_not_stored_as_null() -> None:
-    for value in (float("nan"), {"a": [1.0, float("inf")]}, (float("-inf"),)):
+    class Score(BaseModel):
+        value: float
+
+    @dataclass
+    class Point:
+        x: float
+
+    nested = [{"a": [{"b": (1, None, {"c": float("inf")})}]}]
+    for value in (
+        float("nan"), {"a": [1.0, float("inf")]}, (float("-inf"),), nested,
+        {"m": Score(value=float("nan"))}, [None, Point(float("-inf"))], {float("nan")},
+    ):  # fmt: skip
         with pytest.raises(NonFiniteNumberError, match="NaN and Infinity"):
             dumps(value)
-    assert dumps({"a": None, "b": 1.5}) == '{"a":null,"b":1.5}'
+    assert dumps({"a": None, "b": 1.5, "c": [None, Point(2.0)]}) == (
+        '{"a":null,"b":1.5,"c":[null,{"x":2.0}]}'
+    )
 
 
 async def test_a_payload_with_nan_is_refused(driver: Driver) -> None:

@@ -9,8 +9,10 @@ are re-enqueued with the outcome). Messages are acked only once their outcome is
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
+import sys
 import traceback
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,7 +20,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..coordinator.gate import Gate
-from ..errors import AbortTaskRunError, NonFiniteNumberError, PayloadTooLargeError
+from ..errors import (
+    AbortTaskRunError,
+    MisuseError,
+    NonFiniteNumberError,
+    PayloadTooLargeError,
+)
 from ..ports import Message, OutMessage, Platform
 from ..runs.client import RunIndex, RunObjects, RunStart
 from ..runs.run_object import RunObject
@@ -83,16 +90,47 @@ class Consumer:
         attempts = await self._start(admitted)
         if not attempts:
             return
+        # A task per attempt (on Python 3.12+ started eagerly: a run that never waits, a
+        # noop or a quick transform, is done before the next one starts, with nothing
+        # scheduled); the outcomes are recorded in waves, all the attempts that ended since
+        # the last wave in one write of the writer.
+        loop = asyncio.get_running_loop()
+        ended: list[tuple[_Attempt, asyncio.Task[_Result]]] = []
+        wake = loop.create_future()
+
+        def on_end(a: _Attempt, task: asyncio.Task[_Result]) -> None:
+            ended.append((a, task))
+            if not wake.done():
+                wake.set_result(None)
+
+        waiting: list[str] = []
         for a in attempts:
-            self.running[a.msg.run_id] = _Running(asyncio.ensure_future(self._run(a)))
-        ids = [a.msg.run_id for a in attempts]
-        watcher = asyncio.ensure_future(self._watch(ids, deadline))
+            task = _start_task(loop, self._execute(a))
+            self.running[a.msg.run_id] = _Running(task)
+            if task.done():
+                ended.append((a, task))
+            else:
+                task.add_done_callback(functools.partial(on_end, a))
+                waiting.append(a.msg.run_id)
+        watcher = asyncio.ensure_future(self._watch(waiting, deadline)) if waiting else None
+        left = len(attempts)
         try:
-            await asyncio.gather(*(self.running[i].task for i in ids), return_exceptions=True)
+            while left:
+                if not ended:
+                    await wake
+                    wake = loop.create_future()
+                wave, ended[:] = list(ended), []
+                left -= len(wave)
+                try:
+                    await self._record_all(wave)
+                except Exception:  # the next waves are recorded all the same
+                    log.exception("recording %d outcomes failed; they will be redelivered",
+                                  len(wave))  # fmt: skip
         finally:
-            watcher.cancel()
-            for i in ids:
-                self.running.pop(i, None)
+            if watcher is not None:
+                watcher.cancel()
+            for a in attempts:
+                self.running.pop(a.msg.run_id, None)
 
     async def _parse(self, messages: Sequence[Message]) -> list[tuple[Message, RunMessage]]:
         """The batch's run messages, once each; coordinator wakes are handled here, malformed
@@ -211,20 +249,21 @@ class Consumer:
 
     # --- one attempt -----------------------------------------------------------------------
 
-    async def _run(self, a: _Attempt) -> None:
+    async def _execute(self, a: _Attempt) -> _Result:
+        """Run one attempt; its outcome to record (no state: canceled or lost, nothing to
+        record) and its next message, if any."""
         d, msg = a.start, a.msg
-        run_id, attempt = msg.run_id, d.attempt
         task = self.tasks.get(d.task)
-        outcome: dict[str, Any] = {"id": run_id, "attempt": attempt}
-        message: Next | None = None
+        outcome: dict[str, Any] = {"id": msg.run_id, "attempt": d.attempt}
         try:
             if task is None:
                 raise _SystemFailure(
                     f"task {d.task!r} is not defined in this consumer (known: "
                     f"{', '.join(sorted(self.tasks)) or 'none'})"
                 )
-            ctx = await self._context(a, task)
-            outcome, message = await self._attempt(task, ctx, a)
+            raw = await self._payload(a)
+            ctx = await self._context(a, task, raw) if task.takes_context else None
+            return await self._attempt(task, ctx, a, raw)
         except _SystemFailure as exc:
             outcome.update(
                 state=RunState.SYSTEM_FAILURE,
@@ -233,63 +272,108 @@ class Consumer:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an engine error: never lose the run
-            log.exception("system failure running %s", run_id)
+            log.exception("system failure running %s", msg.run_id)
             outcome.update(state=RunState.SYSTEM_FAILURE, error=dumps(_error(exc)))
-        if outcome.get("state") is None:  # canceled or lost: someone else owns the run now
-            await self.gate.release_finished(
-                [{"run_id": run_id, "task": d.task, "queue": msg.queue}]
-            )
-            a.message.ack()
-            return
-        outcome["state"] = str(outcome["state"])
-        try:  # shielded: the flush is shared with other runs' outcomes
-            await asyncio.shield(self.writer.finish(outcome, message))
-        except Exception:
-            log.exception("could not record the outcome of %s; it will be redelivered", run_id)
-            a.message.retry(1.0)
-            return
-        self.gate.release(run_id)  # its outcome is durable: free its slot (in bulk)
-        a.message.ack()
+        return outcome, None
 
-    async def _context(self, a: _Attempt, task: Task[Any]) -> RunContext:
-        d, msg = a.start, a.msg
-        text = msg.payload if msg.payload is not None else d.payload
-        if text is None and d.payload_packet:
-            data = await self.platform.blobs.get(d.payload_packet)
+    async def _record_all(self, wave: list[tuple[_Attempt, asyncio.Task[_Result]]]) -> None:
+        """Record the outcomes of attempts that ended: one flush of the writer for all,
+        waited for once; then each message acked (its outcome is durable) or retried (it
+        could not be written: the run is delivered again). An attempt canceled by its own
+        code leaves its message alone (redelivered when its lease lapses)."""
+        done: list[tuple[_Attempt, _Result]] = []
+        for a, task in wave:
+            if task.cancelled():  # stopped before it had an outcome, or by its own code
+                log.warning("the attempt of run %s was canceled; it is delivered again",
+                            a.msg.run_id)  # fmt: skip
+            elif task.exception() is not None:  # not raised by _execute; kept apart anyway
+                log.error("run %s failed in the engine: %r", a.msg.run_id, task.exception())
+            else:
+                done.append((a, task.result()))
+        gone = [(a, r) for a, r in done if r[0].get("state") is None]
+        if gone:
+            await self.gate.release_finished(
+                [
+                    {"run_id": a.msg.run_id, "task": a.start.task, "queue": a.msg.queue}
+                    for a, _ in gone
+                ]
+            )
+            for a, _ in gone:
+                a.message.ack()
+        written: list[tuple[_Attempt, asyncio.Future[Any]]] = []
+        for a, (outcome, message) in done:
+            if outcome.get("state") is not None:
+                outcome["state"] = str(outcome["state"])
+                written.append((a, self.writer.finish(outcome, message)))
+        if not written:
+            return
+        # the flush that takes them all (a shared future: waited on, never canceled)
+        await asyncio.wait([self.writer.schedule()])
+        for a, fut in written:
+            error = fut.exception() if fut.done() else MisuseError("the outcome was not written")
+            if error is not None:
+                log.error(
+                    "could not record the outcome of %s (%s); it will be redelivered",
+                    a.msg.run_id, error,
+                )  # fmt: skip
+                a.message.retry(1.0)
+                continue
+            self.gate.release(a.msg.run_id)
+            a.message.ack()
+
+    async def _payload(self, a: _Attempt) -> Any:
+        text = a.msg.payload if a.msg.payload is not None else a.start.payload
+        if text is None and a.start.payload_packet:
+            data = await self.platform.blobs.get(a.start.payload_packet)
             text = data.decode() if data is not None else None
-        raw = loads(text) if text is not None else None
+        return loads(text) if text is not None else None
+
+    async def _context(self, a: _Attempt, task: Task[Any], raw: Any) -> RunContext:
         state: dict[str, Any] = {"checkpoints": [], "steps": {}}
-        if d.resumed:
-            state = await self.runs(msg.run_id)(RunObject.state)
+        if a.start.resumed:
+            state = await self.runs(a.msg.run_id)(RunObject.state)
+        return self._bare_context(a, task, raw, state["checkpoints"], state["steps"])
+
+    def _bare_context(
+        self,
+        a: _Attempt,
+        task: Task[Any],
+        raw: Any,
+        checkpoints: list[dict[str, Any]] | None = None,
+        steps: dict[str, str | None] | None = None,
+    ) -> RunContext:
+        """A run's context; without its checkpoints and steps, only to log to the run (a
+        task that takes no context gets one only if the engine has a line to log)."""
         return RunContext(
-            run_id=msg.run_id,
+            run_id=a.msg.run_id,
             task_id=task.id,
-            attempt=d.attempt,
+            attempt=a.start.attempt,
             payload=raw,
             writer=self.writer,
             clock=self.platform.clock,
             run_sync=self.platform.run_sync,
-            checkpoints=state["checkpoints"],
-            steps=state["steps"],
-            metadata=d.metadata,
-            tags=d.tags,
+            checkpoints=checkpoints,
+            steps=steps,
+            metadata=a.start.metadata,
+            tags=a.start.tags,
         )
 
     async def _attempt(
-        self, task: Task[Any], ctx: RunContext, a: _Attempt
-    ) -> tuple[dict[str, Any], Next | None]:
-        run_id, attempt = ctx.run_id, ctx.attempt
+        self, task: Task[Any], ctx: RunContext | None, a: _Attempt, raw: Any
+    ) -> _Result:
+        """`ctx` is None for a task that takes none (and has no hooks)."""
+        run_id, attempt = a.msg.run_id, a.start.attempt
         options = a.start.options
         outcome: dict[str, Any] = {"id": run_id, "attempt": attempt}
         try:
-            payload = task.parse_payload(ctx.payload)
+            payload = task.parse_payload(raw)
         except Exception as exc:
             outcome.update(state=RunState.FAILED, error=dumps(_error(exc)))
             return outcome, None
         await self._hook(task.on_start, ctx, payload, ctx)
         max_duration = options.get("max_duration", task.max_duration)
         try:
-            result = await self._call(task, payload, ctx, max_duration)
+            result = await self._call(task, payload, ctx, run_id, max_duration)
             try:
                 output = dumps(to_jsonable(result))
             except (TypeError, NonFiniteNumberError) as exc:  # it would fail again: no retry
@@ -303,7 +387,7 @@ class Consumer:
             running = self.running.get(run_id)
             reason = running.stop_reason if running else None
             if reason in ("slice", "shutdown"):
-                ctx.logger.info(
+                (ctx or self._bare_context(a, task, raw)).logger.info(
                     f"attempt {attempt} continued after a {reason}; it resumes "
                     "from its last checkpoint"
                 )
@@ -323,7 +407,7 @@ class Consumer:
                 task.retry, attempt, kind=kind, max_attempts=options.get("max_attempts")
             )
             line = f"attempt {attempt} failed: {err['name']}: {err['message']}"
-            ctx._log("error", line, {}, engine=True)
+            (ctx or self._bare_context(a, task, raw))._log("error", line, {}, engine=True)
             outcome["error"] = dumps(err)
             if isinstance(decision, Finish):
                 outcome["state"] = decision.state
@@ -347,7 +431,12 @@ class Consumer:
         return outcome, None
 
     async def _call(
-        self, task: Task[Any], payload: Any, ctx: RunContext, max_duration: float | None
+        self,
+        task: Task[Any],
+        payload: Any,
+        ctx: RunContext | None,
+        run_id: str,
+        max_duration: float | None,
     ) -> Any:
         if task.is_async:
             work: Any = task.invoke(payload, ctx)
@@ -361,7 +450,7 @@ class Consumer:
                 async with asyncio.timeout(max_duration) as deadline:
                     result = await work
         except TimeoutError:
-            self._finishing(ctx.run_id)
+            self._finishing(run_id)
             # only the engine's own deadline means TIMED_OUT; a TimeoutError the task raised
             # (an upstream call's timeout) is an ordinary failure, retried as any other
             if deadline is not None and deadline.expired():
@@ -370,12 +459,12 @@ class Consumer:
         except asyncio.CancelledError:
             raise
         except Exception:
-            self._finishing(ctx.run_id)
+            self._finishing(run_id)
             raise
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, ... from the task
-            self._finishing(ctx.run_id)
+            self._finishing(run_id)
             raise _TaskExit(exc) from exc  # this run's failure, never the process's
-        self._finishing(ctx.run_id)
+        self._finishing(run_id)
         return result
 
     def _finishing(self, run_id: str) -> None:
@@ -385,9 +474,10 @@ class Consumer:
         if running is not None:
             running.finishing = True
 
-    async def _hook(self, hook: Any, ctx: RunContext, *args: Any) -> None:
+    async def _hook(self, hook: Any, ctx: RunContext | None, *args: Any) -> None:
         if hook is None:
             return
+        assert ctx is not None  # a task with hooks takes a context (Task.takes_context)
         args = args[: arity(hook, len(args))]
         try:
             if inspect.iscoroutinefunction(hook):
@@ -435,6 +525,20 @@ class Consumer:
                 m.ack()
                 ended.append({"run_id": msg.run_id, "task": msg.task, "queue": msg.queue})
         await self.gate.release_finished(ended)  # the crashed runs' coordinator slots
+
+
+_Result = tuple[dict[str, Any], Next | None]  # an attempt's outcome and its next message
+
+
+def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
+    """A task for `coro`, started eagerly where Python can (3.12+): its first step runs
+    now, as the current task, in a context of its own."""
+    if _EAGER:
+        return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+    return loop.create_task(coro)
+
+
+_EAGER = sys.version_info >= (3, 12)
 
 
 def _next(msg: RunMessage, attempt: int) -> RunMessage:

@@ -62,19 +62,35 @@ def dumps(value: Any) -> str:
 
 def has_non_finite(value: Any) -> bool:
     """Whether `value` holds a NaN or an Infinity (in containers, models, dataclasses)."""
-    if isinstance(value, float):
-        return value != value or value in (float("inf"), float("-inf"))
-    if isinstance(value, dict):
-        return any(has_non_finite(v) for v in value.values())
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(has_non_finite(v) for v in value)
-    if isinstance(value, str | int | bool) or value is None:
-        return False
-    if isinstance(value, BaseModel):
-        return has_non_finite(value.model_dump())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return has_non_finite(dataclasses.asdict(value))
+    stack = [value]
+    while stack:  # iterative, and by exact type first: it runs on every text with a null
+        v = stack.pop()
+        kind = type(v)
+        if kind is float:
+            if v != v or v in _INFINITIES:
+                return True
+        elif kind is dict:
+            stack.extend(v.values())
+        elif kind is list or kind is tuple:
+            stack.extend(v)
+        elif kind in _PLAIN:
+            continue
+        elif isinstance(v, float):
+            if v != v or v in _INFINITIES:
+                return True
+        elif isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list | tuple | set | frozenset):
+            stack.extend(v)
+        elif isinstance(v, BaseModel):
+            stack.append(v.model_dump())
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            stack.append(dataclasses.asdict(v))
     return False
+
+
+_INFINITIES = (float("inf"), float("-inf"))
+_PLAIN = (str, int, bool, type(None))
 
 
 def loads(text: str | bytes) -> Any:

@@ -31,12 +31,15 @@ _UNAVAILABLE = ("disk is full", "readonly database", "disk i/o error", "unable t
 
 
 class LocalSql:
-    """One connection per thread to the database file."""
+    """One connection per thread to the database file. `writes` counts the write
+    transactions this process committed through it (a statement outside `transaction`
+    that changed rows is one): the budget a batch of runs may spend is tested."""
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
         self.path = Path(path)
         self.timeout = timeout
         self._local = threading.local()
+        self.writes = 0
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -58,7 +61,11 @@ class LocalSql:
         with self._unavailable():
             if self._local.depth:
                 return conn.execute(query, params).fetchall()
-            return self._retry(lambda: conn.execute(query, params).fetchall())
+            before = conn.total_changes
+            rows = self._retry(lambda: conn.execute(query, params).fetchall())
+            if conn.total_changes != before:
+                self.writes += 1
+            return rows
 
     @contextlib.contextmanager
     def _unavailable(self) -> Iterator[None]:
@@ -96,6 +103,7 @@ class LocalSql:
         with self._unavailable():
             self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         self._local.depth = 1
+        before = conn.total_changes
         try:
             result = fn()
         except BaseException:
@@ -111,6 +119,8 @@ class LocalSql:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        if conn.total_changes != before:
+            self.writes += 1
         return result
 
     def close(self) -> None:
