@@ -185,7 +185,7 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
         """Unfinished runs per queue and state (the queues listing's running/queued)."""
         out: dict[str, dict[str, int]] = {}
         for queue, state, n in self.sql.exec(
-            "SELECT queue, state, count(*) FROM runs WHERE state IN "
+            "SELECT queue, state, count(*) FROM runs WHERE finished_at IS NULL AND state IN "
             f"('queued', 'delayed', 'waiting_for_retry', 'running', 'waiting') AND {VISIBLE} "
             "GROUP BY queue, state"
         ):

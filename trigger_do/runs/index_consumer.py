@@ -141,7 +141,8 @@ class ConsumerWrites(IndexBase):
         return [
             r[0]
             for r in self.sql.exec(
-                "UPDATE runs SET lease_until = ? WHERE +lease_token = ? AND +state = 'running' "
+                "UPDATE runs SET lease_until = ? WHERE finished_at IS NULL "
+                "AND +lease_token = ? AND +state = 'running' "
                 "AND lease_until > ? RETURNING id",
                 now,
                 token,

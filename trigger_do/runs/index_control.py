@@ -188,8 +188,9 @@ class ControlWrites(IndexBase):
         return [
             {**_dispatched(r[:7]), "due_at": r[7]}
             for r in self.sql.exec(
-                f"SELECT {_DISPATCH}, due_at FROM runs WHERE state IN "
-                "('queued', 'delayed', 'waiting_for_retry') AND due_at >= ? AND due_at < ? "
+                f"SELECT {_DISPATCH}, due_at FROM runs WHERE finished_at IS NULL "
+                "AND due_at >= ? AND due_at < ? "
+                "AND state IN ('queued', 'delayed', 'waiting_for_retry') "
                 f"AND {VISIBLE}",
                 start,
                 before,
@@ -207,8 +208,9 @@ class ControlWrites(IndexBase):
         overdue = [
             _dispatched(r)
             for r in self.sql.exec(
-                f"SELECT {_DISPATCH} FROM runs WHERE ((state IN "
-                "('queued', 'delayed', 'waiting_for_retry') AND due_at < ?1) OR "
+                # a running run's due time is before its start, so before its lease's end
+                f"SELECT {_DISPATCH} FROM runs WHERE finished_at IS NULL AND due_at < ?1 "
+                "AND (state IN ('queued', 'delayed', 'waiting_for_retry') OR "
                 f"(state = 'running' AND lease_until < ?1)) AND {VISIBLE} LIMIT ?2",
                 now - stale_after,
                 limit,
