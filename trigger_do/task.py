@@ -20,7 +20,7 @@ from .sdk.sync import run_sync
 from .shared.durations import Duration, parse_duration
 from .shared.options import BatchItem, errors_of
 from .shared.retry import Retry, as_retry
-from .shared.serialization import has_non_finite, to_jsonable
+from .shared.serialization import dumps, dumps_checked, has_non_finite
 from .shared.specs import (
     Concurrency,
     QueueSpec,
@@ -101,11 +101,11 @@ class Task(Generic[R]):
 
     # --- payloads ------------------------------------------------------------------------
 
-    def validate_payload(self, payload: Any) -> Any:
-        """Validate against the run function's annotation; return the JSON-native payload."""
+    def payload_json(self, payload: Any) -> str:
+        """Validate against the run function's annotation; return the payload's JSON text."""
         if self._adapter is None:
             try:
-                return to_jsonable(payload)
+                return dumps(payload)
             except TypeError as exc:
                 raise PayloadValidationError(f"task {self.id!r}: payload {exc}") from None
             except NonFiniteNumberError as exc:
@@ -120,7 +120,7 @@ class Task(Generic[R]):
             ) from None
         if has_non_finite(value):  # pydantic's JSON mode would write them as null
             raise PayloadValidationError(f"task {self.id!r}: payload: {NonFiniteNumberError()}")
-        return self._adapter.dump_python(value, mode="json")
+        return dumps_checked(self._adapter.dump_python(value, mode="json"))
 
     def parse_payload(self, payload: Any) -> Any:
         """The value the run function receives (a model instance when it asks for one)."""

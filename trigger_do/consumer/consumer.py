@@ -34,7 +34,7 @@ from ..shared.ids import new_id
 from ..shared.limits import MAX_ERROR_MESSAGE_CHARS, MAX_STACK_CHARS, truncate
 from ..shared.messages import RunMessage
 from ..shared.retry import Finish, decide_failure
-from ..shared.serialization import dumps, loads, to_jsonable
+from ..shared.serialization import dumps, loads
 from ..shared.states import RunState
 from ..task import Task, arity
 from .context import RunContext
@@ -375,7 +375,7 @@ class Consumer:
         try:
             result = await self._call(task, payload, ctx, run_id, max_duration)
             try:
-                output = dumps(to_jsonable(result))
+                output = dumps(result)  # what to_jsonable(result) would write
             except (TypeError, NonFiniteNumberError) as exc:  # it would fail again: no retry
                 raise AbortTaskRunError(f"the output is not JSON-serializable: {exc}") from None
             size = len(output.encode())

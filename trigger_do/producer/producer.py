@@ -207,12 +207,10 @@ class Producer:
         opts = parse_options(req.options)
         if req.payload_text is not None:
             text = req.payload_text
+        elif task is not None:
+            text = task.payload_json(req.payload)
         else:
-            value = task.validate_payload(req.payload) if task else _jsonable(req.payload)
-            try:
-                text = dumps(value)
-            except NonFiniteNumberError as exc:
-                raise PayloadValidationError(f"payload: {exc}") from None
+            text = _json(req.payload)
         size = len(text.encode())
         if size > self.config.payload_limit:
             raise PayloadTooLargeError(size, self.config.payload_limit)
@@ -310,11 +308,10 @@ def _triggered(rows: list[dict[str, Any]], cached: dict[str, str]) -> list[Trigg
     return [Triggered(cached.get(r["id"], r["id"]), r["id"] in cached) for r in rows]
 
 
-def _jsonable(value: Any) -> Any:
-    from ..shared.serialization import to_jsonable
-
+def _json(value: Any) -> str:
+    """The JSON text of a payload for a task this process does not define."""
     try:
-        return to_jsonable(value)
+        return dumps(value)
     except TypeError as exc:
         raise PayloadValidationError(f"payload is not JSON-serializable: {exc}") from None
     except NonFiniteNumberError as exc:

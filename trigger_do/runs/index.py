@@ -21,7 +21,7 @@ from .index_bulk import BULK_SCHEMA, BulkWrites
 from .index_consumer import ConsumerWrites
 from .index_control import ControlWrites
 from .index_filters import run_filter_sql
-from .index_schema import _INSERT, ROW_COLUMNS, SCHEMA, WATCHED, row_to_dict
+from .index_schema import _INSERT, ROW_COLUMNS, SCHEMA, WATCHED, insert_rows, row_to_dict
 
 __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
 
@@ -91,7 +91,7 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
                 )
             fresh.append(row)
             results.append({"id": row["id"], "cached": False})
-        for chunk in json_chunks(fresh):
+        for chunk in json_chunks(insert_rows(fresh)):
             self.sql.exec(_INSERT, now, chunk)
         for batch_id in {r["batch_id"] for r in fresh if r.get("batch_id")}:
             self._mark_pending(batch_id, now)  # invisible here until the batch is sealed
