@@ -209,3 +209,17 @@ def test_the_writes_sources_agree_with_the_table() -> None:
     for old in RunState:
         for new in RunState:
             assert (str(old) in sources_for(new)) == (new in TRANSITIONS[old]), (old, new)
+
+
+@pytest.mark.parametrize(
+    "payload, queue, key, rate_key",
+    [(None, None, None, None), ('{"a":1}', "task/t", "org-1", "u-2"), ("null", None, "k", None)],
+)
+def test_a_first_body_is_the_first_run_message(
+    payload: str | None, queue: str | None, key: str | None, rate_key: str | None
+) -> None:
+    from trigger_do.shared.messages import RunMessage
+
+    body = RunMessage.first_body("run_1", "t", payload, queue, key, rate_key)
+    full = RunMessage("run_1", "t", 1, payload=payload, queue=queue, key=key, rate_key=rate_key)
+    assert body == full.to_body() and RunMessage.from_body(body) == full

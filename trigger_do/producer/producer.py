@@ -264,24 +264,22 @@ class Producer:
         self, rows: list[dict[str, Any]], cached: dict[str, str], now: float
     ) -> list[OutMessage]:
         """The first message of each run written (the payload inline when small)."""
+        inline = self.config.inline_message_limit
         return [
             OutMessage(
-                RunMessage(
-                    run_id=row["id"],
-                    task=row["task"],
-                    attempt=1,
-                    payload=row["payload"]
-                    if row["payload"] is not None
-                    and len(row["payload"]) <= self.config.inline_message_limit
-                    else None,
-                    queue=row["queue"],
-                    key=row["concurrency_key"],
-                    rate_key=row.get("rate_key"),
-                ).to_body(),
-                delay_seconds=self._delay(row["delay_until"], now),
+                RunMessage.first_body(
+                    row["id"],
+                    row["task"],
+                    payload if payload is not None and len(payload) <= inline else None,
+                    row["queue"],
+                    row["concurrency_key"],
+                    row.get("rate_key"),
+                ),
+                self._delay(row["delay_until"], now) if row["delay_until"] else 0.0,
             )
             for row in rows
             if row["id"] not in cached
+            for payload in (row["payload"],)
         ]
 
     def dispatch_rows(self, rows: list[list[Any]], now: float) -> list[OutMessage]:

@@ -47,6 +47,28 @@ class RunMessage:
             body["h"] = 1
         return body
 
+    @staticmethod
+    def first_body(
+        run_id: str,
+        task: str,
+        payload: str | None,
+        queue: str | None,
+        key: str | None,
+        rate_key: str | None,
+    ) -> dict[str, Any]:
+        """`RunMessage(run_id, task, 1, payload=..., ...).to_body()`, built directly: the
+        first message of every run of a large batch."""
+        body: dict[str, Any] = {"v": VERSION, "run_id": run_id, "task": task, "attempt": 1, "d": 1}
+        if payload is not None:
+            body["payload"] = payload
+        if queue is not None:
+            body["q"] = queue
+        if key is not None:
+            body["k"] = key
+        if rate_key is not None:
+            body["rk"] = rate_key
+        return body
+
     @classmethod
     def from_body(cls, body: Any) -> RunMessage:
         if not isinstance(body, dict) or "run_id" not in body:
