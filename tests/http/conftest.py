@@ -33,7 +33,7 @@ from trigger_do.sdk.client import configure
 from trigger_do.task import tasks_in
 
 TASKS = ["examples.tasks", "tests.http.tasks_http"]
-KEY = "tr_dev_TestKeyForTheHttpApi0001"
+KEY = "tr_dev_TestKeyForTheHttpApi0001WithSomeMore"
 
 
 def free_port() -> int:

@@ -26,7 +26,7 @@ def test_generated_key_is_stored_and_reused(
     monkeypatch.delenv("TRIGGER_SECRET_KEY", raising=False)
     db = tmp_path / "sub" / "t.db"
     key = load_or_create_key(db)
-    assert re.fullmatch(r"tr_dev_[A-Za-z0-9]{24}", key) and not key.startswith("tr_dev_sk_")
+    assert re.fullmatch(r"tr_dev_[A-Za-z0-9]{32}", key) and not key.startswith("tr_dev_sk_")
     assert (db.parent / "secret-key").stat().st_mode & 0o077 == 0
     assert load_or_create_key(db) == key
     monkeypatch.setenv("TRIGGER_SECRET_KEY", "tr_dev_fromenv")

@@ -120,7 +120,7 @@ def dev_server(tmp_path: Path) -> Iterator[tuple[str, str]]:
                 raise AssertionError("trigger-do dev did not answer /healthz within 60 s")
             time.sleep(0.1)
         key = (db.parent / "secret-key").read_text().strip()
-        assert key.startswith("tr_dev_") and len(key) == 31 and not key.startswith("tr_dev_sk_")
+        assert key.startswith("tr_dev_") and len(key) == 39 and not key.startswith("tr_dev_sk_")
         yield url, key
     finally:
         proc.send_signal(signal.SIGINT)

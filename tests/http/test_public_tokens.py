@@ -87,7 +87,7 @@ async def test_expired_forged_or_malformed_tokens_get_401(
     rid = await _trigger(http, "add", {"a": 1, "b": 2})
     cases = {
         "expired": token(server.key, [f"read:runs:{rid}"], ttl=-60),
-        "signature": token("tr_dev_SomeoneElsesKey000000000", [f"read:runs:{rid}"]),
+        "signature": token("tr_dev_SomeoneElsesKey000000000000000000", [f"read:runs:{rid}"]),
         "audience": token(server.key, [f"read:runs:{rid}"], aud="https://elsewhere"),
         "garbage": "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln",
     }

@@ -4,6 +4,7 @@ is written, naming what is wrong. Pure: no engine, no clock."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -41,7 +42,7 @@ def test_each_declared_form() -> None:
     assert event.schedule_id == "sched_1" and event.last_timestamp is None
     assert event.upcoming == [datetime(2026, 1, 2, 1, 30, tzinfo=UTC)]
     # and its payload is Trigger.dev's, camelCase
-    dumped = t.paris.validate_payload(event)
+    dumped = json.loads(t.paris.payload_json(event))
     assert dumped["scheduleId"] == "sched_1" and "schedule_id" not in dumped
 
 

@@ -16,10 +16,11 @@ _ALPHABET = string.ascii_letters + string.digits
 
 
 def new_key() -> str:
-    """`tr_dev_` + 24 random alphanumerics (never the `tr_dev_sk_` form, which would oblige
-    the server to sign public tokens)."""
+    """`tr_dev_` + 32 random alphanumerics (never the `tr_dev_sk_` form, which would oblige
+    the server to sign public tokens): 39 bytes, past the 32 an HS256 key wants (public
+    tokens are signed with the key, as Trigger.dev's client signs them)."""
     while True:
-        body = "".join(secrets.choice(_ALPHABET) for _ in range(24))
+        body = "".join(secrets.choice(_ALPHABET) for _ in range(32))
         if not body.startswith("sk_"):
             return "tr_dev_" + body
 
