@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from .bulk import BulkActions
@@ -83,31 +83,45 @@ class Engine:
         seals the batch and sends its runs. None if there is no such batch. Returns
         `{accepted, deduplicated, present, run_count}` (`present`: distinct indexes now
         written)."""
+        return await self.add_batch_stream(batch_id, _once(items))
+
+    async def add_batch_stream(
+        self, batch_id: str, chunks: AsyncIterator[Sequence[tuple[int, TriggerRequest]]]
+    ) -> dict[str, Any] | None:
+        """`add_batch_items` for items that arrive in chunks (a streamed NDJSON body): each
+        chunk is written as it comes, invisible until the batch is complete. A chunk that
+        raises (a bad item) stops the stream: the chunks before it stay written, and a
+        resend skips them. None, before any chunk is read, if there is no such batch."""
         # the batch's own row only (get_batch would also gather its runs' states)
         batch = await self.index.on(batch_id)(RunIndexObject.get_batch, batch_id)
         if batch is None:
             return None
         count = batch["run_count"]
         present = {i for i, _ in await self.index.batch_items(batch_id)}
-        fresh: dict[int, TriggerRequest] = {}
-        bad = [i for i, _ in items if not 0 <= i < count]
-        if bad:
-            raise PayloadValidationError(
-                f"batch {batch_id} has {count} items: index {bad[0]} is out of range",
-                errors=[{"index": i, "loc": "index", "msg": "out of range"} for i in bad],
-            )
-        for index, req in items:
-            if index not in present and index not in fresh:
-                fresh[index] = req
-        if fresh:
-            await self.producer.trigger_into_batch(batch_id, sorted(fresh.items()))
-        if len(present) + len(fresh) == count and not batch["sealed"]:
+        accepted = deduplicated = 0
+        async for items in chunks:
+            bad = [i for i, _ in items if not 0 <= i < count]
+            if bad:
+                raise PayloadValidationError(
+                    f"batch {batch_id} has {count} items: index {bad[0]} is out of range",
+                    errors=[{"index": i, "loc": "index", "msg": "out of range"} for i in bad],
+                )
+            fresh: dict[int, TriggerRequest] = {}
+            for index, req in items:
+                if index not in present and index not in fresh:
+                    fresh[index] = req
+            if fresh:
+                await self.producer.trigger_into_batch(batch_id, sorted(fresh.items()))
+                present.update(fresh)
+            accepted += len(fresh)
+            deduplicated += len(items) - len(fresh)
+        if len(present) == count and not batch["sealed"]:
             # every item is written: seal it, then its runs become visible and are sent
             await self.producer.seal(batch_id, set(range(self.platform.index_shards)))
         return {
-            "accepted": len(fresh),
-            "deduplicated": len(items) - len(fresh),
-            "present": len(present) + len(fresh),
+            "accepted": accepted,
+            "deduplicated": deduplicated,
+            "present": len(present),
             "run_count": count,
         }
 
@@ -402,3 +416,9 @@ class Engine:
         bulk = await self.bulk_housekeeping(budget=2.0)
         totals["bulk_resumed"], totals["bulk_purged"] = bulk["bulk_resumed"], bulk["bulk_purged"]
         return totals
+
+
+async def _once(
+    items: Sequence[tuple[int, TriggerRequest]],
+) -> AsyncIterator[Sequence[tuple[int, TriggerRequest]]]:
+    yield items

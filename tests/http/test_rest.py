@@ -82,8 +82,11 @@ async def test_400_malformed_json_writes_nothing(http: httpx.AsyncClient) -> Non
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 400 and "malformed JSON" in r.json()["error"]
+    made = (await http.post("/api/v3/batches", json={"runCount": 2})).json()
+    r = await http.post(f"/api/v3/batches/{made['id']}/items", content=b"{not json}\n")
+    assert r.status_code == 400 and "line 1" in r.json()["error"]
     r = await http.post("/api/v3/batches/batch_x/items", content=b"{not json}\n")
-    assert r.status_code == 400
+    assert r.status_code == 404  # no such batch: said before the body is read
     assert await _count(http, taskIdentifier="http-echo") == before
 
 

@@ -53,6 +53,22 @@ async def test_batch_trigger_results_in_order(mode: str) -> None:
     assert (await batch.runs[0].status()).batch_id == batch.id
 
 
+async def test_a_large_batch_streams_and_keeps_its_order(mode: str) -> None:
+    """Over HTTP a batch past `STREAM_AT` items goes as v4's two-phase NDJSON stream."""
+    from trigger_do.sdk.remote import STREAM_AT
+
+    n = STREAM_AT * 2 + 7
+    batch = await add.batch_trigger(
+        [{"a": i, "b": 0} for i in range(n)], idempotency_key=f"big-{mode}"
+    )
+    assert len(batch) == n and not batch.is_cached
+    assert await batch.results(timeout=60) == [{"sum": i} for i in range(n)]
+    again = await add.batch_trigger(
+        [{"a": i, "b": 0} for i in range(n)], idempotency_key=f"big-{mode}"
+    )
+    assert again.is_cached and [r.id for r in again.runs] == [r.id for r in batch.runs]
+
+
 async def test_batch_idempotency_key(mode: str) -> None:
     a = await add.batch_trigger([{"a": 1, "b": 2}], idempotency_key=f"b-{mode}")
     b = await add.batch_trigger([{"a": 1, "b": 2}], idempotency_key=f"b-{mode}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import AsyncIterator
 from itertools import accumulate
 from typing import Any
 
@@ -95,6 +96,60 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise HTTPError(413, f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def ndjson_objects(
+    request: Request, limit: int, most: int, size: int
+) -> AsyncIterator[list[tuple[int, dict[str, Any]]]]:
+    """The body's NDJSON lines as they arrive, parsed, as lists of `(line number, object)`
+    of `size` each, the last one shorter (blank lines skipped): 400 naming a line that is not a JSON
+    object, 413 past `limit` bytes or `most` lines. Nothing is read ahead of what the
+    caller asks for, so a chunk can be written while the client still sends the rest."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise HTTPError(413, f"request body is {declared} bytes, over the limit of {limit}")
+    received, number, count = 0, 0, 0
+    tail: list[bytes] = []  # the line still being received, in parts
+    pending: list[tuple[int, bytes]] = []  # lines received, parsed when their chunk goes
+
+    def parsed(raw: list[tuple[int, bytes]]) -> list[tuple[int, dict[str, Any]]]:
+        out: list[tuple[int, dict[str, Any]]] = []
+        for n, text in raw:
+            try:
+                item = parse_json(text, what=f"JSON on line {n}")
+            except BadJSON as exc:
+                raise HTTPError(400, str(exc)) from None
+            if not isinstance(item, dict):
+                raise HTTPError(400, f"line {n} is not a JSON object")
+            out.append((n, item))
+        return out
+
+    def take(text: bytes) -> None:
+        nonlocal number, count
+        number += 1
+        if text.strip():
+            count += 1
+            if count > most:
+                raise HTTPError(413, f"a batch has at most {most} items")
+            pending.append((number, text))
+
+    async for part in request.stream():
+        received += len(part)
+        if received > limit:
+            raise HTTPError(413, f"request body is over the limit of {limit} bytes")
+        if b"\n" not in part:  # a long line in many parts: joined once it ends
+            tail.append(part)
+            continue
+        *complete, last = b"".join([*tail, part]).split(b"\n")
+        tail = [last]
+        for text in complete:
+            take(text)
+        while len(pending) >= size:
+            chunk, pending[:] = pending[:size], pending[size:]
+            yield parsed(chunk)
+    take(b"".join(tail))
+    if pending:
+        yield parsed(pending)
 
 
 def parse_object(raw: bytes, *, required: bool = False, what: str = "JSON body") -> dict[str, Any]:

@@ -4,6 +4,7 @@ written; an uploaded packet a trigger used is deleted once its runs hold the pay
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,7 +16,7 @@ from ..producer.producer import TriggerRequest
 from . import auth, packets, shapes
 from .errors import HTTPError
 from .fields import MAX_BATCH_ITEMS
-from .jsonbody import BadJSON, parse_json, read_body, read_json_object
+from .jsonbody import ndjson_objects, read_json_object
 from .payloads import STORE, body_limit, decode_payload, trigger_options
 from .requests import (
     BatchBody,
@@ -30,6 +31,7 @@ from .requests import (
 
 KIB = 1024
 BATCH_BODY_LIMIT = 256 * 1024 * KIB  # one NDJSON stream of batch items
+STREAM_CHUNK = 2000  # NDJSON lines checked and written together while the rest arrives
 
 
 async def _request_for(engine: Engine, task_id: str, body: TriggerBody) -> TriggerRequest:
@@ -129,38 +131,33 @@ async def create_batch(request: Request) -> Response:
 @auth.accepts_public_tokens
 async def batch_items(request: Request) -> Response:
     """Phase 2: NDJSON items `{index, task, payload, options}`; resent indexes are skipped.
-    All items are validated before any is written (a public token's scopes included)."""
+    Read as a stream: every `STREAM_CHUNK` lines are checked (a public token's scopes
+    included) and written while the client still sends the rest; they stay invisible until
+    the batch is complete. A bad line answers 400/422 naming it: nothing of its chunk is
+    written, the chunks before it wait for a resend (which skips them)."""
     engine = engine_of(request)
     batch_id = request.path_params["batch_id"]
-    raw = await read_body(request, BATCH_BODY_LIMIT)
-    lines: list[tuple[int, dict[str, Any]]] = []
-    for n, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        if len(lines) >= MAX_BATCH_ITEMS:
-            raise HTTPError(413, f"a batch has at most {MAX_BATCH_ITEMS} items")
-        try:
-            item = parse_json(line, what=f"JSON on line {n}")
-        except BadJSON as exc:
-            raise HTTPError(400, str(exc)) from None
-        if not isinstance(item, dict):
-            raise HTTPError(400, f"line {n} is not a JSON object")
-        lines.append((n, item))
-    _may_batch(request, [_task_of(item) for _, item in lines])
-    bodies: list[StreamItemBody] = []
-    errors: list[dict[str, Any]] = []
-    for n, item in lines:
-        try:
-            bodies.append(StreamItemBody.model_validate(item))
-        except ValidationError as exc:
-            errors += [{**e, "loc": f"line {n}: {e['loc']}"} for e in errors_of(exc)]
-    if errors:
-        raise invalid(errors, "invalid batch items, nothing was written")
-    items = [(b.index, await _request_for(engine, b.task, b)) for b in bodies]
-    res = await engine.add_batch_items(batch_id, items)
+
+    async def chunks() -> AsyncIterator[list[tuple[int, TriggerRequest]]]:
+        async for lines in ndjson_objects(request, BATCH_BODY_LIMIT, MAX_BATCH_ITEMS, STREAM_CHUNK):
+            _may_batch(request, [_task_of(item) for _, item in lines])
+            bodies: list[StreamItemBody] = []
+            errors: list[dict[str, Any]] = []
+            for n, item in lines:
+                try:
+                    bodies.append(StreamItemBody.model_validate(item))
+                except ValidationError as exc:
+                    errors += [{**e, "loc": f"line {n}: {e['loc']}"} for e in errors_of(exc)]
+            if errors:
+                raise invalid(
+                    errors, f"invalid batch items, nothing from line {lines[0][0]} on was written"
+                )
+            yield [(b.index, await _request_for(engine, b.task, b)) for b in bodies]
+            await _used_uploads(request, list(bodies))  # written: the uploads go
+
+    res = await engine.add_batch_stream(batch_id, chunks())
     if res is None:
         raise HTTPError(404, f"no batch with id {batch_id!r}", code="batch_not_found")
-    await _used_uploads(request, list(bodies))
     sealed = res["present"] >= res["run_count"]
     out: dict[str, Any] = {
         "id": batch_id,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -20,12 +21,14 @@ from ..errors import (
     UnknownTaskError,
 )
 from ..shared.options import TriggerOptions, parse_options
-from ..shared.serialization import to_jsonable
+from ..shared.serialization import dumps, to_jsonable
 from ..task import Task, as_batch_item
 from .handles import BatchHandle, RunHandle
 
 BULK = 1000  # ids per bulk read
 RETRIES = 3  # connection failures before giving up (nothing was sent)
+STREAM_AT = 1000  # a batch over this many items streams its items (v4's two-phase batch)
+STREAM_LINES = 1000  # NDJSON lines per part of that stream
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], Any]] = (
     weakref.WeakKeyDictionary()
@@ -155,7 +158,12 @@ class RemoteClient:
         import httpx
 
         http = _pool(self.api_url, self.secret_key, self.timeout)
+        content = kwargs.pop("content", None)
         for attempt in range(RETRIES + 1):
+            if callable(content):  # a streamed body: a fresh stream for each attempt
+                kwargs["content"] = content()
+            elif content is not None:
+                kwargs["content"] = content
             try:
                 resp = await http.request(method, path, **kwargs)
                 break
@@ -206,12 +214,47 @@ class RemoteClient:
                 errors += [{"index": i, **e} for e in sub]
         if errors:
             raise PayloadValidationError.for_batch(errors)
+        if len(encoded) > STREAM_AT:
+            return await self._stream_batch(encoded, idempotency_key)
         body: dict[str, Any] = {"items": encoded}
         if idempotency_key:
             body["idempotencyKey"] = idempotency_key
         done = await self._call("POST", "/api/v2/tasks/batch", json=body)
         runs = [RunHandle(self, r["id"], cached=bool(r.get("isCached"))) for r in done["runs"]]
         return BatchHandle(self, done["id"], runs, cached=bool(done.get("isCached")))
+
+    async def _stream_batch(
+        self, encoded: list[dict[str, Any]], idempotency_key: str | None
+    ) -> BatchHandle:
+        """A large batch as v4's client sends one: the batch first, then its items as an
+        NDJSON stream the server writes while it arrives (a resend after a failure skips
+        the items already written); the run ids are read back from the batch."""
+        create: dict[str, Any] = {"runCount": len(encoded)}
+        if idempotency_key:
+            create["idempotencyKey"] = idempotency_key
+        made = await self._call("POST", "/api/v3/batches", json=create)
+        batch_id = quote(made["id"], safe="")
+        cached = bool(made.get("isCached"))
+        done = cached and (await self._call("GET", f"/api/v2/batches/{batch_id}"))["status"]
+        if done != "COMPLETED":  # a new batch, or one a failed call left unfinished
+
+            async def lines() -> AsyncIterator[bytes]:
+                for start in range(0, len(encoded), STREAM_LINES):
+                    part = encoded[start : start + STREAM_LINES]
+                    yield b"".join(
+                        dumps({"index": start + i, **item}).encode() + b"\n"
+                        for i, item in enumerate(part)
+                    )
+
+            await self._call(
+                "POST",
+                f"/api/v3/batches/{batch_id}/items",
+                content=lines,  # a new stream for each attempt
+                headers={"content-type": "application/x-ndjson"},
+            )
+        found = await self._call("GET", f"/api/v2/batches/{batch_id}")
+        runs = [RunHandle(self, r, cached=cached) for r in found["runs"]]
+        return BatchHandle(self, made["id"], runs, cached=cached)
 
     async def get_run(self, run_id: str) -> dict[str, Any]:
         return row_from(await self._call("GET", f"/api/v3/runs/{quote(run_id, safe='')}"))
