@@ -21,9 +21,8 @@ KIND = "coordinator"  # the object kind in `Platform.objects`
 class Reply:
     """What a coordinator call leaves its caller to do: `handback` (runs it hands back,
     their messages marked handed) and `alarm` (when to wake it: epoch seconds), plus, for
-    acquire and release, the requests it `granted`, `kept` (waiting in the caller) and
-    `parked` (run ids), the parked runs it granted the caller `direct` (their messages),
-    and the instant `at` they start."""
+    acquire and release, the requests it `granted` (run ids), the parked runs it granted
+    the caller `direct` (their messages), and the instant `at` they start."""
 
     granted: list[str] = field(default_factory=list)
     at: float = 0.0
@@ -31,8 +30,6 @@ class Reply:
     alarm: float | None = None
     held: list[str] = field(default_factory=list)  # (`holding`: the runs it owns)
     direct: list[dict[str, Any]] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)  # requests the caller keeps waiting
-    parked: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, res: dict[str, Any]) -> Reply:
@@ -43,8 +40,6 @@ class Reply:
             alarm=None if res.get("alarm") is None else float(res["alarm"]),
             held=list(res.get("held") or []),
             direct=list(res.get("direct") or []),
-            kept=list(res.get("kept") or []),
-            parked=list(res.get("parked") or []),
         )
 
 
