@@ -156,6 +156,7 @@ def replay_request(row: dict[str, Any], bulk_id: str) -> TriggerRequest:
             "idempotency_key": f"{bulk_id}:{row['id']}",
         },
         payload_text=dumps(row["payload"]),
+        replay_of=row["id"],
     )
 
 

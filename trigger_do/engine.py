@@ -210,6 +210,7 @@ class Engine:
                 None if same else payload,
                 {"tags": row["tags"], "metadata": row["metadata"] or None},
                 payload_text=dumps(row["payload"]) if same else None,
+                replay_of=run_id,
             )
         )
 

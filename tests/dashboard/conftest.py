@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+import tests.dashboard.tasks_dash  # noqa: F401  (the app validates payloads against these)
 from tests.http.conftest import KEY, TASKS, ServerThread, free_port
 from trigger_do.api.app import create_app
 from trigger_do.dashboard.login import login_url
@@ -84,7 +85,9 @@ def csrf_of(page: str) -> str:
 @pytest.fixture(scope="session")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     db = tmp_path_factory.mktemp("dashboard") / "d.db"
-    runtime = LocalRuntime(TASKS, db, workers=2, lease_seconds=5.0, poll_interval=0.01)
+    runtime = LocalRuntime(
+        [*TASKS, "tests.dashboard.tasks_dash"], db, workers=2, lease_seconds=5.0, poll_interval=0.01
+    )
     app = create_app(runtime.engine, KEY)
     port = free_port()
     thread = ServerThread(app, port, runtime)

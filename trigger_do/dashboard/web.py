@@ -209,7 +209,8 @@ def guarded(handler: Handler) -> Handler:
                 request.state.form = data
             return await handler(request)
         except TriggerDoError as exc:
-            status = response_for(exc).status_code
+            # a run, queue, schedule or task that is not there: 404, as the API says
+            status = 404 if isinstance(exc, LookupError) else response_for(exc).status_code
             return error_page(request, status, str(exc))
 
     return endpoint
