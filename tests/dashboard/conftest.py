@@ -66,6 +66,17 @@ class Dashboard:
             found: dict[str, Any] = r.json()
             return found
 
+    def cancel(self, run_id: str) -> None:
+        with self.api() as api:
+            api.post(f"/api/v2/runs/{run_id}/cancel")
+
+    def queue(self, name: str) -> dict[str, Any]:
+        with self.api() as api:
+            r = api.get(f"/api/v1/queues/{name}")
+            assert r.status_code == 200, r.text
+            found: dict[str, Any] = r.json()
+            return found
+
     def wait_for(self, run_id: str, ok: Callable[[dict[str, Any]], bool], seconds: float = 30):
         deadline = time.monotonic() + seconds
         while True:
