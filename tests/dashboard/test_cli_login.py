@@ -50,3 +50,20 @@ def test_dev_prints_a_one_time_login_url(tmp_path: Path) -> None:
     finally:
         dev.proc.send_signal(signal.SIGINT)
         dev.proc.wait(60)
+
+
+def test_the_readme_shows_what_dev_prints_and_every_screenshot() -> None:
+    from tests.readme import README, blocks
+
+    text = README.read_text()
+    shown = next(b for b in blocks("text") if "dashboard on" in b)
+    line = next(x for x in shown.splitlines() if "dashboard on" in x)
+    # the same words as the command prints (tested above), with the token elided
+    assert re.fullmatch(
+        r"trigger\.do: dashboard on http://127\.0\.0\.1:8787/login/once\?token=\.\.\. "
+        r"\(a one-time login link\)",
+        line,
+    ), line
+    pictures = set(re.findall(r"\(docs/dashboard/([\w-]+\.png)\)", text))
+    folder = README.parent / "docs" / "dashboard"
+    assert pictures == {p.name for p in folder.glob("*.png")}, pictures
