@@ -77,6 +77,16 @@ def test_a_task_test_form_triggers_a_run(dashboard: Dashboard, browser: Browser)
     assert "Recent payloads" in browser.get("/tasks/dash-work").text
 
 
+def test_a_retried_run_shows_its_failed_attempt(dashboard: Dashboard, browser: Browser) -> None:
+    run_id = dashboard.trigger("sync-data", {"source_id": "crm", "fail_times": 1})
+    run = dashboard.wait_for(run_id, lambda r: r["status"] == "COMPLETED")
+    assert run["attemptCount"] == 2
+    page = browser.get(f"/runs/{run_id}").text
+    timeline = page.split('id="timeline-h"')[1].split("</ol>")[0]
+    assert "attempt 1 failed" in timeline and "crm unavailable" in timeline, timeline
+    assert "[attempt 2]</span> synced" in page
+
+
 @pytest.mark.parametrize(
     ("data", "status", "words"),
     [

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..errors import TriggerDoError
+from ..shared.options import KEY_SEPARATOR
 from . import web
 from .assets import is_final, status_of
 from .filters import PAGE_SIZE, STATUSES, FilterError, RunFilters, cursor_of
 
+LOG_LIMIT = 1000  # log lines a run's page shows (the CLI follows them all)
 BULK_SECONDS = 10.0  # a selection is at most a page: done at once (else housekeeping goes on)
 
 
@@ -45,7 +49,7 @@ async def runs_page(request: Request) -> Response:
     if bulk_id:
         try:
             done = await engine.get_bulk_action(bulk_id)
-        except Exception:  # an unknown id in the URL: no notice
+        except TriggerDoError:  # an unknown id in the URL: no notice
             done = None
     return web.render(
         request,
@@ -61,8 +65,6 @@ async def runs_page(request: Request) -> Response:
 
 def _query(request: Request) -> str:
     pairs = [(k, v) for k, v in request.query_params.multi_items() if k != "done"]
-    from urllib.parse import urlencode
-
     return f"?{urlencode(pairs)}" if pairs else ""
 
 
@@ -89,22 +91,37 @@ async def bulk(request: Request) -> Response:
 async def run_context(request: Request) -> dict[str, Any]:
     engine = web.engine_of(request)
     run = await engine.get_run(request.path_params["run_id"])
-    logs = await engine.logs(run["id"]) if run.get("has_object") else []
+    logs = await engine.logs(run["id"], 0, LOG_LIMIT) if run.get("has_object") else []
     schedule = (run.get("options") or {}).get("schedule") or {}
     return {
         "run": run,
         "run_status": status_of(run["state"]),
         "final": is_final(run["state"]),
         "logs": logs,
+        "log_limit": LOG_LIMIT,
+        "timeline": timeline(run, logs),
         "schedule_id": schedule.get("id") if isinstance(schedule, dict) else None,
         "key": _caller_key(run.get("idempotency_key")),
     }
 
 
+def timeline(run: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What happened between its start and its end, in order: checkpoints, and the warnings
+    and errors its attempts logged (a failed attempt says so)."""
+    events = [
+        {"at": c["at"], "text": "checkpoint", "name": c["name"], "attempt": c["attempt"]}
+        for c in run.get("checkpoints") or []
+    ]
+    events += [
+        {"at": line["at"], "text": line["message"], "name": "", "attempt": line["attempt"]}
+        for line in logs
+        if str(line.get("level", "")).lower() in ("warn", "warning", "error")
+    ]
+    return sorted(events, key=lambda e: e["at"] or 0.0)
+
+
 def _caller_key(stored: str | None) -> str | None:
     """The idempotency key as the caller gave it (stored scoped by the task's id)."""
-    from ..shared.options import KEY_SEPARATOR
-
     if not stored:
         return None
     return stored.split(KEY_SEPARATOR, 1)[1] if KEY_SEPARATOR in stored else stored

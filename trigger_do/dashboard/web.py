@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from html import escape
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -165,8 +166,6 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 
 
 def _escape(text: str) -> str:
-    from html import escape
-
     return escape(text, quote=True)
 
 
@@ -183,8 +182,6 @@ def guarded(handler: Handler) -> Handler:
             if request.method == "GET" and not is_htmx(request):
                 path = request.url.path[len(root(request)) :] or "/"
                 query = f"?{request.url.query}" if request.url.query else ""
-                from urllib.parse import quote
-
                 return RedirectResponse(
                     f"{login}?next={quote(path + query, safe='')}", 303, headers=HEADERS
                 )
