@@ -32,6 +32,7 @@ from .shared.states import FINAL_STATES
 from .task import Task, declared_limits, find_task
 
 MAX_HOUSEKEEPING_ROUNDS = 20  # per shard and call: at most 10,000 runs purged at once
+UNCHANGED: Any = object()  # `replay`'s default: the run's own payload
 
 
 class Engine:
@@ -133,10 +134,11 @@ class Engine:
         if row is None:
             raise RunNotFoundError(run_id)
         await self._decode_row(row)
-        row["checkpoints"] = []
+        row["checkpoints"], row["steps"] = [], {}
         if details and row["has_object"]:
             state = await self.runs(run_id)(RunObject.state)
             row["checkpoints"] = state["checkpoints"]
+            row["steps"] = state["steps"]  # name -> its result (JSON text)
         return row
 
     async def _decode_row(self, row: dict[str, Any]) -> None:
@@ -197,14 +199,18 @@ class Engine:
         await self._dispatch([moved], delay_until)
         return True
 
-    async def replay(self, run_id: str) -> Triggered:
+    async def replay(self, run_id: str, *, payload: Any = UNCHANGED) -> Triggered:
+        """A new run of the run's task with its payload, tags and metadata; with `payload`,
+        that payload instead (validated against the task, as a trigger's is)."""
         row = await self.get_run(run_id, details=False)
+        same = payload is UNCHANGED
         return await self.producer.trigger(
             TriggerRequest(
                 row["task"],
-                None,
+                None if same else payload,
                 {"tags": row["tags"], "metadata": row["metadata"] or None},
-                payload_text=dumps(row["payload"]),
+                payload_text=dumps(row["payload"]) if same else None,
+                replay_of=run_id,
             )
         )
 

@@ -1,7 +1,8 @@
 """The ASGI app: Trigger.dev's REST paths under `/api/...`, live logs, signed packet URLs
-and `GET /healthz`. Every `/api/...` call needs `Authorization: Bearer <secret key>` (a
-WebSocket may send `?token=<key>` instead, as a browser cannot set its headers), or a
-public access token on the routes its scopes cover (see `auth`)."""
+and `GET /healthz`; the dashboard's pages elsewhere (`dashboard/`, behind a session cookie).
+Every `/api/...` call needs `Authorization: Bearer <secret key>` (a WebSocket may send
+`?token=<key>` instead, as a browser cannot set its headers), or a public access token on
+the routes its scopes cover (see `auth`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from ..dashboard.routes import routes as dashboard_routes
 from ..engine import Engine
 from ..errors import ConfigurationError, TriggerDoError
 from . import auth, idempotency, logs, packets, queues, run_list, runs, tokens, triggers
@@ -76,7 +78,8 @@ def create_app(engine: Engine, secret_key: str) -> Starlette:
         HTTPException: handle,
         Exception: handle,
     }
-    app = Starlette(routes=list(ROUTES), exception_handlers=handlers)
+    # the dashboard (dashboard/): its pages at `/`, behind a session cookie, beside `/api`
+    app = Starlette(routes=[*ROUTES, *dashboard_routes()], exception_handlers=handlers)
     app.state.engine = engine
     app.state.secret_key = secret_key
     app.state.spent_tokens = {}  # one-time public tokens used so far (auth.spending)

@@ -53,6 +53,7 @@ class TriggerRequest:
     options: dict[str, Any] | TriggerOptions | None = None
     payload_text: str | None = None  # already-validated JSON text (skips re-validation)
     schedule: dict[str, Any] | None = None  # the schedule that fired it (schedules/service.py)
+    replay_of: str | None = None  # the run this one replays (`Engine.replay`)
 
 
 @dataclass(frozen=True)
@@ -248,6 +249,7 @@ class Producer:
             "delay_until": delay_until,
             "ttl": opts.ttl,
             "expires_at": (delay_until or now) + opts.ttl if opts.ttl else None,
+            "replay_of": req.replay_of,
         }
 
     async def _insert(self, rows: list[dict[str, Any]], now: float) -> dict[str, str]:

@@ -144,6 +144,7 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
         batch_id: str | None = None,
         bulk_action: str | None = None,
         schedule_id: str | None = None,
+        idempotency_key: str | None = None,
         created_from: float | None = None,
         created_to: float | None = None,
         after: list[Any] | None = None,
@@ -160,6 +161,7 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
             batch_id=batch_id,
             bulk_action=bulk_action,
             schedule_id=schedule_id,
+            idempotency_key=idempotency_key,
             created_from=created_from,
             created_to=created_to,
         )
