@@ -1,6 +1,6 @@
 """trigger.do: background jobs for Python, on Cloudflare or embedded on one machine."""
 
-from . import events, schedules
+from . import events, schedules, webhooks
 from .consumer.context import RunContext
 from .errors import (
     AbortTaskRunError,
@@ -69,4 +69,5 @@ __all__ = [
     "task",
     "tasks",
     "trigger",
+    "webhooks",
 ]

@@ -8,9 +8,22 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from trigger_do import RunContext, task, trigger
+from trigger_do import RunContext, task, trigger, webhooks
 
 SEEN: list[tuple[str, Any]] = []
+STRIPE_SECRET = "whsec_test_secret_for_tests"
+
+# a source of one's own: the hmac preset, its fields changed
+webhooks.source(
+    "acme",
+    preset="hmac",
+    signature_header="X-Acme-Signature",
+    prefix="sha256=",
+    event_header=None,
+    event_field="kind",
+    delivery_header=None,
+)
+webhooks.source("nosecret", preset="hmac")  # no secret anywhere: every delivery refused
 
 
 class UserCreated(BaseModel):
@@ -58,7 +71,7 @@ async def gh_pr_opened(event: dict[str, Any]) -> int:
     return int(event["payload"]["number"])
 
 
-@task(id="ev-stripe-invoice", source="stripe", event="invoice.*")
+@task(id="ev-stripe-invoice", source="stripe", event="invoice.*", secret=STRIPE_SECRET)
 async def stripe_invoice(event: dict[str, Any]) -> str:
     SEEN.append(("ev-stripe-invoice", event))
     return str(event["event"])
@@ -68,3 +81,8 @@ async def stripe_invoice(event: dict[str, Any]) -> str:
 async def acme(event: dict[str, Any]) -> str:
     SEEN.append(("ev-acme", event))
     return str(event["delivery_id"])
+
+
+@task(id="ev-nosecret", source="nosecret")
+async def nosecret(event: dict[str, Any]) -> None:
+    SEEN.append(("ev-nosecret", event))

@@ -6,6 +6,7 @@ retention, a fan-out its sender left half done, and every bad input (nothing wri
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from typing import Any
 
@@ -227,7 +228,9 @@ async def test_a_fan_out_its_sender_left_is_finished_once(driver: Driver, clock:
 
 
 async def test_events_are_kept_as_long_as_runs(driver: Driver, clock: FakeClock) -> None:
-    big = {"user_id": "u", "pad": "x" * (600 * 1024)}  # over the packet threshold
+    service = driver.engine.events
+    service.config = dataclasses.replace(service.config, packet_threshold=64 * 1024)
+    big = {"user_id": "u", "pad": "x" * (100 * 1024)}  # over the packet threshold
     sent = await events.send("user.created", big, id="evt-big")
     assert (await events.retrieve("evt-big")).payload == big
     packets = list((driver.sql.path.parent / "packets").rglob("*.json"))  # type: ignore[attr-defined]

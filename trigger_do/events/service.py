@@ -210,6 +210,13 @@ class EventService:
         found["payload"] = loads(await self._payload_text(found))
         return found
 
+    async def find_delivery(self, delivery_id: str, source: str | None) -> dict[str, Any]:
+        """The newest webhook delivery with this id (from `source`, else from any)."""
+        found = await self.store(EventStoreObject.find_delivery, delivery_id, source)
+        if found is None:
+            raise EventNotFoundError(delivery_id)
+        return found
+
     async def page(
         self,
         *,

@@ -132,6 +132,17 @@ class EventStoreObject:
         )
         return _row(rows[0]) if rows else None
 
+    def find_delivery(self, delivery_id: str, source: str | None) -> dict[str, Any] | None:
+        """The newest webhook delivery with this id (from `source`, else from any)."""
+        if source is not None:
+            return self.get(delivery_id, source)
+        rows = self.sql.exec(
+            f"SELECT {COLUMNS} FROM events WHERE id = ? AND source IS NOT NULL "
+            "ORDER BY created_at DESC, uid DESC LIMIT 1",
+            delivery_id,
+        )
+        return _row(rows[0]) if rows else None
+
     def page(
         self,
         *,
