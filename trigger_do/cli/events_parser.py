@@ -20,7 +20,7 @@ def add_parsers(sub: Any, db_arg: Any, target_arg: Any) -> None:
     send.add_argument("payload", nargs="?", default="null", help="its payload, as JSON")
     send.add_argument("--id", default=None, help="its id (the same id within 24 h: no new run)")
     rp = esub.add_parser("replay", help="send an event again", description="Replay an event.")
-    rp.add_argument("event_id")
+    rp.add_argument("event_id", help="the event's id (its newest, if the id was reused)")
     wh = sub.add_parser(
         "webhooks",
         help="list or replay webhook deliveries",
@@ -31,7 +31,7 @@ def add_parsers(sub: Any, db_arg: Any, target_arg: Any) -> None:
     wls = wsub.add_parser("list", help="deliveries, newest first", description="Deliveries.")
     wls.add_argument("--source", default=None, help="only this source's (github, stripe, ...)")
     wrp = wsub.add_parser("replay", help="deliver again", description="Replay a delivery.")
-    wrp.add_argument("delivery_id")
+    wrp.add_argument("delivery_id", help="the delivery's id (e.g. X-GitHub-Delivery)")
     wrp.add_argument("--source", default=None, help="the source, if two share the id")
     for p in (ls, wls):
         p.add_argument("--limit", type=int, default=25, help="at most this many (1-100)")
