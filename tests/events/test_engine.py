@@ -242,3 +242,34 @@ async def test_events_are_kept_as_long_as_runs(driver: Driver, clock: FakeClock)
         await events.retrieve("evt-big")
     left = list((driver.sql.path.parent / "packets").rglob("events/*"))  # type: ignore[attr-defined]
     assert left == [] and sent.runs
+
+
+async def test_tasks_only_the_workers_registered_are_subscribers(driver: Driver) -> None:
+    """A sender that does not import a task finds it in the registry (its workers put it
+    there, without the secret); its run gets the payload as sent."""
+    entry = {"id": "ev-remote", "module": "elsewhere", "queue": "task/ev-remote"}
+    registered = [
+        {**entry, "options": {"event": "user.*"}},
+        {**entry, "id": "ev-remote-hook", "options": {"source": "github"}},
+        {**entry, "id": "ev-plain", "options": {}},
+    ]
+    await driver.engine.registry.register(registered, T0)
+    sent = await events.send("user.created", {"user_id": "u1"})
+    tasks_of = await states(driver, sent.runs)
+    assert tasks_of == {"ev-audit": "queued", "ev-remote": "queued", "ev-welcome": "queued"}
+    row = next(
+        r for r in (await driver.engine.get_runs(sent.runs)).values() if r["task"] == "ev-remote"
+    )
+    assert row["payload"] == {"user_id": "u1"}
+    subs = await driver.engine.registry.subscriptions()
+    assert [s["id"] for s in subs] == ["ev-remote", "ev-remote-hook"]
+
+
+def test_the_registry_never_holds_a_secret() -> None:
+    from trigger_do.shared.subscriptions import Subscription, registry_options
+
+    assert registry_options(Subscription("push", "github", "s3cret")) == {
+        "event": "push",
+        "source": "github",
+    }
+    assert registry_options(None) == {}

@@ -25,12 +25,13 @@ from ..errors import (
 )
 from ..ports import Platform, Remote
 from ..producer.producer import Producer, TriggerRequest
+from ..runs.client import Registry
 from ..runs.index import RunIndexObject
 from ..shared.config import EngineConfig
 from ..shared.ids import new_id
 from ..shared.serialization import dumps, loads
 from ..shared.states import RunState
-from ..shared.subscriptions import check_name
+from ..shared.subscriptions import Subscription, check_name
 from ..task import Task, registered_tasks
 from .store import DEDUP_WINDOW, EventStoreObject
 
@@ -77,15 +78,23 @@ class EventService:
     def now(self) -> float:
         return self.platform.clock.now()
 
-    def subscribers(self, source: str | None, names: list[str]) -> list[Task[Any]]:
+    async def subscribers(
+        self, source: str | None, names: list[str]
+    ) -> list[tuple[str, Task[Any] | None]]:
         """The tasks an event from `source` (None: a custom event) answering to `names`
-        starts, by id."""
-        found = {
+        starts, by id: those this process declares (their schemas check the payload), and
+        those only the workers registered (`None`: their run checks it when it starts)."""
+        found: dict[str, Task[Any] | None] = {
             t.id: t
             for t in self.tasks()
             if t.subscription is not None and t.subscription.wants(source, names)
         }
-        return [found[k] for k in sorted(found)]
+        for entry in await Registry(self.platform).subscriptions():
+            if entry["id"] not in found:
+                sub = Subscription(entry["event"], entry["source"])
+                if sub.wants(source, names):
+                    found[entry["id"]] = None
+        return [(k, found[k]) for k in sorted(found)]
 
     # --- sending ------------------------------------------------------------------------------
 
@@ -156,14 +165,14 @@ class EventService:
         requests: list[TriggerRequest] = []
         refused: dict[str, PayloadValidationError] = {}
         order: list[str] = []
-        for task in self.subscribers(stored["source"], stored["names"]):
-            order.append(task.id)
+        for task_id, task in await self.subscribers(stored["source"], stored["names"]):
+            order.append(task_id)
             try:
-                checked = task.payload_json(value)
+                checked = task.payload_json(value) if task is not None else text
             except PayloadValidationError as exc:
-                refused[task.id] = exc
+                refused[task_id] = exc
                 continue
-            requests.append(TriggerRequest(task.id, None, options, payload_text=checked, event=ref))
+            requests.append(TriggerRequest(task_id, None, options, payload_text=checked, event=ref))
         run_of: dict[str, str] = {}
         if requests:
             done = await self.producer.trigger_many(requests, batch=False)

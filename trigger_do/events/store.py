@@ -14,6 +14,7 @@ from typing import Any
 
 from ..ports import Sql
 from ..shared.serialization import dumps, loads
+from ..shared.timers import SCHEMA as TIMERS_SCHEMA
 
 DEDUP_WINDOW = 24 * 3600.0  # seconds an event id (a delivery id) deduplicates
 FOREVER = 1e18  # a bound past any instant (Durable Objects bind no infinity)
@@ -75,7 +76,7 @@ class EventStoreObject:
 
     @staticmethod
     def schema() -> list[str]:
-        return SCHEMA
+        return SCHEMA + TIMERS_SCHEMA  # an object with a KIND may own timers (none yet)
 
     def claim(self, event: dict[str, Any], now: float) -> dict[str, Any]:
         """Record `event` (`{uid, id, name, names, source, payload, payload_packet,

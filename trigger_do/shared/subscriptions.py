@@ -88,3 +88,12 @@ def as_subscription(
     if secret is not None and (not isinstance(secret, str) or not secret):
         raise TaskDefinitionError(f"task {task_id!r}: secret= must be a non-empty string")
     return Subscription(event, source, secret)
+
+
+def registry_options(sub: Subscription | None) -> dict[str, str]:
+    """What the task registry keeps of a subscription, so that a process that does not
+    import the task (an app sending an event) still finds it: never the secret."""
+    if sub is None:
+        return {}
+    out = {"event": sub.event, "source": sub.source}
+    return {k: v for k, v in out.items() if v is not None}
