@@ -335,3 +335,44 @@ def test_a_delivery_is_replayed_into_new_runs(quiet: QuietServer) -> None:
     runs = run_tasks(quiet, again.json()["runs"])
     assert runs["ev-gh-push"]["payload"]["delivery_id"] == "d-replay"
     assert api(quiet, "POST", "/api/v1/webhooks/deliveries/nope/replay").status_code == 404
+
+
+def test_the_sdk_over_http_raises_what_embedded_raises(quiet: QuietServer) -> None:
+    """`trigger_do.events.*` remote (TRIGGER_API_URL): the same results and errors as the
+    engine tests see embedded."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from trigger_do import events
+    from trigger_do.errors import EventNotFoundError, InvalidEventError, PayloadValidationError
+    from trigger_do.sdk.client import configure
+
+    async def scenario() -> None:
+        sent = await events.send("user.created", {"user_id": "r1"}, id="evt-remote-1")
+        assert sent.id == "evt-remote-1" and len(sent.runs) == 2 and not sent.cached
+        again = await events.send("user.created", {"user_id": "r1"}, id="evt-remote-1")
+        assert again.cached and again.runs == sent.runs
+        got = await events.retrieve("evt-remote-1")
+        assert got.payload == {"user_id": "r1"} and got.status == "delivered"
+        since = got.created_at
+        page = await events.list(name="user.created", since=since, until=datetime.now(UTC))
+        assert "evt-remote-1" in [e.id for e in page]
+        assert len(await events.list(name="user.created", until=since.replace(year=2000))) == 0
+        replayed = await events.replay("evt-remote-1")
+        assert replayed.id != sent.id and set(replayed.runs).isdisjoint(sent.runs)
+        with pytest.raises(InvalidEventError, match="event name"):
+            await events.send("bad name", {})
+        with pytest.raises(InvalidEventError):
+            await events.send("ok", {}, id="")
+        with pytest.raises(EventNotFoundError):
+            await events.retrieve("evt-remote-nope")
+        with pytest.raises(EventNotFoundError):
+            await events.replay("evt-remote-nope")
+        with pytest.raises(PayloadValidationError):
+            await events.send("ok", {"x": float("nan")})
+
+    configure(api_url=quiet.url, secret_key=quiet.key)
+    try:
+        asyncio.run(scenario())
+    finally:
+        configure()

@@ -54,7 +54,7 @@ def _event_errors(*, query: bool = False) -> Callable[[Handler], Handler]:
             except InvalidEventError as exc:
                 if query:
                     raise HTTPError(400, str(exc), code="invalid_query", field=exc.field) from None
-                errors = [{"loc": exc.field, "msg": str(exc)}]
+                errors = [{"loc": exc.field, "msg": str(exc), "type": "invalid_event"}]
                 raise HTTPError(422, str(exc), code="validation", errors=errors) from None
 
         return wrapped

@@ -14,7 +14,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from ..errors import ApiError, ConfigurationError, EventNotFoundError
+from ..errors import (
+    ApiError,
+    ConfigurationError,
+    EventNotFoundError,
+    InvalidEventError,
+    NonFiniteNumberError,
+    PayloadValidationError,
+)
 from .shapes import event_object
 
 __all__ = ["Event", "EventPage", "SentEvent", "list", "replay", "retrieve", "send"]
@@ -116,13 +123,25 @@ class RemoteEvents:
     async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
             return await self.client._call(method, path, **kwargs)
+        except PayloadValidationError as exc:  # 422: a bad name or id is what embedded raises
+            invalid = [e for e in exc.errors if e.get("type") == "invalid_event"]
+            if invalid:
+                raise InvalidEventError(str(invalid[0]["msg"]), str(invalid[0]["loc"])) from None
+            raise
         except ApiError as exc:
             if exc.status == 404 and path.startswith("/api/v1/events/"):
                 raise EventNotFoundError(path.split("/")[4]) from None
             raise
 
     async def send(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(await self._call("POST", "/api/v1/events", json=body))
+        from ..shared.serialization import dumps
+
+        try:  # what the engine refuses, refused before sending (as embedded)
+            text = dumps(body)
+        except (TypeError, NonFiniteNumberError) as exc:
+            raise PayloadValidationError(f"event payload: {exc}") from None
+        headers = {"content-type": "application/json"}
+        return dict(await self._call("POST", "/api/v1/events", content=text, headers=headers))
 
     async def list(self, params: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._call("GET", "/api/v1/events", params=params))
@@ -157,8 +176,15 @@ async def send(name: str, payload: Any = None, *, id: str | None = None) -> Sent
     each. The same `id` again within 24 hours starts nothing and returns the first event's
     runs. A subscriber whose payload schema refuses `payload` gets a FAILED run naming the
     field; the others still run. `InvalidEventError` for a bad name or id."""
+    from ..shared.subscriptions import check_name
+    from .service import check_id
+
+    problem = check_name(name)  # here, so that remote raises what embedded does
+    if problem:
+        raise InvalidEventError(problem, "name")
     body: dict[str, Any] = {"name": name, "payload": payload}
     if id is not None:
+        check_id(id)
         body["id"] = id
     return _sent(await backend().send(body))
 

@@ -96,10 +96,11 @@ def list_filters(params: Mapping[str, Any], *, webhooks: bool) -> dict[str, Any]
             if len(str(value)) > 256:
                 raise InvalidEventError(f"{key} is at most 256 characters", key)
             out["name" if key in ("name", "event") else "source"] = str(value)
-    for key, arg in (("from", "created_from"), ("to", "created_to")):
+    # inclusive, to the microsecond the dates are shown with (a stored time has more digits)
+    for key, arg, slack in (("from", "created_from", -1e-6), ("to", "created_to", 1e-6)):
         value = params.get(key)
         if value:
-            out[arg] = _date(str(value), key)
+            out[arg] = _date(str(value), key) + slack
     cursor = params.get("cursor")
     if cursor:
         out["after"] = parse_cursor(str(cursor))
