@@ -86,3 +86,18 @@ async def acme(event: dict[str, Any]) -> str:
 @task(id="ev-nosecret", source="nosecret")
 async def nosecret(event: dict[str, Any]) -> None:
     SEEN.append(("ev-nosecret", event))
+
+
+class Bloated(BaseModel):
+    note: str
+    pad: str = "x" * 4096  # the schema's default makes the validated payload larger
+
+
+@task(id="ev-bloat", event="bloat.happened")
+async def bloat(event: Bloated) -> int:
+    return len(event.pad)
+
+
+@task(id="ev-bloat-log", event="bloat.*")
+async def bloat_log(event: dict[str, Any]) -> str:
+    return str(event["note"])

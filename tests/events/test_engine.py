@@ -273,3 +273,19 @@ def test_the_registry_never_holds_a_secret() -> None:
         "source": "github",
     }
     assert registry_options(None) == {}
+
+
+async def test_a_subscriber_whose_run_cannot_be_made_harms_no_other(driver: Driver) -> None:
+    """Its schema's defaults make its payload too large: its run is created FAILED, saying
+    so, and the other subscriber's run is made (the producer validates all, then writes)."""
+    small = dataclasses.replace(driver.config, payload_limit=2048)
+    driver.engine.producer.config = small
+    driver.engine.events.config = small
+    sent = await events.send("bloat.happened", {"note": "hi"})
+    rows = {r["task"]: r for r in (await driver.engine.get_runs(sent.runs)).values()}
+    assert {t: r["state"] for t, r in rows.items()} == {
+        "ev-bloat": "failed",
+        "ev-bloat-log": "queued",
+    }
+    assert rows["ev-bloat"]["error"]["name"] == "PayloadTooLargeError"
+    assert (await events.retrieve(sent.id)).status == "delivered"

@@ -22,6 +22,8 @@ from ..errors import (
     NonFiniteNumberError,
     PayloadTooLargeError,
     PayloadValidationError,
+    TriggerDoError,
+    UnknownTaskError,
 )
 from ..ports import Platform, Remote
 from ..producer.producer import Producer, TriggerRequest
@@ -87,7 +89,9 @@ class EventService:
         found: dict[str, Task[Any] | None] = {
             t.id: t
             for t in self.tasks()
-            if t.subscription is not None and t.subscription.wants(source, names)
+            if t.subscription is not None
+            and t.subscription.wants(source, names)
+            and self.producer.find_task(t.id) is t  # a task this engine serves
         }
         for entry in await Registry(self.platform).subscriptions():
             if entry["id"] not in found:
@@ -163,7 +167,7 @@ class EventService:
             ref["source"] = stored["source"]
         options = {"idempotency_key": run_key(uid), "idempotency_key_ttl": DEDUP_WINDOW}
         requests: list[TriggerRequest] = []
-        refused: dict[str, PayloadValidationError] = {}
+        refused: dict[str, TriggerDoError] = {}
         order: list[str] = []
         for task_id, task in await self.subscribers(stored["source"], stored["names"]):
             order.append(task_id)
@@ -175,11 +179,21 @@ class EventService:
             requests.append(TriggerRequest(task_id, None, options, payload_text=checked, event=ref))
         run_of: dict[str, str] = {}
         if requests:
-            done = await self.producer.trigger_many(requests, batch=False)
-            run_of.update({r.task_id: t.id for r, t in zip(requests, done.runs, strict=True)})
+            try:  # validated before anything is written: all of them, or none
+                done = await self.producer.trigger_many(requests, batch=False)
+                run_of.update({r.task_id: t.id for r, t in zip(requests, done.runs, strict=True)})
+            except (UnknownTaskError, PayloadTooLargeError):
+                for req in requests:  # one subscriber's run cannot be: the others still are
+                    try:
+                        run_of[req.task_id] = (await self.producer.trigger(req)).id
+                    except (UnknownTaskError, PayloadTooLargeError) as exc:
+                        refused[req.task_id] = exc
         for task_id, error in refused.items():
-            run_of[task_id] = await self._failed_run(task_id, text, options, ref, error)
-        runs = [run_of[t] for t in order]
+            try:
+                run_of[task_id] = await self._failed_run(task_id, text, options, ref, error)
+            except UnknownTaskError:  # gone since it was found: nothing to start
+                log.warning("event %s: subscriber %s is no task any more", uid, task_id)
+        runs = [run_of[t] for t in order if t in run_of]
         await self.store(EventStoreObject.complete, uid, runs, self.now())
         return runs
 
@@ -189,9 +203,10 @@ class EventService:
         text: str,
         options: dict[str, Any],
         ref: dict[str, Any],
-        exc: PayloadValidationError,
+        exc: TriggerDoError,
     ) -> str:
-        """A run created directly in FAILED: its subscriber's schema refused the payload."""
+        """A run created directly in FAILED: its subscriber's schema refused the payload
+        (or its run could not be made: a payload its schema made too large)."""
         now = self.now()
         req = TriggerRequest(task_id, None, options, payload_text=text, event=ref)
         (row,) = await self.producer.prepare_all([req], now, batch=False)
@@ -201,9 +216,9 @@ class EventService:
             row["payload_packet"], row["payload"] = key, None
         row["state"] = str(RunState.FAILED)
         row["error"] = {
-            "name": "PayloadValidationError",
+            "name": type(exc).__name__,
             "message": str(exc),
-            "errors": exc.errors,
+            "errors": getattr(exc, "errors", None) or [],
         }
         index = self.producer.index
         (res,) = await index.on(row["id"])(RunIndexObject.insert_failed, [row], now)
