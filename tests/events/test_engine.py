@@ -289,3 +289,11 @@ async def test_a_subscriber_whose_run_cannot_be_made_harms_no_other(driver: Driv
     }
     assert rows["ev-bloat"]["error"]["name"] == "PayloadTooLargeError"
     assert (await events.retrieve(sent.id)).status == "delivered"
+
+
+def test_the_events_load_scenario_runs() -> None:
+    """`python -m load events` end to end, tiny (real worker process, real SQLite): every
+    event makes its two runs (asserted inside), and the report has both sides."""
+    from load.cli import main
+
+    assert main(["events", "--count", "20", "--rounds", "1"]) == 0
