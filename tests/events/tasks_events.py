@@ -101,3 +101,8 @@ async def bloat(event: Bloated) -> int:
 @task(id="ev-bloat-log", event="bloat.*")
 async def bloat_log(event: dict[str, Any]) -> str:
     return str(event["note"])
+
+
+@task(id="ev-hmac", source="hmac", event="order.*")
+async def on_hmac(event: dict[str, Any]) -> str:
+    return str(event["delivery_id"])

@@ -297,3 +297,9 @@ def test_the_events_load_scenario_runs() -> None:
     from load.cli import main
 
     assert main(["events", "--count", "20", "--rounds", "1"]) == 0
+
+
+def test_send_sync_for_code_outside_an_event_loop(driver: Driver) -> None:
+    sent = events.send_sync("user.created", {"user_id": "s1"}, id="evt-sync")
+    assert sent.id == "evt-sync" and len(sent.runs) == 2
+    assert events.send_sync("user.created", {}, id="evt-sync").cached

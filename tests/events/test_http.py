@@ -30,6 +30,7 @@ from trigger_do.platform.local.platform import open_local
 KEY = "tr_dev_EventsTestKey0000000000001"
 GITHUB_SECRET = "gh-secret-for-tests"
 ACME_SECRET = "acme-secret-for-tests"
+HMAC_SECRET = "hmac-secret-for-tests"
 STRIPE_SECRET = tasks_events.STRIPE_SECRET
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {k: v for k, v in os.environ.items() if not k.startswith(("TRIGGER_", "PYTEST"))}
@@ -37,9 +38,11 @@ ENV = {k: v for k, v in os.environ.items() if not k.startswith(("TRIGGER_", "PYT
 
 @pytest.fixture(scope="module")
 def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuietServer]:
-    saved = {k: os.environ.get(k) for k in ("GITHUB_WEBHOOK_SECRET", "ACME_WEBHOOK_SECRET")}
+    names = ("GITHUB_WEBHOOK_SECRET", "ACME_WEBHOOK_SECRET", "HMAC_WEBHOOK_SECRET")
+    saved = {k: os.environ.get(k) for k in names}
     os.environ["GITHUB_WEBHOOK_SECRET"] = GITHUB_SECRET
     os.environ["ACME_WEBHOOK_SECRET"] = ACME_SECRET
+    os.environ["HMAC_WEBHOOK_SECRET"] = HMAC_SECRET
     db = tmp_path_factory.mktemp("events") / "e.db"
     platform, _ = open_local(db)
     engine = Engine(platform)
@@ -376,3 +379,30 @@ def test_the_sdk_over_http_raises_what_embedded_raises(quiet: QuietServer) -> No
         asyncio.run(scenario())
     finally:
         configure()
+
+
+def test_the_generic_hmac_preset(quiet: QuietServer) -> None:
+    """`/webhooks/hmac` as the preset says: X-Signature (no prefix), the event from X-Event
+    (else the body's `type`), the delivery id from X-Delivery-Id."""
+    raw = json.dumps({"type": "order.paid", "total": 3}).encode()
+    signed = {"X-Signature": hexmac(HMAC_SECRET, raw), "X-Delivery-Id": "h-1"}
+    got = post(quiet, "hmac", raw, {**signed, "X-Event": "order.shipped"})
+    assert got.status_code == 200, got.text
+    assert (got.json()["event"], got.json()["id"]) == ("order.shipped", "h-1")
+    assert list(run_tasks(quiet, got.json()["runs"])) == ["ev-hmac"]
+    by_body = post(quiet, "hmac", raw, {**signed, "X-Delivery-Id": "h-2"}).json()
+    assert by_body["event"] == "order.paid" and len(by_body["runs"]) == 1
+    before = quiet.state()
+    wrong = {**signed, "X-Signature": "sha256=" + hexmac(HMAC_SECRET, raw)}  # no prefix here
+    assert post(quiet, "hmac", raw, wrong).status_code == 401
+    assert post(quiet, "hmac", raw, signed).json()["duplicate"] is True
+    assert quiet.state() == before
+
+
+def test_a_stripe_retry_of_the_same_event_is_deduplicated(quiet: QuietServer) -> None:
+    event = {"id": "evt_stripe_retry", "type": "invoice.payment_failed", "data": {}}
+    first = post(quiet, "stripe", *stripe(event)).json()
+    before = quiet.state()
+    again = post(quiet, "stripe", *stripe(event, at=time.time() + 5))  # re-signed, later
+    assert again.status_code == 200 and again.json()["duplicate"] is True
+    assert again.json()["runs"] == first["runs"] and quiet.state() == before

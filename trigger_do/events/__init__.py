@@ -11,6 +11,6 @@ replay, housekeeping), `shapes.py` (the HTTP API's shapes). Webhooks deliver thr
 same service (`trigger_do/webhooks/`).
 """
 
-from .api import Event, EventPage, SentEvent, list, replay, retrieve, send
+from .api import Event, EventPage, SentEvent, list, replay, retrieve, send, send_sync
 
-__all__ = ["Event", "EventPage", "SentEvent", "list", "replay", "retrieve", "send"]
+__all__ = ["Event", "EventPage", "SentEvent", "list", "replay", "retrieve", "send", "send_sync"]

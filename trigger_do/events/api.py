@@ -24,7 +24,7 @@ from ..errors import (
 )
 from .shapes import event_object
 
-__all__ = ["Event", "EventPage", "SentEvent", "list", "replay", "retrieve", "send"]
+__all__ = ["Event", "EventPage", "SentEvent", "list", "replay", "retrieve", "send", "send_sync"]
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,13 @@ async def send(name: str, payload: Any = None, *, id: str | None = None) -> Sent
         check_id(id)
         body["id"] = id
     return _sent(await backend().send(body))
+
+
+def send_sync(name: str, payload: Any = None, *, id: str | None = None) -> SentEvent:
+    """`send` for code outside an event loop (Django, Flask, a webhook view, scripts)."""
+    from ..sdk.sync import run_sync
+
+    return run_sync(send(name, payload, id=id))
 
 
 async def list(
