@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import trigger_do
 from tests.engine.driver import Driver, FakeClock
 from tests.events import tasks_events as t
 from trigger_do import RunState, events
@@ -66,6 +67,10 @@ async def test_an_event_runs_every_subscriber_once(driver: Driver) -> None:
     assert by_task["ev-welcome"]["output"] == "welcome u1"
     assert by_task["ev-audit"]["output"] == {"audited": {"user_id": "u1"}}
     assert by_task["ev-welcome"]["options"]["event"] == {"id": "evt-123", "name": "user.created"}
+    status = await driver.client.get_run(sent.runs[0])
+    assert status["options"]["event"]["id"] == "evt-123"
+    handle_status = await trigger_do.tasks.handle(sent.runs[0]).status()
+    assert handle_status.event == {"id": "evt-123", "name": "user.created"}
     assert sorted(name for name, _ in t.SEEN) == ["ev-audit", "ev-welcome"]
     assert isinstance(dict(t.SEEN)["ev-welcome"], t.UserCreated)  # the annotation's model
 

@@ -113,6 +113,7 @@ def test_a_github_push_starts_its_task(quiet: QuietServer) -> None:
     assert envelope["event"] == "push" and envelope["delivery_id"] == "d-push-1"
     assert envelope["payload"] == {"ref": "refs/heads/main", "commits": []}
     assert envelope["headers"]["x-github-event"] == "push"
+    assert runs["ev-gh-push"]["event"] == {"id": "d-push-1", "name": "push", "source": "github"}
 
 
 def test_a_github_action_names_the_event_too(quiet: QuietServer) -> None:
@@ -346,6 +347,7 @@ def test_the_sdk_over_http_raises_what_embedded_raises(quiet: QuietServer) -> No
     import asyncio
     from datetime import UTC, datetime
 
+    import trigger_do
     from trigger_do import events
     from trigger_do.errors import EventNotFoundError, InvalidEventError, PayloadValidationError
     from trigger_do.sdk.client import configure
@@ -361,6 +363,8 @@ def test_the_sdk_over_http_raises_what_embedded_raises(quiet: QuietServer) -> No
         page = await events.list(name="user.created", since=since, until=datetime.now(UTC))
         assert "evt-remote-1" in [e.id for e in page]
         assert len(await events.list(name="user.created", until=since.replace(year=2000))) == 0
+        status = await trigger_do.tasks.handle(sent.runs[0]).status()
+        assert status.event == {"id": "evt-remote-1", "name": "user.created"}
         replayed = await events.replay("evt-remote-1")
         assert replayed.id != sent.id and set(replayed.runs).isdisjoint(sent.runs)
         with pytest.raises(InvalidEventError, match="event name"):
