@@ -75,3 +75,33 @@ def test_webhooks(fuzzed: Fuzzed, data: st.DataObject, op: str) -> None:
         params = data.draw(query(["source"]))
         req = Req("POST", f"/api/v1/webhooks/deliveries/{delivery}/replay", params=params)
     check(fuzzed, req)
+
+
+FUZZ_SECRET = "fuzz-github-secret"
+
+
+@pytest.fixture
+def github_secret(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", FUZZ_SECRET)  # read per request
+    return FUZZ_SECRET
+
+
+@FUZZ
+@given(
+    body=event_body(),
+    event=st.sampled_from(["push", "pull_request", "", "a b", "x" * 300]) | hostile_strings,
+    delivery=st.sampled_from(["d-1", "", "d" * 300]) | hostile_strings,
+)
+def test_signed_deliveries(
+    fuzzed: Fuzzed, github_secret: str, body: bytes, event: str, delivery: str
+) -> None:
+    """Validly signed, so the checks after the signature are what is reached: a body that
+    is not JSON, an event name that is no name, any delivery id (a bad one is hashed)."""
+    import hashlib
+    import hmac
+
+    sig = "sha256=" + hmac.new(github_secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"X-Hub-Signature-256": sig, "X-GitHub-Event": header_value(event)}
+    if delivery:
+        headers["X-GitHub-Delivery"] = header_value(delivery)
+    check(fuzzed, Req("POST", "/webhooks/github", body, headers=headers))
