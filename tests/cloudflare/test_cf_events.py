@@ -36,3 +36,35 @@ async def test_without_the_secret_every_delivery_is_refused() -> None:
     status, answer = await post("/webhooks/github", headers, body)
     assert status == 401 and "GITHUB_WEBHOOK_SECRET" in answer["error"]
     assert cloud.namespaces["EVENTS"].storages == {}  # the event store was never touched
+
+
+async def test_the_same_scenario_on_the_local_platform(tmp_path: Any, monkeypatch: Any) -> None:
+    """The contract: the local platform (a real server on a socket, settings from the
+    environment) gives what the Cloudflare adapters give."""
+    import asyncio
+
+    import httpx
+    from test_cf_contract import local_results
+
+    from tests.http.conftest import ServerThread, free_port
+    from trigger_do.api.app import create_app
+
+    monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
+    key = "tr_dev_LocalContractKey000000000001"
+
+    async def scenario(engine: Any, drain: Any) -> dict[str, Any]:
+        port = free_port()
+        thread = ServerThread(create_app(engine, key), port)
+        thread.start()
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+
+                async def post(path: str, headers: dict[str, str], body: bytes) -> Any:
+                    res = await http.post(path, content=body, headers=headers)
+                    return res.status_code, res.json()
+
+                return await run_webhooks(engine, post, drain, key)
+        finally:
+            await asyncio.to_thread(thread.stop)
+
+    assert await local_results(tmp_path, scenario) == EXPECTED_WEBHOOKS
