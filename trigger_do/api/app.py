@@ -18,6 +18,7 @@ from ..engine import Engine
 from ..errors import ConfigurationError, TriggerDoError
 from . import auth, idempotency, logs, packets, queues, run_list, runs, tokens, triggers
 from . import bulk as bulk_actions
+from . import events as event_api
 from . import schedules as schedule_api
 from .errors import HTTPError, handle
 
@@ -65,6 +66,19 @@ ROUTES = [
     Route("/api/v1/schedules/{schedule_id}/activate", schedule_api.activate, methods=["POST"]),
     Route("/api/v1/schedules/{schedule_id}/deactivate", schedule_api.deactivate, methods=["POST"]),
     Route("/api/v1/timezones", schedule_api.timezones, methods=["GET"]),
+    # events and webhooks: api/events.py. `/webhooks/{source}` is outside `/api/` on purpose:
+    # the sender's signature authenticates it, never the API key (senders cannot send one)
+    Route("/api/v1/events", event_api.send, methods=["POST"]),
+    Route("/api/v1/events", event_api.list_events, methods=["GET"]),
+    Route("/api/v1/events/{event_id}", event_api.retrieve, methods=["GET"]),
+    Route("/api/v1/events/{event_id}/replay", event_api.replay, methods=["POST"]),
+    Route("/api/v1/webhooks/deliveries", event_api.list_deliveries, methods=["GET"]),
+    Route(
+        "/api/v1/webhooks/deliveries/{delivery_id}/replay",
+        event_api.replay_delivery,
+        methods=["POST"],
+    ),
+    Route("/webhooks/{source}", event_api.receive_webhook, methods=["POST"]),
 ]
 
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InvariantError
 from ..ports import Sql
+from ..shared.serialization import dumps
 from ..shared.sqlbulk import json_chunks
+from ..shared.states import CREATED_IN, RunState
 from ..shared.timers import SCHEMA as TIMERS_SCHEMA
 from ..shared.timers import ObjectTimers
 from .index_batches import BATCH_SCHEMA, VISIBLE, BatchWrites
@@ -102,6 +105,28 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
             self.sql.exec(
                 "INSERT OR REPLACE INTO idempotency (key, run_id, expires_at) SELECT "
                 "value->>'key', value->>'run_id', value->>'expires_at' FROM json_each(?)",
+                chunk,
+            )
+        return results
+
+    def insert_failed(self, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """Create runs directly in FAILED (the transition table's `CREATED_IN`): an event's
+        subscriber whose schema rejects the payload. Each row carries its `error`; keys and
+        results as `insert_runs` (a key naming a live run writes nothing)."""
+        bad = [r["id"] for r in rows if r.get("state") != RunState.FAILED]
+        if bad or RunState.FAILED not in CREATED_IN:
+            raise InvariantError(f"insert_failed takes rows in state failed, not {bad[:3]}")
+        results = self.insert_runs(rows, now)
+        fresh = [
+            [r["id"], dumps(r["error"])]
+            for r, res in zip(rows, results, strict=True)
+            if not res["cached"]
+        ]
+        for chunk in json_chunks(fresh):
+            self.sql.exec(
+                "UPDATE runs SET error = value->>1, finished_at = ? FROM json_each(?) "
+                "WHERE runs.id = value->>0 AND runs.state = 'failed'",
+                now,
                 chunk,
             )
         return results

@@ -15,6 +15,7 @@ from typing import Any
 
 from ...coordinator.coordinator import CoordinatorObject
 from ...errors import MisuseError, StorageUnavailableError
+from ...events.store import EventStoreObject
 from ...ports import Platform, UnitRunner
 from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
@@ -34,6 +35,7 @@ OBJECT_CLASSES: dict[str, type] = {
     "registry": RegistryObject,
     "coordinator": CoordinatorObject,
     "scheduler": SchedulerObject,  # schedules (trigger_do/schedules/)
+    "events": EventStoreObject,  # events and webhook deliveries (trigger_do/events/)
 }
 DEFAULT_DB = Path(".trigger-do") / "trigger.db"
 
