@@ -16,6 +16,7 @@ from ..engine import Engine
 from ..errors import ConfigurationError, TriggerDoError
 from . import auth, idempotency, logs, packets, queues, run_list, runs, tokens, triggers
 from . import bulk as bulk_actions
+from . import realtime as realtime_api
 from . import schedules as schedule_api
 from .errors import HTTPError, handle
 
@@ -63,6 +64,11 @@ ROUTES = [
     Route("/api/v1/schedules/{schedule_id}/activate", schedule_api.activate, methods=["POST"]),
     Route("/api/v1/schedules/{schedule_id}/deactivate", schedule_api.deactivate, methods=["POST"]),
     Route("/api/v1/timezones", schedule_api.timezones, methods=["GET"]),
+    # Realtime (`runs.subscribeTo*`): api/realtime.py; outside /api/, each route authenticates
+    Route("/realtime/v1/runs", realtime_api.runs_with_tags, methods=["GET"]),
+    Route("/realtime/v1/runs/{run_id}", realtime_api.run, methods=["GET"]),
+    Route("/realtime/v1/batches/{batch_id}", realtime_api.batch, methods=["GET"]),
+    Route("/realtime/v1/{path:path}", realtime_api.preflight, methods=["OPTIONS"]),
 ]
 
 

@@ -22,6 +22,7 @@ from ...runs.run_object import RunObject
 from ...schedules.scheduler import SchedulerObject
 from ...shared.timers import SCHEMA as TIMERS_SCHEMA
 from ...shared.timers import due_objects
+from .changes import DataVersion
 from .database import LocalSql, init_schema
 from .objects import LocalNamespace
 from .queue import SCHEMA as QUEUE_SCHEMA
@@ -214,5 +215,6 @@ def open_local(
         run_sync=thread_runner(),
         index_shards=1,
         timers=LocalTimers(sql),
+        changes=DataVersion(path),  # Realtime subscriptions' one watcher per process
     )
     return platform, sql

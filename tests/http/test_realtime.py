@@ -1,0 +1,336 @@
+"""The Realtime shape routes over a real socket (`/realtime/v1/...`): Electric's long-polling
+as the official client speaks it. The server here has no workers, so nothing changes a run
+but the test; live requests are held `HOLD` seconds (20 in production)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.http.conftest import KEY, TASKS, ServerThread, free_port
+from tests.http.test_public_tokens import token
+from trigger_do.api.app import create_app
+from trigger_do.engine import Engine
+from trigger_do.platform.local.platform import EnvSettings, open_local
+from trigger_do.task import tasks_in
+
+pytestmark = pytest.mark.timeout(120)
+HOLD = 1.5
+
+
+@dataclass
+class Realtime:
+    url: str
+    db: Path
+    app: Any
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Realtime]:
+    import importlib
+
+    known: dict[str, Any] = {}
+    for name in TASKS:
+        known.update(tasks_in(importlib.import_module(name)))
+    db = tmp_path_factory.mktemp("realtime") / "r.db"
+    platform, _ = open_local(db, settings=EnvSettings({"TRIGGER_DO_REALTIME_HOLD": str(HOLD)}))
+    app = create_app(Engine(platform, find=known.get), KEY)
+    thread = ServerThread(app, free_port())
+    thread.start()
+    try:
+        yield Realtime(f"http://127.0.0.1:{thread.port}", db, app)
+    finally:
+        thread.stop()
+
+
+@pytest.fixture
+async def http(rt: Realtime) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(base_url=rt.url, headers=headers, timeout=30) as c:
+        yield c
+
+
+async def trigger(http: httpx.AsyncClient, payload: Any = None, **options: Any) -> str:
+    r = await http.post(
+        "/api/v1/tasks/http-echo/trigger", json={"payload": payload, "options": options}
+    )
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+async def set_metadata(http: httpx.AsyncClient, run_id: str, metadata: dict[str, Any]) -> None:
+    r = await http.put(f"/api/v1/runs/{run_id}/metadata", json={"metadata": metadata})
+    assert r.status_code == 200, r.text
+
+
+def changes(r: httpx.Response) -> list[dict[str, Any]]:
+    """The change messages of a shape response (which must end `up-to-date`)."""
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body[-1] == {"headers": {"control": "up-to-date"}}
+    return list(body[:-1])
+
+
+def follow(r: httpx.Response, **params: str) -> dict[str, str]:
+    """The query of the request after `r`, as the client builds it."""
+    return {
+        "offset": r.headers["electric-offset"],
+        "handle": r.headers["electric-handle"],
+        **params,
+    }
+
+
+async def test_a_snapshot_is_the_run_as_the_client_parses_it(http: httpx.AsyncClient) -> None:
+    run_id = await trigger(http, {"to": "ada"}, tags=["rt-a", 'quote"d'], metadata={"n": 1})
+    r = await http.get(f"/realtime/v1/runs/{run_id}", params={"offset": "-1"})
+    [msg] = changes(r)
+    assert r.headers["electric-handle"] == f"run-{run_id}"
+    assert r.headers["electric-offset"].split("_")[0].isdigit()
+    assert r.headers["cache-control"] == "no-store"
+    assert r.headers["access-control-allow-origin"] == "*"
+    schema = json.loads(r.headers["electric-schema"])
+    assert schema["runTags"] == {"type": "text", "dims": 1} and schema["isTest"]["type"] == "bool"
+    assert msg["headers"] == {"operation": "insert"}
+    assert msg["key"] == f'"public"."TaskRun"/"{run_id}"'
+    value = msg["value"]
+    assert value["id"] == value["friendlyId"] == run_id
+    assert value["taskIdentifier"] == "http-echo"
+    assert value["status"] == "PENDING"  # the client reads it as QUEUED
+    assert not value["createdAt"].endswith("Z") and value["createdAt"][10] == "T"
+    assert json.loads(value["payload"]) == {"to": "ada"}
+    assert value["payloadType"] == "application/json"
+    assert json.loads(value["metadata"]) == {"n": 1}
+    assert value["runTags"] == '{"rt-a","quote\\"d"}'
+    assert value["completedAt"] is None and value["output"] is None
+    assert all(v is None or isinstance(v, str) for v in value.values())
+
+
+async def test_a_live_request_is_answered_when_the_run_changes(http: httpx.AsyncClient) -> None:
+    run_id = await trigger(http, 1)
+    first = await http.get(f"/realtime/v1/runs/{run_id}", params={"offset": "-1"})
+    import asyncio
+
+    live = asyncio.ensure_future(
+        http.get(f"/realtime/v1/runs/{run_id}", params=follow(first, live="true", cursor="1"))
+    )
+    await asyncio.sleep(0.3)
+    assert not live.done()  # held: nothing changed yet
+    started = time.monotonic()
+    await set_metadata(http, run_id, {"progress": 50})
+    r = await live
+    assert time.monotonic() - started < HOLD * 0.8  # answered by the change, not the timeout
+    [msg] = changes(r)
+    assert msg["headers"] == {"operation": "update"}
+    assert json.loads(msg["value"]["metadata"]) == {"progress": 50}
+    assert r.headers["electric-cursor"]
+    assert r.headers["electric-offset"] != first.headers["electric-offset"]
+    assert r.headers["electric-handle"] == first.headers["electric-handle"]
+
+    # cancel: a final status with its completion time, which closes the official client
+    live = asyncio.ensure_future(
+        http.get(f"/realtime/v1/runs/{run_id}", params=follow(r, live="true"))
+    )
+    await asyncio.sleep(0.2)
+    assert (await http.post(f"/api/v2/runs/{run_id}/cancel")).status_code == 200
+    [msg] = changes(await live)
+    assert msg["value"]["status"] == "CANCELED" and msg["value"]["completedAt"]
+
+
+async def test_a_held_request_times_out_with_a_bare_up_to_date(http: httpx.AsyncClient) -> None:
+    run_id = await trigger(http)
+    first = await http.get(f"/realtime/v1/runs/{run_id}")
+    started = time.monotonic()
+    r = await http.get(f"/realtime/v1/runs/{run_id}", params=follow(first, live="true"))
+    waited = time.monotonic() - started
+    assert changes(r) == []
+    assert HOLD * 0.8 <= waited < HOLD * 1.5
+    assert r.headers["electric-offset"] == first.headers["electric-offset"]
+    assert r.headers["electric-cursor"]
+
+
+async def test_a_client_resumes_from_its_offset(http: httpx.AsyncClient) -> None:
+    """A client away while the run changed gets the change at once on its next live
+    request; a non-live request with a handle catches up with the whole row."""
+    run_id = await trigger(http)
+    first = await http.get(f"/realtime/v1/runs/{run_id}")
+    await set_metadata(http, run_id, {"step": 2})
+    started = time.monotonic()
+    r = await http.get(f"/realtime/v1/runs/{run_id}", params=follow(first, live="true"))
+    assert time.monotonic() - started < HOLD * 0.5
+    [msg] = changes(r)
+    assert json.loads(msg["value"]["metadata"]) == {"step": 2}
+    again = await http.get(f"/realtime/v1/runs/{run_id}", params=follow(first))
+    [msg] = changes(again)
+    assert json.loads(msg["value"]["metadata"]) == {"step": 2}
+    assert again.headers["electric-offset"] == r.headers["electric-offset"]
+    assert "electric-schema" in again.headers
+
+
+async def test_a_write_by_another_process_wakes_a_held_request(
+    http: httpx.AsyncClient, rt: Realtime
+) -> None:
+    import asyncio
+
+    run_id = await trigger(http)
+    first = await http.get(f"/realtime/v1/runs/{run_id}")
+    live = asyncio.ensure_future(
+        http.get(f"/realtime/v1/runs/{run_id}", params=follow(first, live="true"))
+    )
+    await asyncio.sleep(0.2)
+    script = (
+        "import asyncio, sys\n"
+        "from trigger_do.engine import Engine\n"
+        "from trigger_do.platform.local.platform import open_local\n"
+        "engine = Engine(open_local(sys.argv[1])[0])\n"
+        "asyncio.run(engine.update_run(sys.argv[2], metadata={'by': 'another process'}))\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(rt.db), run_id], check=True, timeout=60)
+    [msg] = changes(await live)
+    assert json.loads(msg["value"]["metadata"]) == {"by": "another process"}
+
+
+async def test_a_tag_feed_sends_only_what_changed(http: httpx.AsyncClient) -> None:
+    import asyncio
+
+    a = await trigger(http, "a", tags=["rt-feed"])
+    b = await trigger(http, "b", tags=["rt-feed", "other"])
+    await trigger(http, "c", tags=["not-this-one"])
+    first = await http.get("/realtime/v1/runs", params={"tags": "rt-feed", "offset": "-1"})
+    assert {m["value"]["id"] for m in changes(first)} == {a, b}
+    assert first.headers["electric-handle"].startswith("tags-")
+
+    live = asyncio.ensure_future(
+        http.get("/realtime/v1/runs", params=follow(first, tags="rt-feed", live="true"))
+    )
+    await asyncio.sleep(0.2)
+    await set_metadata(http, b, {"seen": True})
+    r = await live
+    assert [(m["value"]["id"], m["headers"]["operation"]) for m in changes(r)] == [(b, "update")]
+
+    live = asyncio.ensure_future(
+        http.get("/realtime/v1/runs", params=follow(r, tags="rt-feed", live="true"))
+    )
+    await asyncio.sleep(0.2)
+    c = await trigger(http, "d", tags=["rt-feed"])
+    r = await live
+    assert [(m["value"]["id"], m["headers"]["operation"]) for m in changes(r)] == [(c, "insert")]
+
+
+async def test_a_tag_feed_looks_back_at_most_a_day(http: httpx.AsyncClient) -> None:
+    r = await http.get("/realtime/v1/runs", params={"tags": "rt-a", "createdAt": "30d"})
+    created_from = int(r.headers["electric-handle"].split("-")[1]) / 1000
+    assert time.time() - created_from <= 86400 + 5
+    bad = await http.get("/realtime/v1/runs", params={"tags": "rt-a", "createdAt": "soon"})
+    assert bad.status_code == 400 and "createdAt" in bad.json()["error"]
+    bad = await http.get("/realtime/v1/runs", params={"tags": "a,,b"})
+    assert bad.status_code == 400 and "tags" in bad.json()["error"]
+
+
+async def test_a_batch_feed(http: httpx.AsyncClient) -> None:
+    import asyncio
+
+    r = await http.post(
+        "/api/v2/tasks/batch",
+        json={"items": [{"task": "http-echo", "payload": i} for i in range(3)]},
+    )
+    assert r.status_code == 200, r.text
+    batch_id = r.json()["id"]
+    first = await http.get(f"/realtime/v1/batches/{batch_id}")
+    runs = [m["value"]["id"] for m in changes(first)]
+    assert len(runs) == 3 and first.headers["electric-handle"].startswith("batch-")
+    live = asyncio.ensure_future(
+        http.get(f"/realtime/v1/batches/{batch_id}", params=follow(first, live="true"))
+    )
+    await asyncio.sleep(0.2)
+    await http.post(f"/api/v2/runs/{runs[1]}/cancel")
+    [msg] = changes(await live)
+    assert msg["value"]["id"] == runs[1] and msg["value"]["status"] == "CANCELED"
+    missing = await http.get("/realtime/v1/batches/batch_nope")
+    assert missing.status_code == 404
+
+
+async def test_idle_held_requests_read_nothing(http: httpx.AsyncClient, rt: Realtime) -> None:
+    """Fifty held requests on fifty runs: the watcher reads their feeds once, together,
+    then only the change signal until something is written."""
+    import asyncio
+
+    ids = [await trigger(http, i) for i in range(50)]
+    firsts = await asyncio.gather(*(http.get(f"/realtime/v1/runs/{i}") for i in ids))
+    await asyncio.sleep(0.3)  # the watcher's earlier waiters have gone
+    stats = rt.app.state.realtime.watcher.stats
+    before = stats.reads
+    held = [
+        asyncio.ensure_future(http.get(f"/realtime/v1/runs/{i}", params=follow(f, live="true")))
+        for i, f in zip(ids, firsts, strict=True)
+    ]
+    await asyncio.sleep(HOLD * 0.6)
+    assert stats.waiting == 50
+    assert stats.reads - before <= 3  # the new waiters' first check (in one or a few ticks)
+    await set_metadata(http, ids[7], {"woke": True})
+    done = await held[7]
+    assert len(changes(done)) == 1
+    rest = await asyncio.gather(*held[:7], *held[8:])
+    assert all(changes(r) == [] for r in rest)
+
+
+async def test_unknown_runs_and_credentials(http: httpx.AsyncClient, rt: Realtime) -> None:
+    r = await http.get("/realtime/v1/runs/run_doesnotexist")
+    assert r.status_code == 404 and r.json()["error"]
+    assert r.headers["access-control-allow-origin"] == "*"
+    async with httpx.AsyncClient(base_url=rt.url) as anon:
+        r = await anon.get("/realtime/v1/runs/run_doesnotexist")
+        assert r.status_code == 401
+        r = await anon.get("/realtime/v1/runs", params={"tags": "x"})
+        assert r.status_code == 401
+        r = await anon.options("/realtime/v1/runs/x")  # a browser's preflight needs no key
+        assert r.status_code == 204 and r.headers["access-control-allow-origin"] == "*"
+        bad = {"Authorization": "Bearer tr_dev_wrong"}
+        r = await anon.get("/realtime/v1/batches/b", headers=bad)
+        assert r.status_code == 401
+
+
+async def test_public_token_scopes(http: httpx.AsyncClient, rt: Realtime) -> None:
+    mine = await trigger(http, tags=["scoped-tag"])
+    other = await trigger(http, tags=["elsewhere"])
+    r = await http.post(
+        "/api/v2/tasks/batch", json={"items": [{"task": "http-echo", "payload": 1}]}
+    )
+    batch_id = r.json()["id"]
+
+    async def status(tok: str, path: str, **params: str) -> int:
+        headers = {"Authorization": f"Bearer {tok}"}
+        async with httpx.AsyncClient(base_url=rt.url, headers=headers) as pub:
+            return (await pub.get(path, params=params)).status_code
+
+    run_token = token(KEY, [f"read:runs:{mine}"])
+    assert await status(run_token, f"/realtime/v1/runs/{mine}") == 200
+    assert await status(run_token, f"/realtime/v1/runs/{other}") == 403
+    assert await status(run_token, "/realtime/v1/runs", tags="scoped-tag") == 403
+    assert await status(run_token, f"/realtime/v1/batches/{batch_id}") == 403
+
+    tag_token = token(KEY, ["read:tags:scoped-tag"])
+    assert await status(tag_token, "/realtime/v1/runs", tags="scoped-tag") == 200
+    assert await status(tag_token, "/realtime/v1/runs", tags="elsewhere") == 403
+    assert await status(tag_token, f"/realtime/v1/runs/{mine}") == 200  # a run with the tag
+    assert await status(tag_token, f"/realtime/v1/runs/{other}") == 403
+
+    batch_token = token(KEY, [f"read:batch:{batch_id}"])
+    assert await status(batch_token, f"/realtime/v1/batches/{batch_id}") == 200
+    assert await status(batch_token, f"/realtime/v1/runs/{mine}") == 403
+
+    every = token(KEY, ["read:runs"])
+    assert await status(every, f"/realtime/v1/batches/{batch_id}") == 200
+    assert await status(every, "/realtime/v1/runs", tags="elsewhere") == 200
+    write_only = token(KEY, ["trigger:tasks:http-echo"])
+    assert await status(write_only, f"/realtime/v1/runs/{mine}") == 403
+    expired = token(KEY, [f"read:runs:{mine}"], ttl=-10)
+    assert await status(expired, f"/realtime/v1/runs/{mine}") == 401
