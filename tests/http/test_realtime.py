@@ -334,3 +334,19 @@ async def test_public_token_scopes(http: httpx.AsyncClient, rt: Realtime) -> Non
     assert await status(write_only, f"/realtime/v1/runs/{mine}") == 403
     expired = token(KEY, [f"read:runs:{mine}"], ttl=-10)
     assert await status(expired, f"/realtime/v1/runs/{mine}") == 401
+
+
+async def test_a_set_feed_resumes_from_an_offset_whose_answer_was_dropped(
+    http: httpx.AsyncClient,
+) -> None:
+    """Electric's client sometimes aborts a catch-up request; the server answered it all the
+    same. The next live request names the older offset: it must get what changed since."""
+    a = await trigger(http, "a", tags=["rt-dropped"])
+    b = await trigger(http, "b", tags=["rt-dropped"])
+    first = await http.get("/realtime/v1/runs", params={"tags": "rt-dropped"})
+    await set_metadata(http, a, {"changed": 1})
+    dropped = await http.get("/realtime/v1/runs", params=follow(first, tags="rt-dropped"))
+    assert len(changes(dropped)) == 2  # a catch-up: every row (the client never reads it)
+    r = await http.get("/realtime/v1/runs", params=follow(first, tags="rt-dropped", live="true"))
+    assert [(m["value"]["id"], m["headers"]["operation"]) for m in changes(r)] == [(a, "update")]
+    assert b not in {m["value"]["id"] for m in changes(r)}

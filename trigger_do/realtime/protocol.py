@@ -7,10 +7,10 @@
   rows that changed (`update`; in a set, `insert` for a run new to it), else, after `hold`
   seconds, a bare `up-to-date`. Both carry `electric-cursor`.
 
-A tag or batch feed remembers, per handle, the versions its subscriber has seen (in this
-process, the newest `MAX_HANDLES`), so a live answer holds only the runs that changed; a
-handle it does not know (another process, a restart) gets the runs updated since its offset's
-time (all of them if that picks none). A single-run feed needs no memory: its offset is the
+A tag or batch feed remembers the versions a subscriber holds at each offset it was given (in
+this process, the newest `MAX_HANDLES`), so a live answer holds only the runs that changed;
+an offset it does not know (another process, a restart) gets the runs updated since the
+offset's time (all of them if that picks none). A single-run feed needs no memory: its offset is the
 run's version."""
 
 from __future__ import annotations
@@ -72,22 +72,24 @@ class ShapeResponse:
 
 
 class WorkingSets:
-    """Per handle of a tag or batch feed: `{run id: version}` its subscriber has seen (the
-    newest `limit` handles of this process)."""
+    """What a subscriber of a tag or batch feed holds once it has a response: `{run id:
+    version}` by `(handle, offset)` of that response (the newest `limit` of this process).
+    Keyed by the offset too, not the handle alone: a client may drop a response (Electric's
+    client aborts a catch-up request now and then) and ask again from its older offset."""
 
     def __init__(self, limit: int = MAX_HANDLES) -> None:
         self.limit = limit
-        self._sets: OrderedDict[str, dict[str, int]] = OrderedDict()
+        self._sets: OrderedDict[tuple[str, str], dict[str, int]] = OrderedDict()
 
-    def get(self, handle: str) -> dict[str, int] | None:
-        found = self._sets.get(handle)
+    def get(self, handle: str, offset: str) -> dict[str, int] | None:
+        found = self._sets.get((handle, offset))
         if found is not None:
-            self._sets.move_to_end(handle)
+            self._sets.move_to_end((handle, offset))
         return found
 
-    def put(self, handle: str, seen: dict[str, int]) -> None:
-        self._sets[handle] = seen
-        self._sets.move_to_end(handle)
+    def put(self, handle: str, offset: str, seen: dict[str, int]) -> None:
+        self._sets[(handle, offset)] = seen
+        self._sets.move_to_end((handle, offset))
         while len(self._sets) > self.limit:
             self._sets.popitem(last=False)
 
@@ -115,7 +117,7 @@ class ShapeServer:
             snap = await self.watcher.snapshot(feed)
             handle = req.handle if req.handle and not req.initial else self.mint_handle(feed)
             if feed.kind != "run":
-                self.sets.put(handle, snap.versions())
+                self.sets.put(handle, snap.offset, snap.versions())
             return ShapeResponse(
                 wire.body([(r, "insert") for r in snap.rows], req.skip),
                 snap.offset,
@@ -144,8 +146,8 @@ class ShapeServer:
         if feed.kind == "run":
             return [(r, "update") for r in snap.rows]
         assert req.handle is not None
-        seen = self.sets.get(req.handle)
-        self.sets.put(req.handle, snap.versions())
+        seen = self.sets.get(req.handle, req.offset)
+        self.sets.put(req.handle, snap.offset, snap.versions())
         if seen is None:  # not this process's handle: what changed since the offset's time
             floor = wire.offset_floor(req.offset)
             picked = [(r, "update") for r in snap.rows if r["updated_at"] >= floor]
