@@ -190,3 +190,28 @@ def test_official_client_realtime_subscriptions(dev_server: tuple[str, str]) -> 
     assert report["subscribeToRunsWithTag"] == 3
     assert report["subscribeToBatch"] == [3, 7, 11]
     assert set(report["calls"]) == REALTIME_CALLS
+
+
+def test_readme_realtime_example(dev_server: tuple[str, str]) -> None:
+    """The README's official-client Realtime example, as written."""
+    _npm_install()
+    url, key = dev_server
+    [block] = [b for kind, b in readme_blocks() if kind == "js realtime"]
+    script = FIXTURE / f"readme-realtime-{os.getpid()}.mjs"  # beside node_modules
+    script.write_text(block)
+    try:
+        env = {**ENV, "TRIGGER_API_URL": url, "TRIGGER_SECRET_KEY": key}
+        done = subprocess.run(
+            ["node", script.name], cwd=FIXTURE, env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        script.unlink()
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "COMPLETED { sum: 5 }", lines
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """`(fence info, body)` of every fenced block of the README."""
+    found = re.findall(r"^```([^\n]*)\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
+    return [(info.strip(), body) for info, body in found]

@@ -24,7 +24,7 @@ from trigger_do.platform.local.platform import EnvSettings, open_local
 from trigger_do.task import tasks_in
 
 pytestmark = pytest.mark.timeout(120)
-HOLD = 1.5
+HOLD = 3.0
 
 
 @dataclass
@@ -350,3 +350,25 @@ async def test_a_set_feed_resumes_from_an_offset_whose_answer_was_dropped(
     r = await http.get("/realtime/v1/runs", params=follow(first, tags="rt-dropped", live="true"))
     assert [(m["value"]["id"], m["headers"]["operation"]) for m in changes(r)] == [(a, "update")]
     assert b not in {m["value"]["id"] for m in changes(r)}
+
+
+def test_the_readme_curl_example(rt: Realtime, tmp_path: Path) -> None:
+    """The README's Realtime curl block, as written: a snapshot, then a live request held
+    until the run is canceled a second later."""
+    import re
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    [block] = re.findall(r"^```bash realtime\n(.*?)^```", readme.read_text(), re.S | re.M)
+    env = {"TRIGGER_API_URL": rt.url, "TRIGGER_SECRET_KEY": KEY, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + block.replace("\n#", "\necho\n#", 1)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    snapshot, live = done.stdout.strip().split("\n", 1)
+    assert json.loads(snapshot)[0]["value"]["status"] == "DELAYED"
+    assert json.loads(live)[0]["value"]["status"] == "CANCELED"
