@@ -372,3 +372,28 @@ def test_the_readme_curl_example(rt: Realtime, tmp_path: Path) -> None:
     snapshot, live = done.stdout.strip().split("\n", 1)
     assert json.loads(snapshot)[0]["value"]["status"] == "DELAYED"
     assert json.loads(live)[0]["value"]["status"] == "CANCELED"
+
+
+async def test_a_client_that_leaves_ends_its_held_request(
+    http: httpx.AsyncClient, rt: Realtime
+) -> None:
+    import asyncio
+
+    run_id = await trigger(http)
+    first = await http.get(f"/realtime/v1/runs/{run_id}")
+    await asyncio.sleep(0.3)  # earlier tests' waiters have gone
+    stats = rt.app.state.realtime.watcher.stats
+    assert stats.waiting == 0
+    async with httpx.AsyncClient(base_url=rt.url, headers=http.headers) as leaving:
+        held = asyncio.ensure_future(
+            leaving.get(f"/realtime/v1/runs/{run_id}", params=follow(first, live="true"))
+        )
+        await asyncio.sleep(0.3)
+        assert stats.waiting == 1
+        held.cancel()  # closes its connection
+        await asyncio.gather(held, return_exceptions=True)
+    for _ in range(50):
+        if stats.waiting == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert stats.waiting == 0  # long before its hold (HOLD seconds) ends

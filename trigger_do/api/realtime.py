@@ -12,6 +12,9 @@ Responses are CORS-open (the React hooks call them from browsers)."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -71,13 +74,30 @@ def _cors(response: Response) -> Response:
     return response
 
 
-async def _guarded(request: Request, serve: object) -> Response:
-    """Run `serve` (an async callable); errors as JSON, every response CORS-open."""
+async def _guarded(request: Request, serve: Callable[[], Awaitable[Response]]) -> Response:
+    """Run `serve`; errors as JSON, every response CORS-open. A client that leaves ends its
+    request at once (a held one would otherwise wait out its hold): its disconnect is the
+    one event the request waits for besides the answer, no polling."""
+    answer = asyncio.ensure_future(serve())
+    left = asyncio.ensure_future(_disconnected(request))
     try:
-        response: Response = await serve()  # type: ignore[operator]
-    except Exception as exc:  # the app's handlers would answer without the CORS headers
-        response = response_for(exc)
+        await asyncio.wait({answer, left}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        left.cancel()
+        if not answer.done():
+            answer.cancel()
+        await asyncio.gather(answer, left, return_exceptions=True)
+    if answer.cancelled():  # the client left: nobody reads this
+        return Response(status_code=204)
+    exc = answer.exception()
+    # the app's handlers would answer without the CORS headers
+    response = response_for(exc) if exc is not None else answer.result()
     return _cors(response)
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 async def preflight(request: Request) -> Response:
