@@ -12,7 +12,8 @@ moved, every watched feed is read once (every single-run feed in one read per sh
 or batch feed once, however many wait on it) and the waiters whose feed's offset now differs
 from theirs are woken with that snapshot. A new waiter is checked on the next tick, so a
 change between its caller's last response and its wait is never missed. Without a `Changes`
-port (a platform that has none), feeds are read every `fallback` seconds instead."""
+port (a platform that has none), feeds are read every `fallback` seconds instead; with a
+partial one (a Durable Object's, which hears of some writes only), both."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from ..engine import Engine
+from ..ports import Changes
 from .feeds import Feed, Snapshot, read_runs
 
 log = logging.getLogger(__name__)
@@ -54,10 +56,20 @@ class Watcher:
     """Wakes held subscriptions when their feed changed (see the module's doc)."""
 
     def __init__(
-        self, engine: Engine, *, interval: float = INTERVAL, fallback: float = FALLBACK
+        self,
+        engine: Engine,
+        *,
+        interval: float = INTERVAL,
+        fallback: float = FALLBACK,
+        changes: Changes | None = None,
+        partial: bool = False,
     ) -> None:
+        """`changes`: the signal (default: the platform's). `partial`: the signal sees only
+        some writes (a run's Durable Object hears of its logs and its end, not of each
+        status write), so feeds are also read every `fallback` seconds."""
         self.engine = engine
-        self.changes = getattr(engine.platform, "changes", None)
+        self.changes = changes if changes is not None else engine.platform.changes
+        self.partial = partial
         self.interval = interval
         self.fallback = fallback
         self.stats = Stats()
@@ -99,10 +111,11 @@ class Watcher:
     def _moved(self) -> tuple[bool, int | None]:
         """Whether anything may have changed since the last full read (and the signal's
         value now, to remember once that read succeeded)."""
+        due = time.monotonic() - self._last_read >= self.fallback
         if self.changes is None:
-            return time.monotonic() - self._last_read >= self.fallback, None
+            return due, None
         version = self.changes.version()
-        return version != self._version, version
+        return version != self._version or (self.partial and due), version
 
     async def _run(self) -> None:
         try:
@@ -150,3 +163,10 @@ def watcher_for(engine: Engine) -> Watcher:
     if found is None:
         found = per_loop[loop] = Watcher(engine)
     return found
+
+
+def install_watcher(watcher: Watcher) -> None:
+    """Make `watcher` the one `watcher_for(watcher.engine)` returns on the running loop (a
+    platform whose change signal is its own: a run's Durable Object)."""
+    loop = asyncio.get_running_loop()
+    _WATCHERS.setdefault(watcher.engine, weakref.WeakKeyDictionary())[loop] = watcher
