@@ -397,3 +397,34 @@ async def test_a_client_that_leaves_ends_its_held_request(
             break
         await asyncio.sleep(0.02)
     assert stats.waiting == 0  # long before its hold (HOLD seconds) ends
+
+
+async def test_version_columns_give_the_whole_rows_offsets(
+    http: httpx.AsyncClient, rt: Realtime
+) -> None:
+    """The watcher compares offsets computed from the runs' version columns alone (no payload
+    or output); they must be the offsets of the whole rows, for every kind of feed."""
+    from trigger_do.realtime.feeds import Feed
+
+    run_id = await trigger(http, {"big": "x" * 10_000}, tags=["rt-light"], metadata={"a": [1]})
+    await trigger(http, 2, tags=["rt-light"])
+    await http.post(f"/api/v2/runs/{run_id}/cancel")  # an error-free final state
+    r = await http.post(
+        "/api/v2/tasks/batch", json={"items": [{"task": "http-echo", "payload": 1}] * 2}
+    )
+    engine = Engine(open_local(rt.db)[0])
+    feeds = [
+        Feed.run(run_id),
+        Feed.run("run_missing"),
+        Feed.tags(["rt-light"], time.time() - 3600),
+        Feed.tags([], time.time() - 3600),
+        Feed.batch(r.json()["id"]),
+    ]
+    for feed in feeds:
+        light, whole = await feed.versions(engine), await feed.read(engine)
+        assert light.offset == whole.offset, feed
+        assert [x["id"] for x in light.rows] == [x["id"] for x in whole.rows]
+    before = (await feeds[0].versions(engine)).offset
+    await set_metadata(http, run_id, {"a": [2]})
+    after = (await feeds[0].versions(engine)).offset
+    assert after != before and after == (await feeds[0].read(engine)).offset

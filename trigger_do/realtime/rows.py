@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..shared.options import user_key
-from ..shared.serialization import dumps
+from ..shared.serialization import dumps, loads
 from ..shared.states import FINAL_STATES, RunState
 
 INITIAL_OFFSET = "-1"
@@ -188,6 +188,26 @@ def version(row: dict[str, Any]) -> int:
         row.get("delay_until"), row.get("output_packet"), row.get("error") is not None,
     )  # fmt: skip
     return zlib.crc32(repr(seen).encode())
+
+
+_LIGHT = (
+    "id", "updated_at", "state", "attempt", "progress", "metadata", "tags", "finished_at",
+    "started_at", "delay_until", "output_packet", "error", "created_at",
+)  # fmt: skip
+_REALS = ("updated_at", "progress", "finished_at", "started_at", "delay_until", "created_at")
+
+
+def light_row(columns: list[Any]) -> dict[str, Any]:
+    """A row of `runs.index_realtime.VERSION_COLUMNS` as `version` reads a whole row (JSON
+    columns parsed, times as floats, `error` true when there is one): same version."""
+    row = dict(zip(_LIGHT, columns, strict=True))
+    row["metadata"] = loads(row["metadata"]) if row["metadata"] is not None else None
+    row["tags"] = loads(row["tags"]) if row["tags"] is not None else None
+    row["error"] = True if row["error"] else None
+    for name in _REALS:
+        if row[name] is not None:
+            row[name] = float(row[name])
+    return row
 
 
 def offset(rows: list[dict[str, Any]]) -> str:

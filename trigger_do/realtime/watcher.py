@@ -8,12 +8,13 @@ while nothing changes.
 How it notices: the platform's `Changes` port (`ports.py`; locally SQLite's
 `PRAGMA data_version` on a connection of its own, which moves when any process commits) is
 read once per tick (every `interval` seconds) while anyone waits, never per request. When it
-moved, every watched feed is read once (every single-run feed in one read per shard, each tag
-or batch feed once, however many wait on it) and the waiters whose feed's offset now differs
-from theirs are woken with that snapshot. A new waiter is checked on the next tick, so a
-change between its caller's last response and its wait is never missed. Without a `Changes`
-port (a platform that has none), feeds are read every `fallback` seconds instead; with a
-partial one (a Durable Object's, which hears of some writes only), both."""
+moved, every watched feed's offset is computed once from its runs' version columns (every
+single-run feed in one read per shard, each tag or batch feed once, however many wait on
+it; no payload or output is read), and only the feeds whose offset now differs from a
+waiter's are read whole, their waiters woken with that snapshot. A new waiter is checked on
+the next tick, so a change between its caller's last response and its wait is never missed.
+Without a `Changes` port (a platform that has none), feeds are read every `fallback` seconds
+instead; with a partial one (a Durable Object's, which hears of some writes only), both."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 from ..engine import Engine
 from ..ports import Changes
-from .feeds import Feed, Snapshot, read_runs
+from .feeds import Feed, Snapshot, read_runs, run_versions
 
 log = logging.getLogger(__name__)
 
@@ -138,13 +139,24 @@ class Watcher:
             self._task = None
 
     async def _evaluate(self, feeds: list[Feed]) -> None:
+        """Compare each feed's offset, from its runs' version columns only, with what its
+        waiters saw; read the whole rows of the feeds that changed, and wake their waiters."""
         checking = {f: list(self._waiters.get(f, ())) for f in feeds}
         self.stats.reads += 1
-        runs = await read_runs(self.engine, [f.key[0] for f in feeds if f.kind == "run"])
+        light = await run_versions(self.engine, [f.key[0] for f in feeds if f.kind == "run"])
+        changed: list[Feed] = []
         for feed, waiters in checking.items():
-            snap = runs[feed.key[0]] if feed.kind == "run" else await feed.read(self.engine)
+            snap = light[feed.key[0]] if feed.kind == "run" else await feed.versions(self.engine)
             for waiter in waiters:
                 waiter.fresh = False
+            if any(snap.offset != w.seen and not w.future.done() for w in waiters):
+                changed.append(feed)
+        if not changed:
+            return
+        runs = await read_runs(self.engine, [f.key[0] for f in changed if f.kind == "run"])
+        for feed in changed:
+            snap = runs[feed.key[0]] if feed.kind == "run" else await feed.read(self.engine)
+            for waiter in checking[feed]:
                 if snap.offset != waiter.seen and not waiter.future.done():
                     waiter.future.set_result(snap)
                     self.stats.woken += 1

@@ -97,6 +97,7 @@ async def _follow(
     client: Client, changes: _Changes, *, details: bool, done: Callable[[dict[str, bool]], bool]
 ) -> AsyncIterator[RunStatus]:
     final: dict[str, bool] = {}
+    last: dict[str, RunStatus] = {}
     while True:
         ids = await changes.next()
         if not ids:
@@ -108,6 +109,9 @@ async def _follow(
         for rid in ids:
             if rid in rows:
                 status = RunStatus.from_row(rows[rid])
+                if last.get(rid) == status:  # read after a later change, already yielded
+                    continue
+                last[rid] = status
                 final[rid] = status.is_final
                 yield status
         if done(final):
