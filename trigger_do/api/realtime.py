@@ -150,9 +150,10 @@ def _created_from(request: Request, handle: str | None) -> float:
             pass
     raw = request.query_params.get("createdAt") or "24h"
     try:
-        return max(floor, now - parse_duration(raw))
+        since = max(floor, now - parse_duration(raw))
     except InvalidDurationError as exc:
         raise HTTPError(400, f"`createdAt`: {exc}") from None
+    return int(since * 1000) / 1000  # what the handle pins: the same feed on every poll
 
 
 async def runs_with_tags(request: Request) -> Response:
