@@ -135,3 +135,32 @@ async def test_credentials_and_scopes_are_checked_in_the_object() -> None:
     assert missing.status == 404 and missing.json()["error"]
     for gate in ("mine", "other"):
         GATES[gate].set()
+
+
+async def test_a_batch_feed_is_answered_by_one_object_for_all_its_subscribers() -> None:
+    cloud = cloud_()
+    GATES["batch"] = asyncio.Event()
+    done = await cloud.engine().batch_trigger(
+        [TriggerRequest("cf-realtime", {"gate": "batch"}) for _ in range(2)]
+    )
+    path = f"/realtime/v1/batches/{done.id}"
+    first = await get(cloud, path)
+    assert first.status == 200, first.body
+    assert {m["value"]["id"] for m in first.json()[:-1]} == {r.id for r in done.runs}
+    held = [asyncio.ensure_future(get(cloud, path, **follow(first, live="true"))) for _ in range(3)]
+    await asyncio.sleep(0.3)
+    run_ns = cloud.namespaces["RUN"]
+    feed = run_ns.instances[run_ns.idFromName(f"realtime-batch:{done.id}")]
+    assert feed.realtime._app.state.realtime.watcher.stats.waiting == 3
+    draining = asyncio.ensure_future(cloud.drain())
+    try:
+        answers = await asyncio.wait_for(asyncio.gather(*held), HOLD * 2)
+    finally:
+        GATES["batch"].set()
+        await draining
+    for res in answers:  # each saw the runs start (read by the object within a second)
+        assert {m["value"]["status"] for m in res.json()[:-1]} == {"EXECUTING"}
+
+    tagged = await get(cloud, "/realtime/v1/runs", tags="b,a")
+    assert tagged.status == 200 and tagged.json() == [{"headers": {"control": "up-to-date"}}]
+    assert run_ns.idFromName("realtime-tags:a,b") in run_ns.instances

@@ -72,7 +72,7 @@ class Default(_WorkerEntrypointBase):  # type: ignore[misc]
 
     async def fetch(self, request: Any, *_: Any) -> Any:
         subscribed = realtime_routes.route(request)
-        if subscribed is not None:  # a run's Realtime subscription: its Durable Object answers
+        if subscribed is not None:  # Realtime: the run's (or the feed's) Durable Object answers
             ns = getattr(self.env, BINDINGS["run"])
             return await ns.get(ns.idFromName(subscribed)).fetch(ffi.js_request(request))
         run_id = live_logs.route(request)

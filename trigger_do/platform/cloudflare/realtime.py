@@ -7,29 +7,44 @@ The object's watcher (`realtime/watcher.py`) is its own: one per object, however
 subscribers the run has, so a held request costs no read of its own. Its change signal is
 what the object hears (the consumer's log appends, the run's end when it is watched), and,
 since status and metadata writes go to the run index and not through the object, it also
-reads the run's row once a second while anyone waits. Tag and batch feeds are served by the
-Worker itself (its watcher reads them once a second per request held there)."""
+reads the run's row once a second while anyone waits. A batch's feed, and a set of tags'
+are answered likewise by one object of the same class per batch or set (named
+`realtime-batch:<id>`, `realtime-tags:<tags>`), which reads it once a second while anyone
+waits, however many subscribers it has."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from ...engine import Engine
 from ...realtime.watcher import Watcher, install_watcher
 from . import ffi
 from .platform import cloudflare_platform
 
-PATH = re.compile(r"^/realtime/v1/runs/([^/]+)$")
+RUN_PATH = re.compile(r"^/realtime/v1/runs/([^/]+)$")
+BATCH_PATH = re.compile(r"^/realtime/v1/batches/([^/]+)$")
+TAGS_PATH = "/realtime/v1/runs"
 
 
 def route(request: Any) -> str | None:
-    """The run id when `request` is a Realtime subscription to one run (GET), else None."""
+    """The name of the Durable Object (of the `Run` class) that answers `request` when it is
+    a Realtime subscription (GET), else None: a run's own object for a run; for a batch or a
+    set of tags, one object per batch or set, so that all its subscribers share one watcher."""
     if str(ffi.to_py(ffi.js_request(request).method)).upper() != "GET":
         return None
-    found = PATH.match(urlsplit(ffi.request_url(request)).path)
-    return unquote(found.group(1)) if found else None
+    url = urlsplit(ffi.request_url(request))
+    found = RUN_PATH.match(url.path)
+    if found:
+        return unquote(found.group(1))
+    found = BATCH_PATH.match(url.path)
+    if found:
+        return f"realtime-batch:{unquote(found.group(1))}"
+    if url.path == TAGS_PATH:
+        tags = ",".join(sorted(set(",".join(parse_qs(url.query).get("tags", [])).split(","))))
+        return f"realtime-tags:{tags}"
+    return None
 
 
 class Heard:
