@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..engine import Engine
 from ..ports import Changes
@@ -50,7 +50,6 @@ class Stats:
     reads: int = 0  # evaluations of the watched feeds
     woken: int = 0
     waiting: int = 0
-    feeds: dict[str, int] = field(default_factory=dict)
 
 
 class Watcher:
