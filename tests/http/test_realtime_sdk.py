@@ -83,3 +83,50 @@ async def test_subscribe_to_tag_sees_new_runs_too(mode: str) -> None:
     seen = await collect(trigger_do.runs.subscribe_to_tag(tag), until)
     assert {s.id for s in seen} == {first.id, late[0]}
     assert all(tag in s.tags for s in seen)
+
+
+async def test_a_remote_subscription_survives_a_server_restart(tmp_path: Any) -> None:
+    """The server goes away mid-subscription and comes back on the same port: the iterator
+    waits for it and goes on from its offset."""
+    import importlib
+
+    from tests.http.conftest import KEY, TASKS, ServerThread, free_port
+    from trigger_do.api.app import create_app
+    from trigger_do.engine import Engine
+    from trigger_do.platform.local.platform import EnvSettings, open_local
+    from trigger_do.sdk.client import configure
+    from trigger_do.task import tasks_in
+
+    known: dict[str, Any] = {}
+    for name in TASKS:
+        known.update(tasks_in(importlib.import_module(name)))
+    settings = EnvSettings({"TRIGGER_DO_REALTIME_HOLD": "1"})
+    db, port = tmp_path / "r.db", free_port()
+
+    def serve() -> ServerThread:
+        engine = Engine(open_local(db, settings=settings)[0], find=known.get)
+        thread = ServerThread(create_app(engine, KEY), port)
+        thread.start()
+        return thread
+
+    loop = asyncio.get_running_loop()
+    first = serve()
+    configure(api_url=f"http://127.0.0.1:{port}", secret_key=KEY)
+    try:
+        handle = await trigger_do.tasks.trigger("http-echo", 1, delay="1h")
+        it = trigger_do.runs.subscribe(handle.id)
+        assert (await anext(it)).state == RunState.DELAYED
+        following = asyncio.ensure_future(anext(it))
+        await asyncio.sleep(0.2)
+        await loop.run_in_executor(None, first.stop)  # its held request ends within 1 s
+        await asyncio.sleep(0.5)  # the iterator finds nobody there, and keeps trying
+        assert not following.done()
+        second = await loop.run_in_executor(None, serve)
+        try:
+            await Engine(open_local(db)[0]).cancel(handle.id)
+            status = await asyncio.wait_for(following, 30)
+            assert status.state == RunState.CANCELED
+        finally:
+            await loop.run_in_executor(None, second.stop)
+    finally:
+        configure()

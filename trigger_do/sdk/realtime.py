@@ -9,6 +9,8 @@ checkpoints and all) with the client's ordinary reads."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +24,7 @@ from .handles import Client, RunStatus
 from .remote import RemoteClient, _pool, error_from
 
 HOLD = 20.0  # seconds one wait (embedded) or one long poll (remote) lasts before the next
+RETRY_FOR = 30.0  # remote: how long an unreachable or failing (5xx) server is retried
 
 
 class _Changes:
@@ -67,10 +70,25 @@ class _RemoteChanges(_Changes):
         params = {**self.params, "offset": self.offset}
         if self.handle:
             params.update(handle=self.handle, live="true")
-        try:
-            resp = await http.get(self.path, params=params, timeout=HOLD * 2)
-        except httpx.HTTPError as exc:
-            raise TriggerDoError(f"subscription to {self.client.api_url} failed: {exc!r}") from None
+        failing_since: float | None = None
+        pause = 0.2
+        while True:  # a server restarting or busy (5xx) is waited for, up to `RETRY_FOR`
+            try:
+                resp = await http.get(self.path, params=params, timeout=HOLD * 2)
+            except httpx.TimeoutException:  # held longer than we wait: ask again
+                return []
+            except httpx.HTTPError as exc:
+                failure = f"subscription to {self.client.api_url} failed: {exc!r}"
+            else:
+                if resp.status_code < 500:
+                    break
+                failure = f"subscription to {self.client.api_url}: HTTP {resp.status_code}"
+            now = time.monotonic()
+            failing_since = failing_since if failing_since is not None else now
+            if now - failing_since > RETRY_FOR:
+                raise TriggerDoError(failure)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 5.0)
         try:
             body: Any = resp.json()
         except ValueError:
