@@ -189,6 +189,7 @@ def test_official_client_realtime_subscriptions(dev_server: tuple[str, str]) -> 
     assert report["subscribeToRun"]["statuses"][-1] == "COMPLETED"
     assert report["subscribeToRunsWithTag"] == 3
     assert report["subscribeToBatch"] == [3, 7, 11]
+    assert report["scopedBatch"] == report["scopedTag"] == 3  # with public access tokens
     assert set(report["calls"]) == REALTIME_CALLS
 
 

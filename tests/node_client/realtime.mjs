@@ -99,5 +99,23 @@ const sums = [...inBatch.values()].map((r) => r.output.sum).sort((x, y) => x - y
 assert.deepEqual(sums, [3, 7, 11]);
 report.subscribeToBatch = sums;
 
+// public access tokens: the batch's own (read:batch:<id>), and one for the tag
+const scoped = async (token, what, subscription, count) => {
+  const c = new sdk.TriggerClient({ baseURL: process.env.TRIGGER_API_URL, accessToken: token });
+  const seenIds = new Set();
+  await within(30000, what, (async () => {
+    for await (const run of subscription(c)) {
+      seenIds.add(run.id);
+      if (seenIds.size === count) break;
+    }
+  })());
+  return seenIds.size;
+};
+report.scopedBatch = await scoped(batch.publicAccessToken, "subscribeToBatch with its token",
+  (c) => c.runs.subscribeToBatch(batch.batchId), 3);
+const tagToken = await sdk.auth.createPublicToken({ scopes: { read: { tags: [tag] } } });
+report.scopedTag = await scoped(tagToken, "subscribeToRunsWithTag with a tag token",
+  (c) => c.runs.subscribeToRunsWithTag(tag), 3);
+
 report.calls = [...called].sort();
 console.log(JSON.stringify(report));
