@@ -428,3 +428,66 @@ async def test_version_columns_give_the_whole_rows_offsets(
     await set_metadata(http, run_id, {"a": [2]})
     after = (await feeds[0].versions(engine)).offset
     assert after != before and after == (await feeds[0].read(engine)).offset
+
+
+def test_stopping_the_dev_server_answers_held_requests(tmp_path: Path) -> None:
+    """Ctrl-C on `trigger-do dev` with a subscriber held: it gets a JSON 503 (its client
+    subscribes again later), not a bare 500, and the server stops at once."""
+    import os
+    import signal
+    import threading
+
+    root = Path(__file__).resolve().parents[2]
+    port, db = free_port(), tmp_path / "d.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRIGGER_", "PYTEST"))}
+    args = ["dev", "--tasks", "tests.http.tasks_http", "--port", str(port), "--db", str(db)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trigger_do.cli", *args, "--workers", "1"],
+        cwd=root,
+        env={**env, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {(tmp_path / 'secret-key').read_text().strip()}"}
+        made = httpx.post(
+            f"{url}/api/v1/tasks/http-echo/trigger",
+            json={"payload": 1, "options": {"delay": "1h"}},
+            headers=headers,
+        )
+        run_id = made.json()["id"]
+        first = httpx.get(f"{url}/realtime/v1/runs/{run_id}", headers=headers)
+        answers: list[httpx.Response] = []
+        held = threading.Thread(
+            target=lambda: answers.append(
+                httpx.get(
+                    f"{url}/realtime/v1/runs/{run_id}",
+                    params=follow(first, live="true"),
+                    headers=headers,
+                    timeout=60,
+                )
+            )
+        )
+        held.start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        held.join(30)
+        assert time.monotonic() - started < 10, out
+        assert proc.returncode == 0, out
+        [answer] = answers
+        assert answer.status_code == 503 and "stopping" in answer.json()["error"]
+        assert "Exception in ASGI application" not in out, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

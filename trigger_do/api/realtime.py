@@ -39,6 +39,7 @@ CORS = {
     "access-control-max-age": "86400",
 }
 MAX_PARAM = 200
+STOPPING = "the server is stopping: subscribe again"
 
 
 def _server(request: Request) -> ShapeServer:
@@ -82,6 +83,13 @@ async def _guarded(request: Request, serve: Callable[[], Awaitable[Response]]) -
     left = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({answer, left}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        # the server is stopping: a held request answers 503 (the client subscribes again
+        # once it is back) rather than the server's bare 500
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        return _cors(JSONResponse({"error": STOPPING}, 503, {"retry-after": "1"}))
     finally:
         left.cancel()
         if not answer.done():
