@@ -190,6 +190,7 @@ def test_official_client_realtime_subscriptions(dev_server: tuple[str, str]) -> 
     assert report["subscribeToRunsWithTag"] == 3
     assert report["subscribeToBatch"] == [3, 7, 11]
     assert report["scopedBatch"] == report["scopedTag"] == 3  # with public access tokens
+    assert report["offloaded"] == 600 * 1024  # a payload and output read from their packets
     assert set(report["calls"]) == REALTIME_CALLS
 
 

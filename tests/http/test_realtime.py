@@ -491,3 +491,59 @@ def test_stopping_the_dev_server_answers_held_requests(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_an_offloaded_payload_is_named_and_served_to_the_runs_readers(
+    tmp_path: Path,
+) -> None:
+    """A payload over the packet threshold rides in the row as `application/store` and its
+    key; `GET /api/v1/runs/{id}/packets/payload` (the client's `getRunPacketUrl`) gives a
+    signed URL that serves it, to the key or a token that reads the run, and to nobody
+    else."""
+    import dataclasses
+    import importlib
+
+    from trigger_do.shared.config import EngineConfig
+
+    known: dict[str, Any] = {}
+    for name in TASKS:
+        known.update(tasks_in(importlib.import_module(name)))
+    platform, _ = open_local(tmp_path / "p.db")
+    config = dataclasses.replace(EngineConfig.from_settings(platform.settings), packet_threshold=64)
+    thread = ServerThread(create_app(Engine(platform, config, known.get), KEY), free_port())
+    thread.start()
+    url = f"http://127.0.0.1:{thread.port}"
+    try:
+        async with httpx.AsyncClient(
+            base_url=url, headers={"Authorization": f"Bearer {KEY}"}
+        ) as http:
+            big = {"text": "x" * 500}
+            run_id = await trigger(http, big)
+            [msg] = changes(await http.get(f"/realtime/v1/runs/{run_id}"))
+            assert msg["value"]["payloadType"] == "application/store"
+            assert msg["value"]["payload"] == f"packets/{run_id}/payload.json"
+            presigned = await http.get(f"/api/v1/runs/{run_id}/packets/payload")
+            assert presigned.status_code == 200, presigned.text
+            signed = presigned.json()["presignedUrl"]
+            async with httpx.AsyncClient() as anyone:  # the URL needs no key
+                got = await anyone.get(signed)
+                assert got.status_code == 200 and got.json() == big
+                assert got.headers["content-type"] == "application/json"
+                assert (
+                    await anyone.get(signed.replace("signature=", "signature=0"))
+                ).status_code == 403
+                assert (
+                    await anyone.get(signed.replace("/payload?", "/output?"))
+                ).status_code == 403
+            assert (await http.get(f"/api/v1/runs/{run_id}/packets/output")).status_code == 404
+            assert (await http.get(f"/api/v1/runs/{run_id}/packets/other")).status_code == 404
+            small = await trigger(http, 1)
+            assert (await http.get(f"/api/v1/runs/{small}/packets/payload")).status_code == 404
+        for scopes, status in (([f"read:runs:{run_id}"], 200), ([f"read:runs:{small}"], 403)):
+            bearer = {"Authorization": f"Bearer {token(KEY, scopes)}"}
+            async with httpx.AsyncClient(base_url=url, headers=bearer) as pub:
+                assert (
+                    await pub.get(f"/api/v1/runs/{run_id}/packets/payload")
+                ).status_code == status
+    finally:
+        thread.stop()

@@ -117,5 +117,18 @@ const tagToken = await sdk.auth.createPublicToken({ scopes: { read: { tags: [tag
 report.scopedTag = await scoped(tagToken, "subscribeToRunsWithTag with a tag token",
   (c) => c.runs.subscribeToRunsWithTag(tag), 3);
 
+// a payload and an output over the server's packet threshold (512 KiB): the rows name them
+// (`application/store`) and the client reads them through getRunPacketUrl
+const big = { blob: "y".repeat(600 * 1024) };
+const bigRun = await tasks.trigger("http-echo", big);
+const bigLast = await within(60000, "subscribeToRun on an offloaded run", (async () => {
+  let last;
+  for await (const run of runs.subscribeToRun(bigRun.id)) last = run;
+  return last;
+})());
+assert.deepEqual(bigLast.payload, big);
+assert.deepEqual(bigLast.output, big);
+report.offloaded = bigLast.output.blob.length;
+
 report.calls = [...called].sort();
 console.log(JSON.stringify(report));

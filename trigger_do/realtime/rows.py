@@ -131,6 +131,15 @@ def _error(error: Any) -> str | None:
     )
 
 
+def _packet(name: str, text: str | None, key: str | None) -> dict[str, str | None]:
+    """`{name, nameType}`: the JSON text inline, a packet by its key, or nothing."""
+    if key:
+        return {name: key, f"{name}Type": "application/store"}
+    if text is None:
+        return {name: None, f"{name}Type": None}
+    return {name: text, f"{name}Type": "application/json"}
+
+
 def value(row: dict[str, Any], skip: frozenset[str] = frozenset()) -> dict[str, str | None]:
     """A run-index row (payload and output as stored: JSON text) as the shape's `value`."""
     state = RunState(row["state"])
@@ -138,8 +147,6 @@ def value(row: dict[str, Any], skip: frozenset[str] = frozenset()) -> dict[str, 
     started, finished = row.get("started_at"), row.get("finished_at")
     delay = row.get("delay_until")
     duration = (finished or row["updated_at"]) - started if started else 0
-    offloaded = row.get("payload_packet") is not None
-    has_output = row.get("output") is not None
     tags = row.get("tags") or []
     out: dict[str, str | None] = {
         "id": row["id"],
@@ -161,14 +168,12 @@ def value(row: dict[str, Any], skip: frozenset[str] = frozenset()) -> dict[str, 
         "costInCents": "0",
         "baseCostInCents": "0",
         "ttl": _seconds(row["ttl"]) if row.get("ttl") else None,
-        # an offloaded payload (over 512 KiB) is not repeated on every change: `runs.retrieve`
-        # has it
-        "payload": None if offloaded else row.get("payload"),
-        "payloadType": None if offloaded or row.get("payload") is None else "application/json",
+        # an offloaded payload or output (a packet) is named, as Trigger.dev's are, and the
+        # client reads it through `GET /api/v1/runs/{id}/packets/{field}` (api/run_packets.py)
+        **_packet("payload", row.get("payload"), row.get("payload_packet")),
         "metadata": dumps(row.get("metadata") or {}),
         "metadataType": "application/json",
-        "output": row.get("output") if has_output else None,
-        "outputType": "application/json" if has_output else None,
+        **_packet("output", row.get("output"), row.get("output_packet")),
         "runTags": pg_array(tags) if tags else None,
         "error": _error(row.get("error")),
         "realtimeStreams": "{}",
