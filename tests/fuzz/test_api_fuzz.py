@@ -214,14 +214,19 @@ REALTIME_PARAMS = ["offset", "handle", "live", "cursor", "tags", "createdAt", "s
 @given(
     data=st.data(),
     params=query(REALTIME_PARAMS),
-    kind=st.sampled_from(["run", "tags", "batch"]),
+    kind=st.sampled_from(["run", "tags", "batch", "packet", "signed-packet"]),
 )
-def test_realtime(
-    fuzzed: Fuzzed, data: st.DataObject, params: dict[str, str], kind: str
-) -> None:
+def test_realtime(fuzzed: Fuzzed, data: st.DataObject, params: dict[str, str], kind: str) -> None:
     """The Realtime shape routes (api/realtime.py); a made-up offset is never the feed's, so
-    a live request is answered at once."""
-    if kind == "run":
+    a live request is answered at once. Also a run's packet URLs (api/run_packets.py)."""
+    field = data.draw(st.sampled_from(["payload", "output"]) | hostile_strings.map(segment))
+    if kind in ("packet", "signed-packet"):
+        run = data.draw(ids(fuzzed.runs))
+        path = f"/api/v1/runs/{run}/packets/{field}"
+        if kind == "signed-packet":
+            path = f"/run-packets/{run}/{field}"
+            params = {**params, **data.draw(query(["expires", "signature"]))}
+    elif kind == "run":
         path = f"/realtime/v1/runs/{data.draw(ids(fuzzed.runs))}"
     elif kind == "batch":
         path = f"/realtime/v1/batches/{data.draw(hostile_strings.filter(bool).map(segment))}"
