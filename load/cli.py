@@ -60,6 +60,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (argv if argv is not None else sys.argv[1:])[:1] == ["realtime"]:
+        from .realtime import main as realtime_main  # its own options (load/realtime.py)
+
+        return realtime_main((argv if argv is not None else sys.argv[1:])[1:])
     if (argv if argv is not None else sys.argv[1:])[:1] == ["schedules"]:
         from .schedules import main as schedules_main  # its own options (load/schedules.py)
 

@@ -5,7 +5,8 @@ results are JSON-native. Every state write names, in its WHERE, the states the
 transition table allows it to leave (`sources_for`), so a stale write changes nothing.
 The methods are grouped by who calls them: producer and reads here, consumers in
 `index_consumer.py`, control and housekeeping in `index_control.py`, bulk actions in
-`index_bulk.py`, the table in `index_schema.py`, the list filters in `index_filters.py`.
+`index_bulk.py`, the table in `index_schema.py`, the list filters in `index_filters.py`,
+Realtime watchers' reads in `index_realtime.py`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .index_bulk import BULK_SCHEMA, BulkWrites
 from .index_consumer import ConsumerWrites
 from .index_control import ControlWrites
 from .index_filters import run_filter_sql
+from .index_realtime import RealtimeReads
 from .index_schema import _INSERT, ROW_COLUMNS, SCHEMA, WATCHED, insert_rows, row_to_dict
 
 __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
@@ -31,7 +33,7 @@ __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
 TTL_TIMER = "ttl"  # due at the earliest expiry of a run that has not started
 
 
-class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
+class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, RealtimeReads):
     """One shard of the run index."""
 
     KIND = "run-index"

@@ -31,6 +31,7 @@ from ...shared.serialization import dumps, loads
 from ...shared.subscriptions import registry_options
 from ...task import registered_tasks
 from . import ffi, live_logs
+from . import realtime as realtime_routes
 from .live_logs import LiveLogs
 from .objects import HostStub, ObjectHost
 from .platform import BINDINGS, WorkerClock, cloudflare_platform
@@ -72,6 +73,10 @@ class Default(_WorkerEntrypointBase):  # type: ignore[misc]
         return Engine(cloudflare_platform(self.env, clock=self.clock))
 
     async def fetch(self, request: Any, *_: Any) -> Any:
+        subscribed = realtime_routes.route(request)
+        if subscribed is not None:  # Realtime: the run's (or the feed's) Durable Object answers
+            ns = getattr(self.env, BINDINGS["run"])
+            return await ns.get(ns.idFromName(subscribed)).fetch(ffi.js_request(request))
         run_id = live_logs.route(request)
         if run_id is not None and live_logs.authorized(
             request, str(ffi.to_py(getattr(self.env, "TRIGGER_SECRET_KEY", None)) or "")
@@ -169,6 +174,7 @@ class Run(_EngineObject):
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
         self.live = LiveLogs(ctx, self.host.sql)
+        self.realtime = realtime_routes.RunRealtime(ctx, env, self.clock)
 
     def _index_for(self, run_id: str) -> Remote[RunIndexObject]:
         return runs_client.RunIndex(cloudflare_platform(self.env)).on(run_id)
@@ -178,16 +184,21 @@ class Run(_EngineObject):
             try:
                 (state,), _ = loads(str(text))
                 await self.live.finished(str(name), str(state))
+                self.realtime.changed()
             except Exception as exc:
                 return str(dumps({"error": f"{type(exc).__name__}: {exc}"}))
             return str(dumps({"ok": None}))
         reply = await super().call(name, method, text)
         if str(method) == "append":
             self.live.pushed()
+            self.realtime.changed()
         return reply
 
     async def fetch(self, request: Any, *_: Any) -> Any:
-        """A live-log WebSocket the Worker forwarded (key already checked)."""
+        """A live-log WebSocket (key already checked) or a Realtime subscription (checked
+        here, by the API's own routes) the Worker forwarded."""
+        if realtime_routes.route(request) is not None:
+            return await self.realtime.serve(request)
         run_id = live_logs.run_id_of(ffi.request_url(request)) or ""
         return await self.live.connect(request, self._index_for(run_id))
 

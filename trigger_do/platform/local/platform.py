@@ -23,6 +23,7 @@ from ...runs.run_object import RunObject
 from ...schedules.scheduler import SchedulerObject
 from ...shared.timers import SCHEMA as TIMERS_SCHEMA
 from ...shared.timers import due_objects
+from .changes import DataVersion
 from .database import LocalSql, init_schema
 from .objects import LocalNamespace
 from .queue import SCHEMA as QUEUE_SCHEMA
@@ -242,5 +243,6 @@ def open_local(
         index_shards=1,
         timers=LocalTimers(sql),
         units=local_units(sql),
+        changes=DataVersion(path),  # Realtime subscriptions' one watcher per process
     )
     return platform, sql
