@@ -30,6 +30,7 @@ from .shared.options import scoped_key
 from .shared.serialization import dumps, loads
 from .shared.states import FINAL_STATES
 from .task import Task, declared_limits, find_task
+from .waits.service import Waits
 
 MAX_HOUSEKEEPING_ROUNDS = 20  # per shard and call: at most 10,000 runs purged at once
 
@@ -48,6 +49,7 @@ class Engine:
         self.registry = Registry(platform)
         self.producer = Producer(platform, self.config, find)
         self.queues = QueueControls(platform, self.config, declared_limits)
+        self.waits = Waits(platform)  # suspended runs and their children (waits/)
 
     def now(self) -> float:
         return self.platform.clock.now()
@@ -182,6 +184,9 @@ class Engine:
         res = await self.index.on(run_id)(RunIndexObject.cancel, run_id, self.now())
         if not res["found"]:
             raise RunNotFoundError(run_id)
+        if res["canceled"]:  # its waiting children end too; a parent waiting on it resumes
+            await self.waits.cancel_children(run_id)
+            await self.waits.ended([run_id])
         return dict(res)
 
     async def reschedule(self, run_id: str, delay_until: float) -> bool:
@@ -367,9 +372,14 @@ class Engine:
             return {"fired": await self.schedules.fire_due()}
         if kind != RunIndexObject.KIND:
             raise InvalidArgumentError(f"no timers on {kind!r} objects")
-        return await self.index.shard(int(name.removeprefix("shard-")))(
-            RunIndexObject.fire_timers, self.now()
-        )
+        shard = self.index.shard(int(name.removeprefix("shard-")))
+        res = await shard(RunIndexObject.fire_timers, self.now())
+        await self.waits.send(res.get("resumed") or [])  # waits that came due (waits/)
+        while res.get("more"):  # a backlog of due waits: the rest now, not at the next tick
+            res = await shard(RunIndexObject.fire_waits, self.now())
+            await self.waits.send(res["resumed"])
+        await self.waits.ended(res.get("expired") or [])  # expired children end their wait
+        return res
 
     async def _release_stale_batches(self) -> int:
         """Runs of a sealed batch still hidden on a shard (whoever sealed it died before
@@ -412,6 +422,8 @@ class Engine:
                 if not res["more"]:
                     break
         totals["batches_released"] = await self._release_stale_batches()
+        # parents whose children's ends were lost on the way (a process died): resume them
+        totals["waits_completed"] = await self.waits.sweep(self.config.stale_after)
         # bulk actions nobody drives (their processor died): a few seconds each, then later
         bulk = await self.bulk_housekeeping(budget=2.0)
         totals["bulk_resumed"], totals["bulk_purged"] = bulk["bulk_resumed"], bulk["bulk_purged"]

@@ -169,3 +169,8 @@ class RunFailedError(TriggerDoError):
         message = self.error.get("message") or state
         name = self.error.get("name")
         super().__init__(f"run {run_id} {state}: {name + ': ' if name else ''}{message}")
+
+
+class WaitMismatchError(TriggerDoError):
+    """A replay reached a different kind of wait (or key) at a position a wait was recorded
+    at: the run's code no longer reaches its waits in the same order."""

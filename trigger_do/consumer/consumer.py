@@ -9,6 +9,7 @@ are re-enqueued with the outcome). Messages are acked only once their outcome is
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
@@ -30,6 +31,7 @@ from ..ports import Message, OutMessage, Platform
 from ..runs.client import RunIndex, RunObjects, RunStart
 from ..runs.run_object import RunObject
 from ..shared.config import EngineConfig
+from ..shared.current import current_run
 from ..shared.ids import new_id
 from ..shared.limits import MAX_ERROR_MESSAGE_CHARS, MAX_STACK_CHARS, truncate
 from ..shared.messages import RunMessage
@@ -37,6 +39,7 @@ from ..shared.retry import Finish, decide_failure
 from ..shared.serialization import dumps, loads
 from ..shared.states import RunState
 from ..task import Task, arity
+from ..waits.suspend import RunWaits, Suspended
 from .context import RunContext
 from .writer import Next, Writer
 
@@ -262,6 +265,15 @@ class Consumer:
                     f"{', '.join(sorted(self.tasks)) or 'none'})"
                 )
             raw = await self._payload(a)
+            current_run.set(  # this attempt's task only: its waits and children (waits/)
+                RunWaits(
+                    self.platform,
+                    msg.run_id,
+                    d.attempt,
+                    resumed=d.resumed,
+                    root_run_id=d.options.get("root_run_id"),
+                )
+            )
             ctx = await self._context(a, task, raw) if task.takes_context else None
             return await self._attempt(task, ctx, a, raw)
         except _SystemFailure as exc:
@@ -383,6 +395,9 @@ class Consumer:
                 raise AbortTaskRunError(
                     str(PayloadTooLargeError(size, self.config.payload_limit, "output"))
                 )
+        except Suspended:  # it waits: the delivery ends, its slot is released (waits/)
+            outcome["state"] = RunState.WAITING
+            return outcome, None
         except asyncio.CancelledError:
             running = self.running.get(run_id)
             reason = running.stop_reason if running else None
@@ -441,7 +456,9 @@ class Consumer:
         if task.is_async:
             work: Any = task.invoke(payload, ctx)
         else:
-            work = self.platform.run_sync(task.invoke, (payload, ctx))
+            # in the attempt's context: a wait in the thread finds the run, and refuses
+            in_run = contextvars.copy_context().run
+            work = self.platform.run_sync(in_run, (task.invoke, payload, ctx))
         deadline: asyncio.Timeout | None = None
         try:
             if max_duration is None:
@@ -458,7 +475,7 @@ class Consumer:
             raise
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except (Exception, Suspended):
             self._finishing(run_id)
             raise
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, ... from the task

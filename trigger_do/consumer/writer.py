@@ -14,6 +14,7 @@ from ..ports import OutMessage, Platform
 from ..runs.client import RunIndex, RunObjects
 from ..runs.run_object import RunObject
 from ..shared.messages import RunMessage
+from ..waits.service import Waits
 
 log = logging.getLogger("trigger_do.consumer")
 
@@ -165,6 +166,10 @@ class Writer:
             if nxt is not None and o["id"] in applied
         ]
         await self.platform.queue.send_all(messages)
+        try:  # resumed runs' messages, parents' waitpoints (housekeeping repairs a loss)
+            await Waits(self.platform).after_finish(res)
+        except Exception:
+            log.exception("could not resume the runs waiting on shard %d's outcomes", shard)
         for outcome, _, fut in entries:
             if not fut.done():
                 fut.set_result(applied.get(outcome["id"]))

@@ -99,6 +99,8 @@ class RunStatus:
     batch_id: str | None = None
     idempotency_key: str | None = None
     schedule: RunSchedule | None = None  # the schedule that started it (schedules/)
+    parent_run_id: str | None = None  # the run that triggered it from inside a task (waits/)
+    root_run_id: str | None = None  # the top of its tree of runs
 
     @property
     def is_final(self) -> bool:
@@ -131,6 +133,8 @@ class RunStatus:
             batch_id=row.get("batch_id"),
             idempotency_key=user_key(row["task"], key),
             schedule=_schedule_of(row),
+            parent_run_id=(row.get("options") or {}).get("parent_run_id"),
+            root_run_id=(row.get("options") or {}).get("root_run_id"),
         )
 
 

@@ -1,0 +1,114 @@
+"""The engine side of waits: send the messages of resumed runs, complete parents' waitpoints
+when children end (by any road: an outcome, a cancel, housekeeping's sweep), and cancel a
+canceled run's waiting children."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..ports import OutMessage, Platform
+from ..runs.client import Finished, RunIndex
+from ..runs.index import RunIndexObject
+from ..runs.index_waits import run_of
+from ..shared.messages import RunMessage
+from ..shared.serialization import dumps
+from ..shared.states import FINAL_STATES
+
+MAX_CASCADE = 10_000  # runs one cancel may reach through its descendants
+
+
+class Waits:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.index = RunIndex(platform)
+
+    async def send(self, resumed: list[dict[str, Any]]) -> None:
+        """The messages of runs that left WAITING (`resume_ready` rows): same attempt."""
+        if not resumed:
+            return
+        await self.platform.queue.send_all(
+            [
+                OutMessage(
+                    RunMessage(
+                        r["id"],
+                        r["task"],
+                        int(r["attempt"]),
+                        int(r["dispatch"]),
+                        queue=r["queue"],
+                        key=r["concurrency_key"],
+                        rate_key=r["rate_key"],
+                    ).to_body()
+                )
+                for r in resumed
+            ]
+        )
+
+    async def after_finish(self, finished: Finished) -> None:
+        """What a `finish_many` left to do: resumed runs' messages, parents' waitpoints."""
+        await self.send(finished.resumed)
+        await self.complete(finished.children)
+
+    async def complete(self, items: list[dict[str, Any]]) -> int:
+        """Record ended children as their parents' waitpoint items (on each parent's shard),
+        and send the messages of the parents that resume. Returns how many resumed."""
+        if not items:
+            return 0
+        now = self.platform.clock.now()
+        resumed: list[dict[str, Any]] = []
+        for shard, group in self.index.group(items, lambda i: run_of(i["waitpoint"])).items():
+            resumed += await self.index.shard(shard)(RunIndexObject.complete_items, group, now)
+        await self.send(resumed)
+        return len(resumed)
+
+    async def ended(self, run_ids: list[str]) -> int:
+        """Runs that ended outside an attempt's outcome (canceled, expired, crashed): their
+        parents' waitpoints, if any wait on them."""
+        return await self.complete(_items(await self.index.get_many(run_ids)))
+
+    async def cancel_children(self, run_id: str) -> list[str]:
+        """A run was canceled: cancel the children it waits on, and theirs, depth first.
+        Returns the runs canceled."""
+        canceled: list[str] = []
+        todo = [run_id]
+        now = self.platform.clock.now()
+        while todo and len(canceled) < MAX_CASCADE:
+            parent = todo.pop()
+            waits = await self.index.on(parent)(RunIndexObject.open_child_waits, 0.0, parent)
+            for child in [c for w in waits for c in w["children"]]:
+                res = await self.index.on(child)(RunIndexObject.cancel, child, now)
+                if res["canceled"]:
+                    canceled.append(child)
+                    todo.append(child)
+        await self.ended(canceled)
+        return canceled
+
+    async def sweep(self, older_than: float) -> int:
+        """Housekeeping's safety net: open waitpoints on children (older than `older_than`
+        seconds) whose children have all ended, a completion lost on the way (a process died
+        between a child's outcome and its parent's shard): complete them now."""
+        before = self.platform.clock.now() - older_than
+        items: list[dict[str, Any]] = []
+        for n in range(self.index.count):
+            for w in await self.index.shard(n)(RunIndexObject.open_child_waits, before):
+                items += _items(await self.index.get_many(list(w["children"])))
+        return await self.complete(items)
+
+
+def _items(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The waitpoint items of the ended runs among `rows` (run-index rows) a parent waits on."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        opts = row.get("options") or {}
+        if opts.get("waitpoint") and row["state"] in FINAL_STATES:
+            out.append(
+                {
+                    "waitpoint": opts["waitpoint"],
+                    "idx": int(opts.get("waitpoint_index") or 0),
+                    "run_id": row["id"],
+                    "state": row["state"],
+                    "output": row["output"],
+                    "output_packet": row["output_packet"],
+                    "error": dumps(row["error"]) if row["error"] is not None else None,
+                }
+            )
+    return out
