@@ -110,8 +110,11 @@ async def test_a_lost_completion_is_repaired_by_housekeeping(
     parent = await w.parent.trigger({"value": 1})
     await d.step()
     (child,) = await d.engine.list_runs(tasks=["w-echo"])
-    d.sql.exec("UPDATE runs SET state = 'completed', output = '1', finished_at = ? "
-               "WHERE id = ?", clock.now(), child["id"])  # fmt: skip
+    d.sql.exec(
+        "UPDATE runs SET state = 'completed', output = '1', finished_at = ? WHERE id = ?",
+        clock.now(),
+        child["id"],
+    )
     d.sql.exec("DELETE FROM queue_messages")  # its message, and its end never reached the parent
     await settle(d)
     assert state(d, parent.id) == "waiting"

@@ -272,6 +272,7 @@ class Consumer:
                     d.attempt,
                     resumed=d.resumed,
                     root_run_id=d.options.get("root_run_id"),
+                    depth=d.options.get("depth") or 0,
                 )
             )
             ctx = await self._context(a, task, raw) if task.takes_context else None

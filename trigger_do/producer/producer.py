@@ -28,7 +28,9 @@ from ..shared.serialization import dumps, loads
 from ..shared.specs import run_keys
 from ..task import Task, registered_tasks
 
-CHILD_OPTIONS = ("parent_run_id", "root_run_id", "resume_parent", "waitpoint", "waitpoint_index")
+CHILD_OPTIONS = (
+    "parent_run_id", "root_run_id", "resume_parent", "waitpoint", "waitpoint_index", "depth",
+)  # fmt: skip
 CHUNK_RUNS = 1000  # at most this many runs per index call ...
 CHUNK_BYTES = 8 * 1024 * 1024  # ... and this many payload bytes (an RPC stays far below 32 MiB)
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..ports import Sql
-from ..shared.serialization import loads
+from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import RunState, sources_for
-from .index_schema import IndexBase, _in
+from .index_schema import ROW_COLUMNS, IndexBase, _in, row_to_dict
 
 WAITS_TIMER = "waits"  # the shard's one timer: due at its earliest open timer waitpoint
 FIRE_LIMIT = 2000  # timer waitpoints completed per transaction (a backlog: several)
@@ -43,6 +43,13 @@ WAITS_SCHEMA = [
         waitpoint TEXT NOT NULL, idx INTEGER NOT NULL, run_id TEXT NOT NULL,
         state TEXT NOT NULL, output TEXT, output_packet TEXT, error TEXT,
         PRIMARY KEY (waitpoint, idx)
+    ) WITHOUT ROWID""",
+    # a run's children, for its `relatedRuns` (a child's parent is in its options)
+    "CREATE INDEX IF NOT EXISTS runs_parent ON runs(options->>'parent_run_id') "
+    "WHERE options->>'parent_run_id' IS NOT NULL",
+    # the parent a two-phase batch's runs get, given when the batch was created (HTTP API)
+    """CREATE TABLE IF NOT EXISTS batch_links (
+        batch_id TEXT PRIMARY KEY, links TEXT NOT NULL
     ) WITHOUT ROWID""",
 ]
 
@@ -167,8 +174,6 @@ class WaitWrites(IndexBase):
     def set_children(self, waitpoint: str, children: list[str]) -> None:
         """The runs (or batch runs) a `run`/`batch` waitpoint waits on: what a cancel of
         the waiting run cancels, and what housekeeping checks."""
-        from ..shared.serialization import dumps
-
         self.sql.exec("UPDATE waitpoints SET children = ? WHERE id = ?", dumps(children), waitpoint)
 
     def waits_of(self, run_id: str) -> dict[str, Any]:
@@ -275,6 +280,30 @@ class WaitWrites(IndexBase):
                 limit,
             )
         return [{"id": w, "run_id": r, "children": loads(c)} for w, r, c in rows]
+
+    def children_of(self, parent_run_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The runs on this shard that `parent_run_id` triggered, oldest first."""
+        return [
+            row_to_dict(r)
+            for r in self.sql.exec(
+                f"SELECT {ROW_COLUMNS} FROM runs WHERE options->>'parent_run_id' = ? "
+                "ORDER BY created_at, id LIMIT ?",
+                parent_run_id,
+                limit,
+            )
+        ]
+
+    def link_batch(self, batch_id: str, links: dict[str, Any]) -> None:
+        """The parent links every run of a batch gets (`parent_run_id`, ...)."""
+        self.sql.exec(
+            "INSERT OR REPLACE INTO batch_links (batch_id, links) VALUES (?, ?)",
+            batch_id,
+            dumps(links),
+        )
+
+    def batch_links(self, batch_id: str) -> dict[str, Any]:
+        found = self.sql.exec("SELECT links FROM batch_links WHERE batch_id = ?", batch_id)
+        return dict(loads(found[0][0])) if found else {}
 
     def purge_waits(self, run_ids: list[str]) -> None:
         """Forget the waitpoints of runs purged by retention."""

@@ -53,6 +53,7 @@ class TriggerOptions(BaseModel):
     resume_parent: bool | None = None
     waitpoint: str | None = Field(default=None, min_length=1, max_length=200)
     waitpoint_index: int | None = Field(default=None, ge=0)
+    depth: int | None = Field(default=None, ge=0, le=1000)  # 1: a root's child
 
     @field_validator("idempotency_key_ttl", "ttl", "max_duration", mode="before")
     @classmethod

@@ -94,6 +94,44 @@ class Waits:
         return await self.complete(items)
 
 
+    # --- links over the HTTP API: a parent named by id (`options.parentRunId`) ------------
+
+    async def links_for(self, parent_run_id: str, resume: bool | None) -> dict[str, Any] | None:
+        """The options that make a run a child of `parent_run_id` (None: no such run)."""
+        parent = await self.index.get(parent_run_id)
+        if parent is None:
+            return None
+        opts = parent.get("options") or {}
+        links: dict[str, Any] = {
+            "parent_run_id": parent_run_id,
+            "root_run_id": opts.get("root_run_id") or parent_run_id,
+            "depth": int(opts.get("depth") or 0) + 1,
+        }
+        if resume is not None:
+            links["resume_parent"] = resume
+        return links
+
+    async def link_batch(self, batch_id: str, links: dict[str, Any]) -> None:
+        await self.index.on(batch_id)(RunIndexObject.link_batch, batch_id, links)
+
+    async def batch_links(self, batch_id: str) -> dict[str, Any]:
+        return await self.index.on(batch_id)(RunIndexObject.batch_links, batch_id)
+
+    async def related(self, row: dict[str, Any], limit: int = 100) -> dict[str, Any]:
+        """A run's root, parent (rows, when it has them) and children (oldest first)."""
+        opts = row.get("options") or {}
+        out: dict[str, Any] = {}
+        ids = {k: opts.get(f"{k}_run_id") for k in ("root", "parent")}
+        found = {r["id"]: r for r in await self.index.get_many([i for i in ids.values() if i])}
+        for name, rid in ids.items():
+            if rid in found:
+                out[name] = found[rid]
+        pages = await self.index.each(lambda s: s(RunIndexObject.children_of, row["id"], limit))
+        children = sorted((c for page in pages for c in page), key=lambda c: c["created_at"])
+        out["children"] = children[:limit]
+        return out
+
+
 def _items(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The waitpoint items of the ended runs among `rows` (run-index rows) a parent waits on."""
     out: list[dict[str, Any]] = []

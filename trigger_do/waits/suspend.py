@@ -48,11 +48,13 @@ class RunWaits:
         *,
         root_run_id: str | None,
         resumed: bool,
+        depth: int = 0,
     ) -> None:
         self.platform = platform
         self.run_id = run_id
         self.attempt = attempt
         self.root_run_id = root_run_id or run_id
+        self.depth = depth
         self._resumed = resumed
         self._recorded: dict[int, dict[str, Any]] | None = None if resumed else {}
         self._seq = 0
@@ -66,6 +68,7 @@ class RunWaits:
         opts = {k: v for k, v in options.items() if k != "idempotency_key_scope"}
         opts.setdefault("parent_run_id", self.run_id)
         opts.setdefault("root_run_id", self.root_run_id)
+        opts.setdefault("depth", self.depth + 1)
         scope = options.get("idempotency_key_scope", "run")
         if scope not in SCOPES:
             raise PayloadValidationError(
