@@ -372,14 +372,8 @@ class Engine:
             return {"fired": await self.schedules.fire_due()}
         if kind != RunIndexObject.KIND:
             raise InvalidArgumentError(f"no timers on {kind!r} objects")
-        shard = self.index.shard(int(name.removeprefix("shard-")))
-        res = await shard(RunIndexObject.fire_timers, self.now())
-        await self.waits.send(res.get("resumed") or [])  # waits that came due (waits/)
-        while res.get("more"):  # a backlog of due waits: the rest now, not at the next tick
-            res = await shard(RunIndexObject.fire_waits, self.now())
-            await self.waits.send(res["resumed"])
-        await self.waits.ended(res.get("expired") or [])  # expired children end their wait
-        return res
+        # ttl expiry, and waits that came due: their runs sent (waits/)
+        return await self.waits.fire(self.index.shard(int(name.removeprefix("shard-"))), self.now())
 
     async def _release_stale_batches(self) -> int:
         """Runs of a sealed batch still hidden on a shard (whoever sealed it died before

@@ -17,10 +17,12 @@ assert sys.platform == "emscripten", sys.platform
 from cf_scenario import (
     EXPECTED_LIMITS,
     EXPECTED_SCHEDULES,
+    EXPECTED_WAITS,
     expected,
     run_limits,
     run_scenario,
     run_schedules,
+    run_waits,
 )
 from sdk_cloud import DLQ, RUN_QUEUE, make_cloud
 
@@ -62,6 +64,14 @@ paris = await engine.schedules.create(
 assert paris["next_at"] > engine.now() and paris["timezone"] == "Europe/Paris"
 assert schedule_object(paris)["generator"]["description"] == "At 02:30 AM"
 await engine.schedules.delete(paris["id"])
+
+# a run that waits an hour (its shard's alarm resumes it), then on a child and a batch
+async def fire_index() -> int:
+    return int(await cloud.namespaces["RUN_INDEX"].fireAlarms())
+
+
+waits_got = await run_waits(engine, cloud.drain, fire_index, cloud.clock.advance)
+assert waits_got == EXPECTED_WAITS, waits_got
 
 # a run whose consumer dies on every delivery is dead-lettered and ends CRASHED
 run = await engine.trigger(TriggerRequest("add", {"a": 1, "b": 2}))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ports import OutMessage, Platform
+from ..ports import OutMessage, Platform, Remote
 from ..runs.client import Finished, RunIndex
 from ..runs.index import RunIndexObject
 from ..runs.index_waits import run_of
@@ -42,6 +42,20 @@ class Waits:
                 for r in resumed
             ]
         )
+
+    async def fire(self, shard: Remote[RunIndexObject], now: float) -> dict[str, Any]:
+        """A run-index shard's due timers (`RunIndexObject.fire_timers`), and what they leave
+        to do: send the runs whose waits came due (a backlog at once, not a tick later),
+        complete the waits of parents whose children just expired."""
+        res = await shard(RunIndexObject.fire_timers, now)
+        await self.send(res.get("resumed") or [])
+        more = bool(res.get("more"))
+        while more:
+            following = await shard(RunIndexObject.fire_waits, self.platform.clock.now())
+            await self.send(following["resumed"])
+            more = following["more"]
+        await self.ended(res.get("expired") or [])
+        return res
 
     async def after_finish(self, finished: Finished) -> None:
         """What a `finish_many` left to do: resumed runs' messages, parents' waitpoints."""
