@@ -126,3 +126,13 @@ def test_interval_and_window_edges() -> None:
     assert window_violations([0.0, 0.5, 0.99], 2, 1.0) == (3, 1)
     assert percentile([1, 2, 3, 4], 50) == 2
     assert percentile([], 50) is None
+
+
+def test_waits_scenario_runs(tmp_path: Path) -> None:
+    """`python -m load waits` end to end, small: every run waits, none is held, all finish."""
+    out = tmp_path / "waits.json"
+    assert main(["waits", "--count", "40", "--wait", "6", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["waits"]["completed"] == 40
+    assert report["waits"]["while_all_waiting"]["running_max"] == 0
+    assert report["children"]["outputs_right"] == 40

@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..ports import Message, OutMessage, Platform
 from ..runs.client import RunIndex, RunObjects, RunStart
+from ..runs.index import RunIndexObject
 from ..runs.run_object import RunObject
 from ..shared.config import EngineConfig
 from ..shared.current import current_run
@@ -60,6 +61,7 @@ class _Attempt:
     message: Message
     msg: RunMessage
     start: RunStart
+    recorded: dict[str, Any] | None = None  # a resumed run's waits so far (waits/)
 
 
 class Consumer:
@@ -181,13 +183,19 @@ class Consumer:
                 now,
                 self.config.lease_seconds,
             )
+            resumed = [d.id for d in decisions if d.start is not None and d.start.resumed]
+            recorded = (  # their waits, for their replays: one call for the shard's batch
+                await self.index.shard(shard)(RunIndexObject.waits_of_many, resumed)
+                if resumed
+                else {}
+            )
             for (message, msg), d in zip(pairs, decisions, strict=True):
                 if d.kind == "busy" or (d.kind == "skip" and d.state == RunState.RUNNING):
                     self.gate.forget(msg.run_id)  # its slot is the running holder's: keep it
                 elif d.kind != "start":  # nothing starts: free the slot it was granted
                     self.gate.release(msg.run_id)
                 if d.start is not None:
-                    attempts.append(_Attempt(message, msg, d.start))
+                    attempts.append(_Attempt(message, msg, d.start, recorded.get(d.id, {})))
                 elif d.kind == "early":
                     # a delay past the queue's maximum: a fresh message, not a retry (retries
                     # count as deliveries, and enough of them would dead-letter the run)
@@ -273,6 +281,7 @@ class Consumer:
                     resumed=d.resumed,
                     root_run_id=d.options.get("root_run_id"),
                     depth=d.options.get("depth") or 0,
+                    recorded=a.recorded,
                 )
             )
             ctx = await self._context(a, task, raw) if task.takes_context else None

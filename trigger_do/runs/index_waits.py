@@ -176,6 +176,26 @@ class WaitWrites(IndexBase):
         the waiting run cancels, and what housekeeping checks."""
         self.sql.exec("UPDATE waitpoints SET children = ? WHERE id = ?", dumps(children), waitpoint)
 
+    def waits_of_many(self, run_ids: list[str]) -> dict[str, Any]:
+        """`waits_of` for many runs at once (a consumer's batch of resumed runs): only the
+        runs that have waitpoints are in the answer."""
+        out: dict[str, Any] = {}
+        kinds: set[str] = set()
+        for chunk in json_chunks(run_ids):
+            for rid, seq, kind, key, completed in self.sql.exec(
+                "SELECT run_id, seq, kind, key, completed_at FROM waitpoints "
+                "WHERE run_id IN (SELECT value FROM json_each(?))",
+                chunk,
+            ):
+                out.setdefault(rid, {})[str(seq)] = {
+                    "kind": kind, "key": key, "done": completed is not None, "items": []
+                }  # fmt: skip
+                if kind != "timer":
+                    kinds.add(rid)
+        for rid in sorted(kinds):
+            out[rid] = self.waits_of(rid)
+        return out
+
     def waits_of(self, run_id: str) -> dict[str, Any]:
         """Every waitpoint of a run by position, for its replay: `{seq: {kind, key, done,
         items: [{idx, run_id, state, output, output_packet, error}]}}`."""

@@ -17,7 +17,7 @@ import asyncio
 from typing import Any
 
 from ..errors import MisuseError, PayloadValidationError, RunFailedError, WaitMismatchError
-from ..ports import Platform
+from ..ports import Platform, Remote
 from ..runs.client import RunIndex
 from ..runs.index import RunIndexObject
 from ..runs.index_waits import waitpoint_id
@@ -49,6 +49,7 @@ class RunWaits:
         root_run_id: str | None,
         resumed: bool,
         depth: int = 0,
+        recorded: dict[str, Any] | None = None,
     ) -> None:
         self.platform = platform
         self.run_id = run_id
@@ -56,11 +57,21 @@ class RunWaits:
         self.root_run_id = root_run_id or run_id
         self.depth = depth
         self._resumed = resumed
+        # what it recorded before (fetched for its consumer's batch, else when first needed)
         self._recorded: dict[int, dict[str, Any]] | None = None if resumed else {}
+        if recorded is not None:
+            self._recorded = {int(seq): w for seq, w in recorded.items()}
         self._seq = 0
         self._inline: list[list[Any]] = []  # [seq, kind, key] slept in place, not recorded yet
         self._loop = asyncio.get_running_loop()
-        self._index = RunIndex(platform).on(run_id)
+        self._shard: Remote[RunIndexObject] | None = None  # made when first needed
+
+    @property
+    def _index(self) -> Remote[RunIndexObject]:
+        """The run's index shard (not made for the many runs that never wait)."""
+        if self._shard is None:
+            self._shard = RunIndex(self.platform).on(self.run_id)
+        return self._shard
 
     # --- options of runs triggered from inside this one -----------------------------------
 
