@@ -185,8 +185,7 @@ class Engine:
         if not res["found"]:
             raise RunNotFoundError(run_id)
         if res["canceled"]:  # its waiting children end too; a parent waiting on it resumes
-            await self.waits.cancel_children(run_id)
-            await self.waits.ended([run_id])
+            await self.waits.canceled([run_id])
         return dict(res)
 
     async def reschedule(self, run_id: str, delay_until: float) -> bool:
@@ -408,6 +407,8 @@ class Engine:
                 await self._dispatch(overdue)
                 for run_id in res["objects"]:  # runs without an object have none to purge
                     await self.runs(run_id)(RunObject.purge)
+                if res["purged"]:  # and their waitpoints (waits/)
+                    await self.index.shard(n)(RunIndexObject.purge_waits, res["purged"])
                 for key in res["packets"]:
                     await self.platform.blobs.delete(key)
                 totals["expired"] += len(res["expired"])

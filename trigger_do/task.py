@@ -154,9 +154,9 @@ class Task(Generic[R]):
         run = current_run.get()
         if run is not None:
 
-            async def start(extra: list[dict[str, Any]], _: str | None) -> list[str]:
-                client = _current_client()
-                return [(await client.trigger(self.id, payload, extra[0], task=self)).id]
+            async def start(extra: list[dict[str, Any]], _: str | None) -> list[tuple[str, bool]]:
+                made = await _current_client().trigger(self.id, payload, extra[0], task=self)
+                return [(made.id, made.is_cached)]
 
             done = await run.wait_children("run", 1, [options], start, key)
             return typing.cast(R, done[0])
@@ -184,13 +184,15 @@ class Task(Generic[R]):
         if run is not None:
             parts = [as_batch_item(i) for i in items]
 
-            async def start(extra: list[dict[str, Any]], batch_key: str | None) -> list[str]:
+            async def start(
+                extra: list[dict[str, Any]], batch_key: str | None
+            ) -> list[tuple[str, bool]]:
                 payloads = [p for p, _ in parts]
                 pairs = [(self.id, BatchItem(p, **e)) for p, e in zip(payloads, extra, strict=True)]
                 batch = await _current_client().batch_trigger(
                     pairs, idempotency_key=batch_key, tasks={self.id: self}
                 )
-                return [r.id for r in batch.runs]
+                return [(r.id, r.is_cached) for r in batch.runs]
 
             opts = [o for _, o in parts]
             done = await run.wait_children("batch", len(parts), opts, start, key)

@@ -147,3 +147,21 @@ async def bad_wait(payload: str, ctx: RunContext) -> None:
             await ctx.wait_until("tomorrow")  # type: ignore[arg-type]
     except Exception as exc:
         CALLS[type(exc).__name__] += 1
+
+
+@task(id="w-by-id")
+async def by_id(payload: Any, ctx: RunContext) -> Any:
+    """Children by task id (`trigger_do.tasks`), as code that does not import them."""
+    from trigger_do import tasks
+
+    one = await tasks.trigger_and_wait("w-echo", "one")
+    many = await tasks.batch_trigger_and_wait("w-echo", ["a", "b"])
+    return [one, many]
+
+
+@task(id="w-keyed-parent")
+async def keyed_parent(payload: dict[str, Any], ctx: RunContext) -> Any:
+    """Awaits a child by a global key: the second parent gets the first one's child, ended."""
+    return await echo.trigger_and_wait(
+        payload["value"], idempotency_key="shared", idempotency_key_scope="global"
+    )

@@ -123,3 +123,46 @@ async def test_a_lost_completion_is_repaired_by_housekeeping(
     assert totals["waits_completed"] == 1
     await settle(d)
     assert await parent.result() == {"child": 1}
+
+
+async def test_a_bulk_cancel_reaches_the_children_too(fake_driver: Driver) -> None:
+    d = fake_driver
+    top = await w.grandparent.trigger("x")
+    await settle(d)
+    await d.engine.create_bulk_action("cancel", run_ids=[top.id], process_for=None)
+    rows = await d.engine.list_runs(limit=10)
+    assert len(rows) == 3 and {r["state"] for r in rows} == {"canceled"}
+
+
+async def test_finished_runs_past_retention_take_their_waitpoints_along(
+    fake_driver: Driver, clock: FakeClock
+) -> None:
+    d = fake_driver
+    parent = await w.fanout.trigger({"n": 3})
+    await run_until_final(d, [parent.id])
+    assert d.count("waitpoints") == 1 and d.count("waitpoint_items") == 3
+    clock.advance(d.config.retention + 1)
+    await d.engine.housekeeping()
+    assert d.count("runs") == 0
+    assert d.count("waitpoints") == 0 and d.count("waitpoint_items") == 0
+
+
+async def test_children_by_task_id_suspend_the_parent_too(fake_driver: Driver) -> None:
+    parent = await w.by_id.trigger()
+    await fake_driver.step()
+    assert state(fake_driver, parent.id) == "waiting"
+    await run_until_final(fake_driver, [parent.id])
+    assert await parent.result() == ["one", ["a", "b"]]
+    children = await fake_driver.engine.list_runs(tasks=["w-echo"])
+    assert {c["options"]["parent_run_id"] for c in children} == {parent.id}
+
+
+async def test_a_key_naming_a_child_that_already_ended_resumes_the_parent_at_once(
+    fake_driver: Driver,
+) -> None:
+    first = await w.keyed_parent.trigger({"value": "made once"})
+    await run_until_final(fake_driver, [first.id])
+    second = await w.keyed_parent.trigger({"value": "never made"})
+    await run_until_final(fake_driver, [second.id])  # no housekeeping needed
+    assert await second.result() == "made once"
+    assert len(await fake_driver.engine.list_runs(tasks=["w-echo"])) == 1

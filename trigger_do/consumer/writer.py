@@ -49,6 +49,7 @@ class Writer:
         self._lock = asyncio.Lock()
         self.index = RunIndex(platform)
         self.runs = RunObjects(platform)
+        self.waits = Waits(platform)  # suspended runs and their parents (waits/)
 
     # --- what runs produce -----------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class Writer:
         ]
         await self.platform.queue.send_all(messages)
         try:  # resumed runs' messages, parents' waitpoints (housekeeping repairs a loss)
-            await Waits(self.platform).after_finish(res)
+            await self.waits.after_finish(res)
         except Exception:
             log.exception("could not resume the runs waiting on shard %d's outcomes", shard)
         for outcome, _, fut in entries:

@@ -282,16 +282,19 @@ class WaitWrites(IndexBase):
         return {"resumed": resumed, "more": len(runs) == FIRE_LIMIT}
 
     def open_child_waits(
-        self, created_before: float, run_id: str | None = None, limit: int = 200
+        self, created_before: float, run_ids: list[str] | None = None, limit: int = 200
     ) -> list[dict[str, Any]]:
-        """Open waitpoints on child runs (`run_id`: of that run only; else those created
-        before `created_before`, for housekeeping): `{id, run_id, children}` each."""
-        if run_id is not None:
-            rows = self.sql.exec(
-                "SELECT id, run_id, children FROM waitpoints WHERE run_id = ? "
-                "AND completed_at IS NULL AND children IS NOT NULL",
-                run_id,
-            )
+        """Open waitpoints on child runs (`run_ids`: of those runs; else those created before
+        `created_before`, for housekeeping): `{id, run_id, children}` each."""
+        rows: list[tuple[Any, ...]] = []
+        if run_ids is not None:
+            for chunk in json_chunks(run_ids):
+                rows += self.sql.exec(
+                    "SELECT id, run_id, children FROM waitpoints WHERE run_id IN "
+                    "(SELECT value FROM json_each(?)) AND completed_at IS NULL "
+                    "AND children IS NOT NULL",
+                    chunk,
+                )
         else:
             rows = self.sql.exec(
                 "SELECT id, run_id, children FROM waitpoints WHERE completed_at IS NULL "
@@ -300,6 +303,10 @@ class WaitWrites(IndexBase):
                 limit,
             )
         return [{"id": w, "run_id": r, "children": loads(c)} for w, r, c in rows]
+
+    def cancel_many(self, run_ids: list[str], now: float) -> list[str]:
+        """Cancel runs (a canceled parent's children); returns those that were canceled."""
+        return self._finish_simple(run_ids, RunState.CANCELED, now)
 
     def children_of(self, parent_run_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """The runs on this shard that `parent_run_id` triggered, oldest first."""

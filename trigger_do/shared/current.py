@@ -9,9 +9,10 @@ from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
-Start = Callable[[list[dict[str, Any]], str | None], Awaitable[list[str]]]
+Start = Callable[[list[dict[str, Any]], str | None], Awaitable[list[tuple[str, bool]]]]
 """Triggers a call's children with one extra options dict per child (and the batch's
-idempotency key, for a batch); returns their run ids in order."""
+idempotency key, for a batch); returns `(run id, cached)` of each, in order (`cached`: an
+idempotency key named an existing run)."""
 
 
 class RunWaiter(Protocol):

@@ -77,24 +77,26 @@ class Waits:
     async def ended(self, run_ids: list[str]) -> int:
         """Runs that ended outside an attempt's outcome (canceled, expired, crashed): their
         parents' waitpoints, if any wait on them."""
-        return await self.complete(_items(await self.index.get_many(run_ids)))
+        return await self.complete(ended_items(await self.index.get_many(run_ids)))
 
-    async def cancel_children(self, run_id: str) -> list[str]:
-        """A run was canceled: cancel the children it waits on, and theirs, depth first.
-        Returns the runs canceled."""
-        canceled: list[str] = []
-        todo = [run_id]
+    async def canceled(self, run_ids: list[str]) -> list[str]:
+        """Runs were canceled: cancel the children they wait on, and theirs (a level at a
+        time, one call per shard), and resume the parents waiting on any of them. Returns
+        the descendants canceled."""
         now = self.platform.clock.now()
-        while todo and len(canceled) < MAX_CASCADE:
-            parent = todo.pop()
-            waits = await self.index.on(parent)(RunIndexObject.open_child_waits, 0.0, parent)
-            for child in [c for w in waits for c in w["children"]]:
-                res = await self.index.on(child)(RunIndexObject.cancel, child, now)
-                if res["canceled"]:
-                    canceled.append(child)
-                    todo.append(child)
-        await self.ended(canceled)
-        return canceled
+        descendants: list[str] = []
+        frontier = list(run_ids)
+        while frontier and len(descendants) < MAX_CASCADE:
+            children: list[str] = []
+            for shard, ids in self.index.by_shard(frontier).items():
+                waits = await self.index.shard(shard)(RunIndexObject.open_child_waits, 0.0, ids)
+                children += [c for w in waits for c in w["children"]]
+            frontier = []
+            for shard, ids in self.index.by_shard(children).items():
+                frontier += await self.index.shard(shard)(RunIndexObject.cancel_many, ids, now)
+            descendants += frontier
+        await self.ended(list(run_ids) + descendants)
+        return descendants
 
     async def sweep(self, older_than: float) -> int:
         """Housekeeping's safety net: open waitpoints on children (older than `older_than`
@@ -104,9 +106,8 @@ class Waits:
         items: list[dict[str, Any]] = []
         for n in range(self.index.count):
             for w in await self.index.shard(n)(RunIndexObject.open_child_waits, before):
-                items += _items(await self.index.get_many(list(w["children"])))
+                items += ended_items(await self.index.get_many(list(w["children"])))
         return await self.complete(items)
-
 
     # --- links over the HTTP API: a parent named by id (`options.parentRunId`) ------------
 
@@ -146,12 +147,13 @@ class Waits:
         return out
 
 
-def _items(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The waitpoint items of the ended runs among `rows` (run-index rows) a parent waits on."""
+def ended_items(rows: list[dict[str, Any]], any_waitpoint: bool = False) -> list[dict[str, Any]]:
+    """The waitpoint items of the ended runs among `rows` (run-index rows) a parent waits on
+    (`any_waitpoint`: every ended run, its waitpoint for the caller to fill in)."""
     out: list[dict[str, Any]] = []
     for row in rows:
         opts = row.get("options") or {}
-        if opts.get("waitpoint") and row["state"] in FINAL_STATES:
+        if (any_waitpoint or opts.get("waitpoint")) and row["state"] in FINAL_STATES:
             out.append(
                 {
                     "waitpoint": opts["waitpoint"],
