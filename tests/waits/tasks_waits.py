@@ -143,6 +143,8 @@ async def bad_wait(payload: str, ctx: RunContext) -> None:
     try:
         if payload == "duration":
             await ctx.wait_for("soon")
+        elif payload == "far":
+            await ctx.wait_until(datetime(9999, 1, 1, tzinfo=UTC))
         else:
             await ctx.wait_until("tomorrow")  # type: ignore[arg-type]
     except Exception as exc:

@@ -137,6 +137,6 @@ async def test_a_waiting_run_is_canceled(fake_driver: Driver) -> None:
 
 
 async def test_wait_arguments_are_checked_where_they_are_made(fake_driver: Driver) -> None:
-    runs = [await w.bad_wait.trigger("duration"), await w.bad_wait.trigger("date")]
+    runs = [await w.bad_wait.trigger(p) for p in ("duration", "far", "date")]
     await run_until_final(fake_driver, [r.id for r in runs])
-    assert w.CALLS["InvalidDurationError"] == 1 and w.CALLS["InvalidArgumentError"] == 1
+    assert w.CALLS["InvalidDurationError"] == 2 and w.CALLS["InvalidArgumentError"] == 1

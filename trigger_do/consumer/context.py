@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import InvalidArgumentError, MisuseError
+from ..errors import InvalidArgumentError, InvalidDurationError, MisuseError
 from ..ports import Clock, SyncRunner
 from ..shared.checkpoints import Checkpoint
 from ..shared.current import RunWaiter, current_run
-from ..shared.durations import Duration, parse_duration
+from ..shared.durations import MAX_DURATION_SECONDS, Duration, parse_duration
 from ..shared.limits import (
     MAX_CHECKPOINT_BYTES,
     MAX_LOG_BYTES,
@@ -191,6 +191,8 @@ class RunContext:
             at = float(when)
         else:
             raise InvalidArgumentError(f"wait_until takes a datetime or epoch seconds: {when!r}")
+        if at - self._clock.now() > MAX_DURATION_SECONDS:
+            raise InvalidDurationError(when, "more than 10 years ahead")
         return self._waiter("wait_until").wait_until(at, key)
 
     def wait_for_sync(self, duration: Duration, *, key: str | None = None) -> None:
