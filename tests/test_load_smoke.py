@@ -137,3 +137,13 @@ def test_realtime_load_on_a_few_subscribers(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["subscribers"] == 5 and report["change_to_subscriber_ms"]["n"] == 2
     assert report["held"]["rss_mb"] > 0 and report["held"]["cpu_s"] >= 0
+
+
+def test_waits_scenario_runs(tmp_path: Path) -> None:
+    """`python -m load waits` end to end, small: every run waits, none is held, all finish."""
+    out = tmp_path / "waits.json"
+    assert main(["waits", "--count", "40", "--wait", "6", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["waits"]["completed"] == 40
+    assert report["waits"]["while_all_waiting"]["running_max"] == 0
+    assert report["children"]["outputs_right"] == 40
