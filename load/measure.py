@@ -240,3 +240,77 @@ def analyze(
             (r.started, r.finished) for r in records if r.started is not None
         ),
     }
+
+
+def _span(runs: Sequence[RunRecord]) -> float | None:
+    """First start to last finish of `runs` (None when none both started and finished)."""
+    starts = [r.started for r in runs if r.started is not None]
+    ends = [r.finished for r in runs if r.finished is not None]
+    if not starts or not ends:
+        return None
+    return max(max(ends) - min(starts), 1e-9)
+
+
+def key_figures(
+    records: Sequence[RunRecord], t0: float, *, limit: int | None, work_s: float | None
+) -> dict[str, Any] | None:
+    """How the keys of a keyed scenario fared. The hot key (the one with the most runs):
+    its runs/s over its own active span (its first start to its last finish) against its
+    ceiling, `limit / work_s` (its slots turning over with no gap), as a percentage. The
+    other keys: how far they got and when the last of them finished, and the share of
+    their ideal time they took (the sum over keys of `runs / ceiling`, over the sum of
+    their spans; 100% = every key at its ceiling). Ceilings are None without a limit."""
+    by_key: dict[str, list[RunRecord]] = defaultdict(list)
+    for r in records:
+        if r.key is not None:
+            by_key[r.key].append(r)
+    if not by_key:
+        return None
+    ceiling = limit / work_s if limit and work_s else None
+    hot = max(by_key, key=lambda k: (len(by_key[k]), k))
+
+    def done(runs: Sequence[RunRecord]) -> int:
+        return sum(1 for r in runs if r.state == "completed")
+
+    def last_finish(runs: Sequence[RunRecord]) -> float | None:
+        ends = [r.finished for r in runs if r.finished is not None]
+        return round(max(ends) - t0, 4) if ends else None
+
+    runs = by_key[hot]
+    span = _span(runs)
+    rate = done(runs) / span if span else None
+    others = [r for k, v in by_key.items() if k != hot for r in v]
+    o_span = _span(others)
+    ideal = spent = 0.0
+    for k, v in by_key.items():
+        s = _span(v)
+        if k != hot and s is not None and ceiling:
+            ideal += done(v) / ceiling
+            spent += s
+    complete = sorted(r.finished - r.created for r in others if r.finished is not None)
+    return {
+        "limit": limit,
+        "work_ms": None if work_s is None else round(work_s * 1000, 3),
+        "ceiling_per_s": None if ceiling is None else round(ceiling, 1),
+        "hot": {
+            "key": hot,
+            "runs": len(runs),
+            "completed": done(runs),
+            "span_s": None if span is None else round(span, 4),
+            "runs_per_s": None if rate is None else round(rate, 1),
+            "pct_of_ceiling": round(100 * rate / ceiling, 1) if rate and ceiling else None,
+            "last_finish_s": last_finish(runs),
+        },
+        "others": {
+            "keys": len(by_key) - 1,
+            "runs": len(others),
+            "completed": done(others),
+            "span_s": None if o_span is None else round(o_span, 4),
+            "runs_per_s": round(done(others) / o_span, 1) if o_span else None,
+            "last_finish_s": last_finish(others),
+            "trigger_to_complete_p50_ms": None
+            if not complete
+            else round((percentile(complete, 50) or 0.0) * 1000, 2),
+            "pct_of_ideal": round(100 * ideal / spent, 1) if spent else None,
+        },
+    }
