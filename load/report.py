@@ -107,9 +107,11 @@ def render(report: dict[str, Any], console: Console | None = None) -> None:
             "-" if hot["runs_per_s"] is None else f"{hot['runs_per_s']:,.0f}",
             f"{hot['completed']:,} runs in {hot['span_s'] or 0:.3f} s; {ceiling}",
         )
+        b = others["busiest"]
         ideal = (
-            f"; {others['pct_of_ideal']:g}% of their ideal time"
-            if others["pct_of_ideal"] is not None
+            f"; the busiest, {b['key']} ({b['runs']:,} runs): {b['runs_per_s']:,.0f}/s"
+            + (f" = {b['pct_of_ceiling']:g}% of its ceiling" if b["pct_of_ceiling"] else "")
+            if b is not None and b["runs_per_s"] is not None
             else ""
         )
         t.add_row(

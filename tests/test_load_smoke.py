@@ -196,7 +196,13 @@ def test_key_figures_hot_key_against_its_ceiling() -> None:
     assert got["ceiling_per_s"] == 200.0
     assert got["hot"]["key"] == "org-0" and got["hot"]["span_s"] == 0.2
     assert got["hot"]["runs_per_s"] == 100.0 and got["hot"]["pct_of_ceiling"] == 50.0
-    assert got["others"]["pct_of_ideal"] == 100.0
+    assert got["others"]["busiest"] == {
+        "key": "org-1",
+        "runs": 4,
+        "runs_per_s": 200.0,
+        "pct_of_ceiling": 100.0,
+    }
     assert got["others"]["last_finish_s"] == 0.12
     assert key_figures(hot, 0.0, limit=None, work_s=0.01)["hot"]["pct_of_ceiling"] is None  # type: ignore[index]
     assert key_figures([_rec(0)], 0.0, limit=2, work_s=0.01) is None
+
