@@ -179,6 +179,7 @@ async def run(
         "unlimited": plan.unlimited,
         "description": plan.description,
         "target": driver.label,
+        "intake": getattr(driver, "intake", "engine.batch_trigger (in process)"),
         "offered_rate": plan.rate,
         "command": "trigger-do load " + " ".join(sys.argv[1:]) if sys.argv else "",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -69,7 +69,9 @@ def render(report: dict[str, Any], console: Console | None = None) -> None:
     t.add_column("note")
     t.add_row("runs offered / accepted", f"{report['offered']:,} / {report['accepted']:,}", "")
     t.add_row(
-        "accepted/s", f"{report['accepted_per_s']:,.0f}", f"in {report['accept_seconds']:.3f} s"
+        "accepted/s",
+        f"{report['accepted_per_s']:,.0f}",
+        f"in {report['accept_seconds']:.3f} s; {report.get('intake', '')}",
     )
     t.add_row(
         "completed/s (end to end)",

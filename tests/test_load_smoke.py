@@ -206,3 +206,47 @@ def test_key_figures_hot_key_against_its_ceiling() -> None:
     assert key_figures(hot, 0.0, limit=None, work_s=0.01)["hot"]["pct_of_ceiling"] is None  # type: ignore[index]
     assert key_figures([_rec(0)], 0.0, limit=2, work_s=0.01) is None
 
+
+def test_a_large_batch_over_http_streams_as_one_batch(tmp_path: Path) -> None:
+    """`--target`: 1,500 items go as one streamed batch (v3 batches + NDJSON items), not
+    two v2 batch requests, and the accept time is that intake's."""
+    import asyncio
+    import socket
+    import threading
+
+    from trigger_do.api.app import create_app
+    from trigger_do.api.server import make_server
+    from trigger_do.platform.local.runtime import LocalRuntime
+
+    key = "tr_dev_LoadSmokeStreamedBatchKey0001"
+    runtime = LocalRuntime("load.tasks", tmp_path / "served.db", workers=2, poll_interval=0.01)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = make_server(create_app(runtime.engine, key), "127.0.0.1", port, handle_signals=False)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(runtime.start(), loop).result(120)
+    served = asyncio.run_coroutine_threadsafe(server.serve(), loop)
+    out = tmp_path / "report.json"
+    try:
+        while not server.started:
+            assert not served.done(), served.result()
+            threading.Event().wait(0.01)
+        url = f"http://127.0.0.1:{port}"
+        argv = ["fanout", "--runs", "1500", "--target", url, "--key", key, "--quiet"]
+        code = main([*argv, "--json", str(out)])
+        batches = runtime.sql.exec("SELECT count(DISTINCT batch_id), count(*) FROM runs")
+    finally:
+        server.should_exit = True
+        served.result(30)
+        asyncio.run_coroutine_threadsafe(runtime.stop(grace=2), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    report = json.loads(out.read_text())
+    assert code == 0, report
+    assert report["intake"].startswith("streamed")
+    assert report["accepted"] == report["completed"] == 1500 and report["lost"] == 0
+    assert report["accept_seconds"] > 0
+    assert [tuple(r) for r in batches] == [(1, 1500)]  # one batch, not 1,000 + 500
