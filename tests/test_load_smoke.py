@@ -250,3 +250,21 @@ def test_a_large_batch_over_http_streams_as_one_batch(tmp_path: Path) -> None:
     assert report["accepted"] == report["completed"] == 1500 and report["lost"] == 0
     assert report["accept_seconds"] > 0
     assert [tuple(r) for r in batches] == [(1, 1500)]  # one batch, not 1,000 + 500
+
+
+def test_million_script_queues_then_drains_a_small_n(tmp_path: Path) -> None:
+    """`python -m load.million` at N = 300 (the real figure is 1,000,000, out of CI)."""
+    from load.million import main as million
+
+    out = tmp_path / "million.json"
+    argv = ["--runs", "300", "--chunk", "120", "--sample", "0.2", "--json", str(out)]
+    assert million(argv) == 0
+    report = json.loads(out.read_text())
+    queue, drain = report["queue"], report["drain"]
+    assert queue["states"] == {"queued": 300} and queue["queue_messages"] == 300
+    assert [n for n, _ in queue["producer_rss_mib"]] == [300]  # chunks of 120: 120, 240, 300
+    assert queue["db_mib"] > 0 and queue["producer_peak_mib"] > 0
+    assert report["states"] == {"completed": 300}
+    assert report["lost"] == report["duplicates"] == report["completed_without_execution"] == 0
+    assert drain["samples"][-1]["finished"] == 300
+    assert len(drain["worker_peak_mib"]) == 2 and drain["seconds"] > 0
