@@ -16,8 +16,11 @@ from ..engine import Engine
 from ..errors import ConfigurationError, TriggerDoError
 from . import auth, idempotency, logs, packets, queues, run_list, runs, tokens, triggers
 from . import bulk as bulk_actions
+from . import dead_letters as dead_letter_api
 from . import schedules as schedule_api
+from . import tasks as task_api
 from .errors import HTTPError, handle
+from .mcp_route import McpEndpoint
 
 ROUTES = [
     Route("/healthz", lambda request: JSONResponse({"ok": True}), methods=["GET"]),
@@ -63,6 +66,12 @@ ROUTES = [
     Route("/api/v1/schedules/{schedule_id}/activate", schedule_api.activate, methods=["POST"]),
     Route("/api/v1/schedules/{schedule_id}/deactivate", schedule_api.deactivate, methods=["POST"]),
     Route("/api/v1/timezones", schedule_api.timezones, methods=["GET"]),
+    # tasks and dead letters (trigger.do's own; the MCP tools read them): api/tasks.py, ...
+    Route("/api/v1/tasks", task_api.list_tasks, methods=["GET"]),
+    Route("/api/v1/deadLetters", dead_letter_api.list_dead_letters, methods=["GET"]),
+    Route("/api/v1/deadLetters/requeue", dead_letter_api.requeue, methods=["POST"]),
+    # MCP over streamable HTTP: outside /api/, behind the key all the same (auth.GUARDED_PATHS)
+    Route("/mcp", McpEndpoint(), methods=["GET", "POST", "DELETE"]),
 ]
 
 

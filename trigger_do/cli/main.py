@@ -64,6 +64,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .schedules import _schedules
 
         return asyncio.run(_schedules(args))
+    if args.command == "mcp":
+        from .agent import run_mcp
+
+        return asyncio.run(run_mcp(args))
     if args.command in ("init", "deploy"):
         return _cloudflare(args)
     raise AssertionError(args.command)

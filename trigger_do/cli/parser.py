@@ -267,6 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _schedules_parser(sub)
 
+    from .agent import add_parser as _mcp_parser  # `trigger-do mcp` (cli/agent.py)
+
+    _mcp_parser(sub, _positive_int)
+
     init = sub.add_parser("init", help="write a wrangler.toml for Cloudflare into a project")
     init.add_argument("path", nargs="?", default=".", help="the project folder (default: this one)")
     init.add_argument(
