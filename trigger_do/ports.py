@@ -161,6 +161,36 @@ SyncRunner = Callable[[Callable[..., Any], tuple[Any, ...]], Awaitable[Any]]
 inline on Cloudflare, where there are no threads)."""
 
 
+class Meter(Protocol):
+    """Where the engine counts what it causes, in the process that causes it (metrics):
+    true counters, never recomputed from rows. Each call is cheap and never raises.
+    `count(event, task, n)`: triggered, started, completed, failed, retried, crashed,
+    dead_lettered; `observe(what, task, seconds)`: trigger_to_start, duration.
+    `collect()`: prometheus-client metric families of the counts of every process so far."""
+
+    def count(self, event: str, task: str, n: int = 1) -> None: ...
+
+    def observe(self, what: str, task: str, seconds: float) -> None: ...
+
+    def collect(self) -> list[Any]: ...
+
+
+class NoMeter:
+    """Counts nothing (metrics off, or a platform without them)."""
+
+    def count(self, event: str, task: str, n: int = 1) -> None:
+        pass
+
+    def observe(self, what: str, task: str, seconds: float) -> None:
+        pass
+
+    def collect(self) -> list[Any]:
+        return []
+
+
+NO_METER = NoMeter()
+
+
 @dataclass
 class Platform:
     """Everything the engine needs from a platform, bundled."""
@@ -173,3 +203,4 @@ class Platform:
     run_sync: SyncRunner
     index_shards: int = 1
     timers: Timers | None = None  # None: objects wake themselves (Durable Object alarms)
+    meter: Meter = NO_METER  # metrics: what this process causes (platform/local/meter.py)

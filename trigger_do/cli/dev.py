@@ -49,7 +49,7 @@ async def _serve(args: argparse.Namespace, *, reload: bool) -> int:
         f"{', '.join(runtime.modules)} from {runtime.db_path}",
         flush=True,
     )
-    http = _http_server(runtime, args.host, args.port)
+    http = _http_server(runtime, args.host, args.port, getattr(args, "metrics_public", False))
     _print_tasks()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -76,7 +76,7 @@ async def _serve(args: argparse.Namespace, *, reload: bool) -> int:
     return 0
 
 
-def _http_server(runtime: Any, host: str, port: int) -> Any:
+def _http_server(runtime: Any, host: str, port: int, metrics_public: bool = False) -> Any:
     """The HTTP API's server coroutine (the tasks are imported in this process already, so
     the API validates payloads against their schemas before anything is written)."""
     from ..api.app import create_app
@@ -85,7 +85,7 @@ def _http_server(runtime: Any, host: str, port: int) -> Any:
 
     key = load_or_create_key(runtime.db_path)
     print(f"trigger.do: API on http://{host}:{port} (secret key: {key})", flush=True)
-    app = StorageGuard(create_app(runtime.engine, key), runtime)
+    app = StorageGuard(create_app(runtime.engine, key, metrics_public=metrics_public), runtime)
     return serve_http(app, host, port, handle_signals=False)
 
 

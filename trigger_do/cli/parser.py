@@ -148,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="SECONDS",
             help="seconds a short batch may wait to fill up (default 0)",
         )
+        p.add_argument(
+            "--metrics-public",
+            action="store_true",
+            help="serve GET /metrics without the secret key (for a Prometheus scraper)",
+        )
 
     trig = sub.add_parser(
         "trigger",

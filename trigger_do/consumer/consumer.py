@@ -185,6 +185,10 @@ class Consumer:
                     self.gate.release(msg.run_id)
                 if d.start is not None:
                     attempts.append(_Attempt(message, msg, d.start))
+                    if d.start.attempt == 1 and not d.start.resumed:  # metrics
+                        self.platform.meter.count("started", d.start.task)
+                        wait = now - d.start.created_at
+                        self.platform.meter.observe("trigger_to_start", d.start.task, wait)
                 elif d.kind == "early":
                     # a delay past the queue's maximum: a fresh message, not a retry (retries
                     # count as deliveries, and enough of them would dead-letter the run)
@@ -301,9 +305,10 @@ class Consumer:
             for a, _ in gone:
                 a.message.ack()
         written: list[tuple[_Attempt, asyncio.Future[Any]]] = []
+        states: dict[str, str] = {}  # run -> the state its outcome writes (metrics)
         for a, (outcome, message) in done:
             if outcome.get("state") is not None:
-                outcome["state"] = str(outcome["state"])
+                outcome["state"] = states[a.msg.run_id] = str(outcome["state"])
                 written.append((a, self.writer.finish(outcome, message)))
         if not written:
             return
@@ -320,6 +325,8 @@ class Consumer:
                 continue
             self.gate.release(a.msg.run_id)
             a.message.ack()
+            if fut.result() is not None:  # applied (not a stale outcome): count it
+                _count_outcome(self.platform, a, states[a.msg.run_id])
 
     async def _payload(self, a: _Attempt) -> Any:
         text = a.msg.payload if a.msg.payload is not None else a.start.payload
@@ -525,9 +532,28 @@ class Consumer:
                 m.ack()
                 ended.append({"run_id": msg.run_id, "task": msg.task, "queue": msg.queue})
         await self.gate.release_finished(ended)  # the crashed runs' coordinator slots
+        for run in ended:  # metrics: locally a dead-lettered run ends crashed, at once
+            self.platform.meter.count("dead_lettered", run["task"])
+            self.platform.meter.count("crashed", run["task"])
 
 
 _Result = tuple[dict[str, Any], Next | None]  # an attempt's outcome and its next message
+_COUNTED = {
+    RunState.COMPLETED.value: "completed",
+    RunState.FAILED.value: "failed",
+    RunState.TIMED_OUT.value: "failed",
+    RunState.WAITING_FOR_RETRY.value: "retried",
+}
+
+
+def _count_outcome(platform: Platform, a: _Attempt, state: str) -> None:
+    """Metrics: an applied outcome, and a final one's duration since the run first started."""
+    event = _COUNTED.get(state)
+    if event is None:
+        return
+    platform.meter.count(event, a.start.task)
+    if event != "retried":
+        platform.meter.observe("duration", a.start.task, platform.clock.now() - a.start.started_at)
 
 
 def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:

@@ -12,7 +12,7 @@ from ..errors import (
     PayloadValidationError,
     UnknownTaskError,
 )
-from ..ports import OutMessage, Platform
+from ..ports import Meter, OutMessage, Platform
 from ..runs.client import Registry, RunIndex
 from ..runs.index import RunIndexObject
 from ..shared.config import EngineConfig
@@ -258,7 +258,9 @@ class Producer:
                 key = f"packets/{row['id']}/payload.json"
                 await self.platform.blobs.put(key, row["payload"].encode())
                 row["payload_packet"], row["payload"] = key, None
-        return await self.index.insert_runs(rows, now)
+        cached = await self.index.insert_runs(rows, now)
+        _count_triggered(self.platform.meter, rows, cached)
+        return cached
 
     def _messages(
         self, rows: list[dict[str, Any]], cached: dict[str, str], now: float
@@ -299,6 +301,16 @@ class Producer:
         if not delay_until:
             return 0.0
         return max(0.0, min(delay_until - now, self.config.max_message_delay))
+
+
+def _count_triggered(meter: Meter, rows: list[dict[str, Any]], cached: dict[str, str]) -> None:
+    """Metrics: the runs written (not those an idempotency key found), by task."""
+    by_task: dict[str, int] = {}
+    for row in rows:
+        if row["id"] not in cached:
+            by_task[row["task"]] = by_task.get(row["task"], 0) + 1
+    for task, n in by_task.items():
+        meter.count("triggered", task, n)
 
 
 def _triggered(rows: list[dict[str, Any]], cached: dict[str, str]) -> list[Triggered]:

@@ -181,6 +181,16 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
             rows.reverse()
         return rows
 
+    def oldest_queued(self) -> dict[str, float]:
+        """Per queue, when its oldest run waiting for a consumer was created (metrics)."""
+        return {
+            queue or "": float(at)
+            for queue, at in self.sql.exec(
+                "SELECT queue, min(created_at) FROM runs WHERE finished_at IS NULL AND "
+                f"state = 'queued' AND {VISIBLE} GROUP BY queue"
+            )
+        }
+
     def queue_counts(self) -> dict[str, dict[str, int]]:
         """Unfinished runs per queue and state (the queues listing's running/queued)."""
         out: dict[str, dict[str, int]] = {}

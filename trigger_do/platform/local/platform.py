@@ -215,4 +215,8 @@ def open_local(
         index_shards=1,
         timers=LocalTimers(sql),
     )
+    if (settings.get("TRIGGER_DO_METRICS") or "on").lower() not in ("off", "0", "false"):
+        from .meter import FileMeter, metrics_dir  # prometheus-client, only when counting
+
+        platform.meter = FileMeter(metrics_dir(path), sql)
     return platform, sql

@@ -1,0 +1,169 @@
+"""Metrics kept by the processes that cause them (the `ports.Meter` of the local platform).
+
+prometheus-client's multiprocess mode, file for file: each process writes its counts to its
+own memory-mapped files (`counter_<pid>.db`, `histogram_<pid>.db`, prometheus-client's
+`MmapedDict`, keys as `mmap_key` makes them) in a folder beside the database
+(`<db name>.metrics/`), and a scrape sums every file with prometheus-client's
+`MultiProcessCollector`. A worker that died leaves its file: its counts stay in the totals,
+so the counters only ever grow (a purge of old runs changes none of them). The folder is the
+database's own rather than `$PROMETHEUS_MULTIPROC_DIR`, so that several databases (and an
+application's own prometheus-client metrics) never mix.
+
+`TRIGGER_DO_METRICS=off` turns counting off (`NoMeter`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.utils import INF, floatToGoString
+
+from .database import LocalSql
+
+log = logging.getLogger("trigger_do.metrics")
+
+COUNTERS = {
+    "triggered": ("trigger_do_runs_triggered", "Runs triggered (new runs written), by task."),
+    "started": ("trigger_do_runs_started", "Runs whose first attempt started, by task."),
+    "completed": ("trigger_do_runs_completed", "Runs that completed, by task."),
+    "failed": ("trigger_do_runs_failed", "Runs that ended FAILED or TIMED_OUT, by task."),
+    "retried": ("trigger_do_runs_retried", "Failed attempts with a retry scheduled, by task."),
+    "crashed": ("trigger_do_runs_crashed", "Runs ended CRASHED (their worker died), by task."),
+    "dead_lettered": (
+        "trigger_do_runs_dead_lettered",
+        "Run messages moved to the dead-letter queue (delivered too often), by task.",
+    ),
+}
+HISTOGRAMS = {
+    "trigger_to_start": (
+        "trigger_do_run_trigger_to_start_seconds",
+        "From a run's trigger to its first attempt's start (a delay included), by task.",
+    ),
+    "duration": (
+        "trigger_do_run_duration_seconds",
+        "From a run's first start to its final outcome, by task.",
+    ),
+}
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, INF)
+
+
+def metrics_dir(db_path: Path) -> Path:
+    return db_path.parent / f"{db_path.stem}.metrics"
+
+
+class FileMeter:
+    """Counts into this process's files under `directory`."""
+
+    def __init__(self, directory: Path, sql: LocalSql | None = None) -> None:
+        self.directory = directory
+        self.sql = sql  # for the workers-alive gauge
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._files: dict[str, MmapedDict] = {}
+        self._keys: dict[tuple[str, str, str], str] = {}
+        self._seen: set[tuple[str, str]] = set()  # histograms whose buckets are written
+        self._broken = False
+
+    # --- counting (in the process that causes it) ---------------------------------------------
+
+    def count(self, event: str, task: str, n: int = 1) -> None:
+        found = COUNTERS.get(event)
+        if found is not None and n:
+            name, help_text = found
+            self._inc("counter", name, f"{name}_total", task, None, float(n), help_text)
+
+    def observe(self, what: str, task: str, seconds: float) -> None:
+        found = HISTOGRAMS.get(what)
+        if found is None:
+            return
+        name, help_text = found
+        value = max(0.0, seconds)
+        if (name, task) not in self._seen:  # every bucket shown, empty ones too
+            self._seen.add((name, task))
+            for b in BUCKETS:
+                self._inc("histogram", name, f"{name}_bucket", task, b, 0.0, help_text)
+        bound = next(b for b in BUCKETS if value <= b)  # multiprocess buckets: not cumulative
+        self._inc("histogram", name, f"{name}_bucket", task, bound, 1.0, help_text)
+        self._inc("histogram", name, f"{name}_sum", task, None, value, help_text)
+
+    def _inc(
+        self,
+        kind: str,
+        name: str,
+        sample: str,
+        task: str,
+        le: float | None,
+        amount: float,
+        help_text: str,
+    ) -> None:
+        if self._broken:
+            return
+        try:
+            with self._lock:
+                key = self._key(name, sample, task, le, help_text)
+                f = self._file(kind)
+                value, _ = f.read_value(key)
+                f.write_value(key, value + amount, 0.0)
+        except (OSError, ValueError) as exc:  # never the run's problem: say it once, go on
+            self._broken = True
+            log.warning("metrics off in this process: cannot write %s: %s", self.directory, exc)
+
+    def _key(self, name: str, sample: str, task: str, le: float | None, help_text: str) -> str:
+        tag = (sample, task, "" if le is None else floatToGoString(le))
+        key = self._keys.get(tag)
+        if key is None:
+            names, values = ["task"], [task]
+            if le is not None:
+                names.append("le")
+                values.append(floatToGoString(le))
+            key = self._keys[tag] = mmap_key(name, sample, names, values, help_text)
+        return key
+
+    def _file(self, kind: str) -> MmapedDict:
+        pid = os.getpid()
+        if pid != self._pid:  # a forked child writes files of its own
+            self._files = {}
+            self._pid = pid
+        f = self._files.get(kind)
+        if f is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            f = self._files[kind] = MmapedDict(str(self.directory / f"{kind}_{pid}.db"))
+        return f
+
+    # --- a scrape ------------------------------------------------------------------------------
+
+    def collect(self) -> list[Any]:
+        """Every process's counts (summed), and the workers alive now."""
+        families: list[Any] = []
+        if self.directory.is_dir():
+            families += list(MultiProcessCollector(None, path=str(self.directory)).collect())
+        if self.sql is not None:
+            alive = sum(
+                1 for (pid,) in self.sql.exec("SELECT pid FROM worker_sessions") if _alive(pid)
+            )
+            families.append(
+                GaugeMetricFamily(
+                    "trigger_do_workers_alive", "Worker processes running now.", value=alive
+                )
+            )
+        return families
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) is not alive
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
