@@ -237,7 +237,7 @@ def test_uv_sees_the_pyodide_314_interpreter(resolver: PyodideResolver) -> None:
 
 # Extras the Worker never installs (a Python Worker depends on plain `trigger-do`): each
 # requirement carries the marker, so even `trigger-do[extra]` in a Worker adds nothing there.
-WORKER_FREE_EXTRAS = ("mcp",)
+WORKER_FREE_EXTRAS = ("mcp", "otel")
 
 
 def test_extras_stay_off_the_worker() -> None:

@@ -35,3 +35,21 @@ async def limited(payload: dict[str, str], ctx: RunContext) -> None:
 @task(id="obs-poison")
 def poison(payload: dict[str, int]) -> None:
     os._exit(1)  # the worker dies on every delivery: dead-lettered, CRASHED
+
+
+@task(id="obs-traced", retry=Retry(max_attempts=2, initial_delay="10ms", jitter=False))
+async def traced(payload: dict[str, int], ctx: RunContext) -> int:
+    """A step, a log line, and a first attempt that fails after its step."""
+    fetched = await ctx.step("fetch", lambda: 41)
+    ctx.logger.info("fetched", value=fetched)
+    if ctx.attempt == 1:
+        raise RuntimeError("the first attempt fails after its step")
+    return int(fetched) + 1
+
+
+@task(id="obs-modules")
+def modules(payload: dict[str, int]) -> list[str]:
+    """The OpenTelemetry modules this worker process has imported."""
+    import sys
+
+    return sorted(m for m in sys.modules if m.startswith("opentelemetry"))

@@ -29,6 +29,7 @@ from ..errors import (
 from ..ports import Message, OutMessage, Platform
 from ..runs.client import RunIndex, RunObjects, RunStart
 from ..runs.run_object import RunObject
+from ..shared import tracing
 from ..shared.config import EngineConfig
 from ..shared.ids import new_id
 from ..shared.limits import MAX_ERROR_MESSAGE_CHARS, MAX_STACK_CHARS, truncate
@@ -105,7 +106,8 @@ class Consumer:
 
         waiting: list[str] = []
         for a in attempts:
-            task = _start_task(loop, self._execute(a))
+            run = self._execute(a) if tracing.active is None else self._execute_traced(a)
+            task = _start_task(loop, run)
             self.running[a.msg.run_id] = _Running(task)
             if task.done():
                 ended.append((a, task))
@@ -252,6 +254,15 @@ class Consumer:
         await self.gate.drain()  # the slot releases still coalescing
 
     # --- one attempt -----------------------------------------------------------------------
+
+    async def _execute_traced(self, a: _Attempt) -> _Result:
+        """`_execute` in a span of its own, a child of the run's trigger span (`tracing`)."""
+        otel = tracing.active
+        assert otel is not None
+        with otel.attempt(a.msg.trace, a.start.task, a.msg.run_id, a.start.attempt) as span:
+            result = await self._execute(a)
+            otel.outcome(span, result[0])
+            return result
 
     async def _execute(self, a: _Attempt) -> _Result:
         """Run one attempt; its outcome to record (no state: canceled or lost, nothing to
@@ -570,7 +581,13 @@ _EAGER = sys.version_info >= (3, 12)
 def _next(msg: RunMessage, attempt: int) -> RunMessage:
     """The message of a run's next attempt or continuation (its queue and keys kept)."""
     return RunMessage(
-        msg.run_id, msg.task, attempt, queue=msg.queue, key=msg.key, rate_key=msg.rate_key
+        msg.run_id,
+        msg.task,
+        attempt,
+        queue=msg.queue,
+        key=msg.key,
+        rate_key=msg.rate_key,
+        trace=msg.trace,
     )
 
 

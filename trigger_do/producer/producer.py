@@ -15,6 +15,7 @@ from ..errors import (
 from ..ports import Meter, OutMessage, Platform
 from ..runs.client import Registry, RunIndex
 from ..runs.index import RunIndexObject
+from ..shared import tracing
 from ..shared.config import EngineConfig
 from ..shared.ids import new_sharded_id
 from ..shared.messages import RunMessage
@@ -95,6 +96,14 @@ class Producer:
         idempotency_key: str | None = None,
     ) -> BatchTriggered:
         """Validate all requests (one bad item rejects all, naming its index), then write."""
+        if tracing.active is not None:  # a span for the call; each run's message carries it
+            with tracing.active.trigger([r.task_id for r in requests], batch):
+                return await self._trigger_many(requests, batch, idempotency_key)
+        return await self._trigger_many(requests, batch, idempotency_key)
+
+    async def _trigger_many(
+        self, requests: Sequence[TriggerRequest], batch: bool, idempotency_key: str | None
+    ) -> BatchTriggered:
         now = self.platform.clock.now()
         prepared = await self.prepare_all(requests, now, batch=batch)
         if not batch:
@@ -267,6 +276,10 @@ class Producer:
     ) -> list[OutMessage]:
         """The first message of each run written (the payload inline when small)."""
         inline = self.config.inline_message_limit
+        if tracing.active is not None:
+            traced = self._traced(rows, cached, now, inline)
+            if traced is not None:
+                return traced
         return [
             OutMessage(
                 RunMessage.first_body(
@@ -283,6 +296,36 @@ class Producer:
             if row["id"] not in cached
             for payload in (row["payload"],)
         ]
+
+    def _traced(
+        self, rows: list[dict[str, Any]], cached: dict[str, str], now: float, inline: int
+    ) -> list[OutMessage] | None:
+        """The first messages, each carrying the current trace context (None: no span)."""
+        assert tracing.active is not None
+        parent = tracing.active.carrier()
+        if parent is None:
+            return None
+        span = tracing.active.current()
+        if span is not None and len(rows) == 1:
+            span.set_attribute("trigger_do.run_id", rows[0]["id"])
+        out: list[OutMessage] = []
+        for row in rows:
+            if row["id"] in cached:
+                continue
+            payload = row["payload"]
+            msg = RunMessage(
+                row["id"],
+                row["task"],
+                1,
+                payload=payload if payload is not None and len(payload) <= inline else None,
+                queue=row["queue"],
+                key=row["concurrency_key"],
+                rate_key=row.get("rate_key"),
+                trace=parent,
+            )
+            delay = self._delay(row["delay_until"], now) if row["delay_until"] else 0.0
+            out.append(OutMessage(msg.to_body(), delay))
+        return out
 
     def dispatch_rows(self, rows: list[list[Any]], now: float) -> list[OutMessage]:
         """First messages from run-index rows (`index_batches._FIRST_DISPATCH`): for a

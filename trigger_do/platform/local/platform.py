@@ -20,6 +20,7 @@ from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
 from ...runs.run_object import RunObject
 from ...schedules.scheduler import SchedulerObject
+from ...shared import tracing
 from ...shared.timers import SCHEMA as TIMERS_SCHEMA
 from ...shared.timers import due_objects
 from .database import LocalSql, init_schema
@@ -219,4 +220,5 @@ def open_local(
         from .meter import FileMeter, metrics_dir  # prometheus-client, only when counting
 
         platform.meter = FileMeter(metrics_dir(path), sql)
+    tracing.configure(settings)  # on only if asked (OTEL_EXPORTER_OTLP_ENDPOINT, ...)
     return platform, sql
