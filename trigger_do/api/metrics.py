@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from ..coordinator.coordinator import CoordinatorObject
 from ..engine import Engine
+from ..runs import index_metrics
 from .requests import engine_of
 
 
@@ -74,7 +75,10 @@ async def metrics(request: Request) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     engine = engine_of(request)
-    families = list(engine.platform.meter.collect()) + await gauges(engine)
+    families = list(engine.platform.meter.collect())
+    if not any(f.type == "counter" for f in families):  # no process counts: the shards' do
+        families += index_metrics.families(await engine.index.metric_counts())
+    families += await gauges(engine)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Families(families))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

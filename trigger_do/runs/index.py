@@ -21,6 +21,8 @@ from .index_bulk import BULK_SCHEMA, BulkWrites
 from .index_consumer import ConsumerWrites
 from .index_control import ControlWrites
 from .index_filters import run_filter_sql
+from .index_metrics import SCHEMA as METRICS_SCHEMA
+from .index_metrics import read_counts
 from .index_schema import _INSERT, ROW_COLUMNS, SCHEMA, WATCHED, insert_rows, row_to_dict
 
 __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
@@ -40,7 +42,7 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
 
     @staticmethod
     def schema() -> list[str]:
-        return SCHEMA + BATCH_SCHEMA + TIMERS_SCHEMA + BULK_SCHEMA
+        return SCHEMA + BATCH_SCHEMA + TIMERS_SCHEMA + BULK_SCHEMA + METRICS_SCHEMA
 
     # --- timers ----------------------------------------------------------------------------
 
@@ -180,6 +182,10 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
         if order == "ASC":
             rows.reverse()
         return rows
+
+    def metric_counts(self) -> list[list[Any]]:
+        """This shard's metric counts (`index_metrics`: kept by triggers on Cloudflare)."""
+        return read_counts(self.sql)
 
     def oldest_queued(self) -> dict[str, float]:
         """Per queue, when its oldest run waiting for a consumer was created (metrics)."""

@@ -21,6 +21,7 @@ from ...engine import Engine
 from ...ports import Remote
 from ...runs import client as runs_client
 from ...runs.index import RunIndexObject
+from ...runs.index_metrics import COUNT_TRIGGERS
 from ...runs.registry import RegistryObject
 from ...runs.run_object import RunObject
 from ...schedules.scheduler import SchedulerObject
@@ -145,6 +146,7 @@ class RunIndex(_EngineObject):
     """One shard of the run index (`shard-0` .. `shard-{n-1}`)."""
 
     engine_class = RunIndexObject
+    extra_schema = tuple(COUNT_TRIGGERS)  # /metrics' counters, kept in the shard's SQLite
 
 
 class Run(_EngineObject):

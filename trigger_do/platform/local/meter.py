@@ -22,35 +22,15 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
-from prometheus_client.utils import INF, floatToGoString
+from prometheus_client.utils import floatToGoString
 
+from ...runs.index_metrics import BUCKETS as _BUCKETS
+from ...runs.index_metrics import COUNTERS, HISTOGRAMS
 from .database import LocalSql
 
 log = logging.getLogger("trigger_do.metrics")
 
-COUNTERS = {
-    "triggered": ("trigger_do_runs_triggered", "Runs triggered (new runs written), by task."),
-    "started": ("trigger_do_runs_started", "Runs whose first attempt started, by task."),
-    "completed": ("trigger_do_runs_completed", "Runs that completed, by task."),
-    "failed": ("trigger_do_runs_failed", "Runs that ended FAILED or TIMED_OUT, by task."),
-    "retried": ("trigger_do_runs_retried", "Failed attempts with a retry scheduled, by task."),
-    "crashed": ("trigger_do_runs_crashed", "Runs ended CRASHED (their worker died), by task."),
-    "dead_lettered": (
-        "trigger_do_runs_dead_lettered",
-        "Run messages moved to the dead-letter queue (delivered too often), by task.",
-    ),
-}
-HISTOGRAMS = {
-    "trigger_to_start": (
-        "trigger_do_run_trigger_to_start_seconds",
-        "From a run's trigger to its first attempt's start (a delay included), by task.",
-    ),
-    "duration": (
-        "trigger_do_run_duration_seconds",
-        "From a run's first start to its final outcome, by task.",
-    ),
-}
-BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, INF)
+BUCKETS = _BUCKETS  # the same names and buckets as the shards' counts (Cloudflare)
 
 
 def metrics_dir(db_path: Path) -> Path:
