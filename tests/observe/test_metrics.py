@@ -28,6 +28,7 @@ from trigger_do.platform.local.platform import open_local
 from trigger_do.platform.local.runtime import LocalRuntime
 from trigger_do.shared.config import EngineConfig
 
+ROOT = Path(__file__).resolve().parents[2]
 KEY = "tr_dev_TestKeyForTheMetricsRoute0000001WithMore"
 TASKS = ["tests.observe.observe_tasks"]
 COUNTERS = ("triggered", "started", "completed", "failed", "retried", "crashed", "dead_lettered")
@@ -225,3 +226,57 @@ async def test_metrics_off_counts_nothing(tmp_path: Path) -> None:
     on, _ = open_local(tmp_path / "on.db")
     await Engine(on).trigger(TriggerRequest("obs-ok", {}, {}))
     assert [p.name for p in (tmp_path / "on.metrics").iterdir()] == [f"counter_{os.getpid()}.db"]
+
+
+COUNT_IN_A_PROCESS = """
+import sys
+from pathlib import Path
+from trigger_do.platform.local.meter import FileMeter
+m = FileMeter(Path(sys.argv[1]))
+m.count("triggered", "t", 2)
+m.observe("duration", "t", 0.3)
+"""
+
+
+def test_the_files_of_gone_processes_are_folded_and_nothing_is_lost(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from trigger_do.platform.local.meter import FileMeter
+
+    folder = tmp_path / "m.metrics"
+    mine = FileMeter(folder)
+    mine.count("triggered", "t", 1)
+
+    def totals() -> tuple[float, float]:
+        fams = {f.name: f for f in mine.collect()}
+        triggered = sum(s.value for s in fams["trigger_do_runs_triggered"].samples)
+        count = next(
+            s.value
+            for s in fams["trigger_do_run_duration_seconds"].samples
+            if s.name.endswith("_count")
+        )
+        return triggered, count
+
+    def processes(n: int) -> None:
+        for _ in range(n):
+            cmd = [sys.executable, "-c", COUNT_IN_A_PROCESS, str(folder)]
+            subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+    processes(3)
+    assert len(list(folder.glob("*.db"))) == 1 + 3 * 2  # mine, and 2 files per process
+    assert totals() == (1 + 3 * 2, 3)
+    assert sorted(f.name for f in folder.glob("*.db")) == sorted(
+        ["counter_merged.db", "histogram_merged.db", f"counter_{os.getpid()}.db"]
+    )  # the gone processes' files folded into one per kind; this (live) process's kept
+    processes(2)
+    mine.count("triggered", "t", 1)
+    assert totals() == (2 + 5 * 2, 5)
+    assert totals() == (2 + 5 * 2, 5)  # folding twice adds nothing
+    fams = {f.name: f for f in mine.collect()}
+    buckets = {
+        s.labels["le"]: s.value
+        for s in fams["trigger_do_run_duration_seconds"].samples
+        if s.name.endswith("_bucket")
+    }
+    assert (buckets["0.25"], buckets["0.5"], buckets["+Inf"]) == (0, 5, 5)  # still cumulative

@@ -13,6 +13,7 @@ application's own prometheus-client metrics) never mix.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
@@ -119,10 +120,20 @@ class FileMeter:
     # --- a scrape ------------------------------------------------------------------------------
 
     def collect(self) -> list[Any]:
-        """Every process's counts (summed), and the workers alive now."""
+        """Every process's counts (summed), and the workers alive now. The files of processes
+        that are gone are first folded into one (`<kind>_merged.db`), under a lock that
+        scrapes share, so that short-lived processes (a `trigger-do trigger`, a script) do
+        not leave a file each forever."""
         families: list[Any] = []
         if self.directory.is_dir():
-            families += list(MultiProcessCollector(None, path=str(self.directory)).collect())
+            with open(self.directory / ".lock", "a+") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                try:
+                    self._compact()
+                except (OSError, ValueError) as exc:  # the files stay; the sum is the same
+                    log.warning("could not fold the metrics of gone processes: %s", exc)
+                collector = MultiProcessCollector(None, path=str(self.directory))
+                families += list(collector.collect())
         if self.sql is not None:
             alive = sum(
                 1 for (pid,) in self.sql.exec("SELECT pid FROM worker_sessions") if _alive(pid)
@@ -133,6 +144,31 @@ class FileMeter:
                 )
             )
         return families
+
+
+    def _compact(self) -> None:
+        """Fold the files of dead processes into `<kind>_merged.db` (values added), then
+        delete them. A crash between the two counts them twice: never less."""
+        for kind in ("counter", "histogram"):
+            dead = []
+            for f in self.directory.glob(f"{kind}_*.db"):
+                pid = f.stem.split("_", 1)[1]
+                if pid.isdigit() and not _alive(int(pid)):
+                    dead.append(f)
+            if not dead:
+                continue
+            merged = MmapedDict(str(self.directory / f"{kind}_merged.db"))
+            try:
+                for metric in MultiProcessCollector.merge([str(f) for f in dead], False):
+                    for s in metric.samples:
+                        names, values = list(s.labels), list(s.labels.values())
+                        key = mmap_key(metric.name, s.name, names, values, metric.documentation)
+                        value, _ = merged.read_value(key)
+                        merged.write_value(key, value + s.value, 0.0)
+            finally:
+                merged.close()
+            for f in dead:
+                f.unlink()
 
 
 def _alive(pid: int) -> bool:
