@@ -165,6 +165,10 @@ def test_counters_and_gauges_against_the_runs_table(api: Api) -> None:
     assert by_task["obs-ok"]["completed"] == 150 and by_task["obs-flaky"]["retried"] == 10
     assert by_task["obs-poison"]["crashed"] == 1 == by_task["obs-poison"]["dead_lettered"]
     assert api.rows("SELECT state FROM runs WHERE id = ?", poison) == [("crashed",)]
+    dead = api.http.get("/api/v1/deadLetters").json()["data"]  # as the MCP tools read them
+    assert [(d["runId"], d["taskIdentifier"], d["reason"]) for d in dead] == [
+        (poison, "obs-poison", "max deliveries exceeded")
+    ]
     for task, expected in by_task.items():
         for event in COUNTERS:
             assert counter(final, event, task) == expected[event], (task, event)
