@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -109,17 +112,19 @@ def test_counters_and_gauges_against_the_runs_table(api: Api) -> None:
     for org in ("a", "a", "a", "b"):
         api.trigger("obs-limited", {"org": org})
     wait_until(lambda: api.rows("SELECT count(*) FROM runs WHERE state = 'queued'")[0][0] == 4)
-    time.sleep(0.3)  # the workers have seen the messages and parked them
+
+    def parked(samples: Samples) -> float:  # the coordinator's parked runs, by key
+        return sum(v for (name, _), v in samples.items() if name == "trigger_do_parked_runs")
+
+    wait_until(lambda: parked(api.scrape()) == 4)  # the workers have parked them
+    time.sleep(0.2)
     seen = api.scrape()
     queued = api.rows("SELECT count(*), min(created_at) FROM runs WHERE state = 'queued'")
     assert gauge(seen, "trigger_do_queue_depth", queue="task/obs-limited") == queued[0][0] == 4
     assert gauge(seen, "trigger_do_queue_paused", queue="task/obs-limited") == 1
     age = gauge(seen, "trigger_do_queue_oldest_age_seconds", queue="task/obs-limited")
-    assert age is not None and 0.3 <= age < time.time() - queued[0][1] + 1
-    parked = sum(
-        v for (name, labels), v in seen.items() if name == "trigger_do_parked_runs"
-    )  # the coordinator's parked runs, by key
-    assert parked == 4
+    assert age is not None and 0.2 <= age < time.time() - queued[0][1] + 1
+    assert parked(seen) == 4
     assert gauge(seen, "trigger_do_workers_alive") == 2
     assert api.http.post(
         "/api/v1/queues/task%252Fobs-limited/pause", json={"action": "resume"}
@@ -269,9 +274,17 @@ def test_the_files_of_gone_processes_are_folded_and_nothing_is_lost(tmp_path: Pa
 
     processes(3)
     assert len(list(folder.glob("*.db"))) == 1 + 3 * 2  # mine, and 2 files per process
+    # a file a process is creating this instant (empty), and one a process died creating
+    (folder / f"counter_{os.getppid()}.db").touch()
+    (folder / "counter_4194999.db").touch()  # above any pid_max: no such process
     assert totals() == (1 + 3 * 2, 3)
     assert sorted(f.name for f in folder.glob("*.db")) == sorted(
-        ["counter_merged.db", "histogram_merged.db", f"counter_{os.getpid()}.db"]
+        [
+            "counter_merged.db",
+            "histogram_merged.db",
+            f"counter_{os.getpid()}.db",
+            f"counter_{os.getppid()}.db",
+        ]
     )  # the gone processes' files folded into one per kind; this (live) process's kept
     processes(2)
     mine.count("triggered", "t", 1)
@@ -284,3 +297,40 @@ def test_the_files_of_gone_processes_are_folded_and_nothing_is_lost(tmp_path: Pa
         if s.name.endswith("_bucket")
     }
     assert (buckets["0.25"], buckets["0.5"], buckets["+Inf"]) == (0, 5, 5)  # still cumulative
+
+
+FULL_DISK = """
+import os, subprocess, sys
+from pathlib import Path
+from trigger_do.platform.local.meter import FileMeter
+mount = Path(sys.argv[1])
+mount.mkdir(parents=True, exist_ok=True)
+subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], check=True)
+meter = FileMeter(mount / "m.metrics")
+meter.count("triggered", "first")
+with open(mount / "filler", "wb", buffering=0) as filler:  # the disk full to the last block
+    try:
+        while True:
+            filler.write(b"\\0" * 4096)
+    except OSError:
+        pass
+for i in range(2000):  # new keys: the file must grow, on a full disk
+    meter.count("triggered", f"task-{i}")
+print("alive", meter._broken, flush=True)
+"""
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None or os.geteuid() != 0, reason="needs root")
+def test_a_full_disk_turns_metrics_off_and_never_kills_the_process(tmp_path: Path) -> None:
+    """prometheus-client writes through a memory map; on a full disk an unallocated page
+    would kill the process (SIGBUS). The meter allocates first: an OSError, metrics off."""
+    done = subprocess.run(
+        ["unshare", "-m", sys.executable, "-c", FULL_DISK, str(tmp_path / "mnt")],
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin:/usr/sbin:/sbin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.split() == ["alive", "True"]
+    assert "metrics off in this process" in done.stderr

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import struct
 import threading
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ class FileMeter:
             with self._lock:
                 key = self._key(name, sample, task, le, help_text)
                 f = self._file(kind)
+                if key not in f._positions:  # a new entry: its bytes allocated first
+                    _allocate(f, len(key.encode()) + 40)
                 value, _ = f.read_value(key)
                 f.write_value(key, value + amount, 0.0)
         except (OSError, ValueError) as exc:  # never the run's problem: say it once, go on
@@ -114,7 +117,9 @@ class FileMeter:
         f = self._files.get(kind)
         if f is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            f = self._files[kind] = MmapedDict(str(self.directory / f"{kind}_{pid}.db"))
+            f = MmapedDict(str(self.directory / f"{kind}_{pid}.db"))
+            _allocate(f, 0)
+            self._files[kind] = f
         return f
 
     # --- a scrape ------------------------------------------------------------------------------
@@ -130,10 +135,9 @@ class FileMeter:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
                 try:
                     self._compact()
-                except (OSError, ValueError) as exc:  # the files stay; the sum is the same
+                except (OSError, ValueError, struct.error) as exc:  # the files stay as they were
                     log.warning("could not fold the metrics of gone processes: %s", exc)
-                collector = MultiProcessCollector(None, path=str(self.directory))
-                families += list(collector.collect())
+                families += list(MultiProcessCollector.merge(_readable(self.directory), True))
         if self.sql is not None:
             alive = sum(
                 1 for (pid,) in self.sql.exec("SELECT pid FROM worker_sessions") if _alive(pid)
@@ -145,7 +149,6 @@ class FileMeter:
             )
         return families
 
-
     def _compact(self) -> None:
         """Fold the files of dead processes into `<kind>_merged.db` (values added), then
         delete them. A crash between the two counts them twice: never less."""
@@ -154,21 +157,52 @@ class FileMeter:
             for f in self.directory.glob(f"{kind}_*.db"):
                 pid = f.stem.split("_", 1)[1]
                 if pid.isdigit() and not _alive(int(pid)):
-                    dead.append(f)
+                    if f.stat().st_size < 8:  # died creating it: no counts in it
+                        f.unlink()
+                    else:
+                        dead.append(f)
             if not dead:
                 continue
             merged = MmapedDict(str(self.directory / f"{kind}_merged.db"))
             try:
+                _allocate(merged, 0)
                 for metric in MultiProcessCollector.merge([str(f) for f in dead], False):
                     for s in metric.samples:
                         names, values = list(s.labels), list(s.labels.values())
                         key = mmap_key(metric.name, s.name, names, values, metric.documentation)
+                        if key not in merged._positions:
+                            _allocate(merged, len(key.encode()) + 40)
                         value, _ = merged.read_value(key)
                         merged.write_value(key, value + s.value, 0.0)
             finally:
                 merged.close()
             for f in dead:
                 f.unlink()
+
+
+def _readable(directory: Path) -> list[str]:
+    """The count files, but not one a process is creating this instant (still empty: its
+    header is not written yet)."""
+    out: list[str] = []
+    for f in directory.glob("*.db"):
+        try:
+            if f.stat().st_size >= 8:
+                out.append(str(f))
+        except FileNotFoundError:  # folded away meanwhile
+            continue
+    return out
+
+
+def _allocate(f: MmapedDict, more: int) -> None:
+    """Give the file real blocks for what it holds and `more` bytes (the doubling the next
+    entry needs, as MmapedDict grows). prometheus-client writes through a memory map of a
+    sparse file: on a full disk, touching an unallocated page would kill the process
+    (SIGBUS); allocated first, a full disk is an OSError here instead (metrics off)."""
+    capacity = f._capacity
+    while f._used + more > capacity:
+        capacity *= 2
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(f._f.fileno(), 0, capacity)
 
 
 def _alive(pid: int) -> bool:
