@@ -203,3 +203,27 @@ def test_spans_from_every_process_reach_the_otlp_endpoint_in_one_trace(tmp_path:
         assert span[:16] == trigger[2][:16]  # one trace
         assert parent == trigger[2][16:]  # a child of the trigger span
         assert pid != trigger[1]  # from a worker process, not the one that triggered
+
+
+async def test_a_two_phase_batch_is_traced_when_it_is_sealed(
+    tmp_path: Path, exporter: InMemorySpanExporter
+) -> None:
+    """The official client's batches: items written by one call, sealed by the last; the
+    runs' messages are sent in the sealing call's span."""
+    from trigger_do.producer.producer import TriggerRequest
+
+    driver = Driver(tmp_path / "t.db")
+    batch = await driver.engine.create_batch(2)
+    for index in (1, 0):  # the second call completes (and seals) the batch
+        request = TriggerRequest("obs-ok", {}, {})
+        await driver.engine.add_batch_items(batch["id"], [(index, request)])
+    (sealed,) = [s for s in exporter.get_finished_spans() if s.name.startswith("trigger")]
+    assert sealed.name == "trigger obs-ok"
+    assert sealed.attributes["trigger_do.batch_id"] == batch["id"]
+    runs = [rid for _, rid in await driver.engine.index.batch_items(batch["id"])]
+    await driver.run_until_final(runs)
+    attempts = [s for s in exporter.get_finished_spans() if s.name == "attempt obs-ok"]
+    assert len(attempts) == 2
+    assert all(
+        a.parent is not None and a.parent.span_id == sealed.context.span_id for a in attempts
+    )

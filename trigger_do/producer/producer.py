@@ -148,11 +148,17 @@ class Producer:
         await self.index.shard(own)(RunIndexObject.seal_batch, batch_id)
         now = self.platform.clock.now()
         if messages is None:
-            messages = []
+            rows: list[list[Any]] = []
             for shard in sorted(shards):
-                rows = await self.index.shard(shard)(RunIndexObject.batch_dispatch, batch_id)
-                messages += self.dispatch_rows(rows, now)
-        await self.platform.queue.send_all(messages)
+                rows += await self.index.shard(shard)(RunIndexObject.batch_dispatch, batch_id)
+            if tracing.active is not None and rows:  # the span of the batch's runs, sent now
+                with tracing.active.trigger([r[1] for r in rows], True) as span:
+                    span.set_attribute("trigger_do.batch_id", batch_id)
+                    await self.platform.queue.send_all(self.dispatch_rows(rows, now))
+            else:
+                await self.platform.queue.send_all(self.dispatch_rows(rows, now))
+        else:
+            await self.platform.queue.send_all(messages)
         for shard in sorted(shards | {own}):
             await self.index.shard(shard)(RunIndexObject.release_batch, batch_id)
 
@@ -329,11 +335,13 @@ class Producer:
 
     def dispatch_rows(self, rows: list[list[Any]], now: float) -> list[OutMessage]:
         """First messages from run-index rows (`index_batches._FIRST_DISPATCH`): for a
-        batch sealed after its items were written by other calls."""
+        batch sealed after its items were written by other calls. Traced: each carries the
+        current span's context."""
+        trace = tracing.active.carrier() if tracing.active is not None else None
         return [
             OutMessage(
                 RunMessage(
-                    run_id, task, 1, dispatch, queue=queue, key=key, rate_key=rate_key
+                    run_id, task, 1, dispatch, queue=queue, key=key, rate_key=rate_key, trace=trace
                 ).to_body(),
                 delay_seconds=self._delay(delay_until, now),
             )
