@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="serve GET /metrics without the secret key (for a Prometheus scraper)",
         )
+        p.add_argument(
+            "--mcp-readonly",
+            action="store_true",
+            help="offer only the MCP tools that change nothing at /mcp",
+        )
 
     trig = sub.add_parser(
         "trigger",
