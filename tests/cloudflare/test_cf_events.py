@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cf_events_scenario import EXPECTED_WEBHOOKS, GITHUB_SECRET, run_webhooks, signed_push
+from cf_events_scenario import EXPECTED_WEBHOOKS, GITHUB_SECRET, run_webhooks, signed_create
 from cf_fakes import FakeRequest, make_cloud
 
 BASE = "https://trigger-do.example.workers.dev"
@@ -32,7 +32,7 @@ async def test_a_signed_github_delivery_through_the_worker() -> None:
 
 async def test_without_the_secret_every_delivery_is_refused() -> None:
     cloud, post = _cloud()
-    body, headers = signed_push("refs/heads/main", "cf-no-secret")
+    body, headers = signed_create("refs/heads/main", "cf-no-secret")
     status, answer = await post("/webhooks/github", headers, body)
     assert status == 401 and "GITHUB_WEBHOOK_SECRET" in answer["error"]
     assert cloud.namespaces["EVENTS"].storages == {}  # the event store was never touched
