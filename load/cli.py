@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         from .schedules import main as schedules_main  # its own options (load/schedules.py)
 
         return schedules_main((argv if argv is not None else sys.argv[1:])[1:])
+    if (argv if argv is not None else sys.argv[1:])[:1] == ["events"]:
+        from .events import main as events_main  # its own options (load/events.py)
+
+        return events_main((argv if argv is not None else sys.argv[1:])[1:])
     args = parser().parse_args(argv)
     if args.runs is not None and args.runs < 1:
         print("trigger-do load: --runs must be at least 1", file=sys.stderr)

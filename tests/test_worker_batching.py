@@ -35,8 +35,9 @@ async def test_a_short_batch_waits_to_fill_up(tmp_path: Path) -> None:
         await asyncio.sleep(0.2)
         await _trigger(engine, 7)
 
-    got, _ = await asyncio.gather(worker._receive(10), more_later())
+    (got, launch), _ = await asyncio.gather(worker._receive(10), more_later())
     assert len(got) == 10  # 3 at once, 7 more that arrived while it waited
+    assert launch is None  # (a batch filled up while waiting starts as handle_batch does)
 
 
 async def test_without_batch_wait_a_batch_goes_at_once(tmp_path: Path) -> None:
@@ -45,5 +46,5 @@ async def test_without_batch_wait_a_batch_goes_at_once(tmp_path: Path) -> None:
     engine = Engine(platform)
     await _trigger(engine, 3)
     worker = Worker(str(db), EngineConfig(), batch_size=10)
-    assert len(await worker._receive(10)) == 3
-    assert await worker._receive(10) == []
+    assert len((await worker._receive(10))[0]) == 3
+    assert await worker._receive(10) == ([], None)

@@ -1,6 +1,6 @@
 """trigger.do: background jobs for Python, on Cloudflare or embedded on one machine."""
 
-from . import schedules
+from . import events, schedules, webhooks
 from .consumer.context import RunContext
 from .errors import (
     AbortTaskRunError,
@@ -23,6 +23,7 @@ from .shared.retry import Retry
 from .shared.specs import queue
 from .shared.states import RunState
 from .task import Task, task
+from .task import task as trigger  # `@trigger(id=..., event=...)`: the same declaration
 
 
 def __getattr__(name: str) -> object:
@@ -60,10 +61,13 @@ __all__ = [
     "TriggerDoError",
     "UnknownTaskError",
     "configure",
+    "events",
     "local",
     "queue",
     "schedules",
     "serve",
     "task",
     "tasks",
+    "trigger",
+    "webhooks",
 ]

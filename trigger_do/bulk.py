@@ -50,7 +50,7 @@ MAX_INTERRUPTIONS = 3  # holders that died or failed before the action is aborte
 MAX_RUN_IDS = 20_000  # an id selection is stored in its record (a filter has no limit)
 MAX_NAME = 255
 _TEXT_FILTERS = ("tasks", "tags")
-_ID_FILTERS = ("batch_id", "bulk_action")
+_ID_FILTERS = ("batch_id", "bulk_action", "idempotency_key")
 _TIME_FILTERS = ("created_from", "created_to")
 
 
@@ -156,6 +156,7 @@ def replay_request(row: dict[str, Any], bulk_id: str) -> TriggerRequest:
             "idempotency_key": f"{bulk_id}:{row['id']}",
         },
         payload_text=dumps(row["payload"]),
+        replay_of=row["id"],
     )
 
 

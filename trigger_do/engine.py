@@ -16,6 +16,7 @@ from .errors import (
     PayloadValidationError,
     RunNotFoundError,
 )
+from .events.service import EventService
 from .ports import OutMessage, Platform
 from .producer.producer import BatchTriggered, Producer, Triggered, TriggerRequest
 from .runs.client import Registry, RunIndex, RunObjects
@@ -32,6 +33,7 @@ from .shared.states import FINAL_STATES
 from .task import Task, declared_limits, find_task
 
 MAX_HOUSEKEEPING_ROUNDS = 20  # per shard and call: at most 10,000 runs purged at once
+UNCHANGED: Any = object()  # `replay`'s default: the run's own payload
 
 
 class Engine:
@@ -57,6 +59,11 @@ class Engine:
         """Cron and imperative schedules (schedules/service.py): made when first used, so a
         platform without a scheduler binding serves everything else."""
         return ScheduleService(self.platform, self.producer)
+
+    @functools.cached_property
+    def events(self) -> EventService:
+        """Events and webhook deliveries, fanned out to their subscribers (events/)."""
+        return EventService(self.platform, self.producer, self.config)
 
     # --- trigger -------------------------------------------------------------------------
 
@@ -133,10 +140,11 @@ class Engine:
         if row is None:
             raise RunNotFoundError(run_id)
         await self._decode_row(row)
-        row["checkpoints"] = []
+        row["checkpoints"], row["steps"] = [], {}
         if details and row["has_object"]:
             state = await self.runs(run_id)(RunObject.state)
             row["checkpoints"] = state["checkpoints"]
+            row["steps"] = state["steps"]  # name -> its result (JSON text)
         return row
 
     async def _decode_row(self, row: dict[str, Any]) -> None:
@@ -197,14 +205,18 @@ class Engine:
         await self._dispatch([moved], delay_until)
         return True
 
-    async def replay(self, run_id: str) -> Triggered:
+    async def replay(self, run_id: str, *, payload: Any = UNCHANGED) -> Triggered:
+        """A new run of the run's task with its payload, tags and metadata; with `payload`,
+        that payload instead (validated against the task, as a trigger's is)."""
         row = await self.get_run(run_id, details=False)
+        same = payload is UNCHANGED
         return await self.producer.trigger(
             TriggerRequest(
                 row["task"],
-                None,
+                None if same else payload,
                 {"tags": row["tags"], "metadata": row["metadata"] or None},
-                payload_text=dumps(row["payload"]),
+                payload_text=dumps(row["payload"]) if same else None,
+                replay_of=run_id,
             )
         )
 
@@ -415,6 +427,7 @@ class Engine:
         # bulk actions nobody drives (their processor died): a few seconds each, then later
         bulk = await self.bulk_housekeeping(budget=2.0)
         totals["bulk_resumed"], totals["bulk_purged"] = bulk["bulk_resumed"], bulk["bulk_purged"]
+        totals.update(await self.events.housekeeping())  # events: kept as long as runs
         return totals
 
 

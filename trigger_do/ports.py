@@ -170,6 +170,9 @@ SyncRunner = Callable[[Callable[..., Any], tuple[Any, ...]], Awaitable[Any]]
 """Runs a sync task function without blocking the event loop (a thread pool locally,
 inline on Cloudflare, where there are no threads)."""
 
+UnitRunner = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
+"""Runs an async function's object calls and queue sends as one transaction (`Platform.unit`)."""
+
 
 @dataclass
 class Platform:
@@ -184,3 +187,14 @@ class Platform:
     index_shards: int = 1
     timers: Timers | None = None  # None: objects wake themselves (Durable Object alarms)
     changes: Changes | None = None  # None: Realtime watchers read their feeds every second
+    units: UnitRunner | None = None  # None: every object call is a transaction of its own
+
+    async def unit(self, work: Callable[[], Awaitable[T]]) -> T:
+        """`await work()` as one unit of work where the platform can make it one: locally
+        (every object in one SQLite file) its object calls and queue sends commit together
+        or not at all, each call still all or nothing by itself; elsewhere each call is its
+        own transaction, in order, so a failure leaves the calls before it done. `work`
+        awaits nothing but object calls and queue sends (locally they never suspend)."""
+        if self.units is None:
+            return await work()
+        return cast(T, await self.units(work))

@@ -43,10 +43,12 @@ async def _one(task: trigger_do.Task[None], items: list[dict[str, str]], workers
             )
             assert n == len(items)
             ((deliveries,),) = rt.sql.exec("SELECT count(*) FROM test_deliveries")
+            ((parks,),) = rt.sql.exec("SELECT count(*) FROM test_parks")
         elapsed = last - min(first, start)
         print(
             f"  {task.id:18} {len(items)} runs in {elapsed:6.2f}s = {len(items) / elapsed:7.0f}"
-            f" runs/s, {deliveries / len(items):.2f} deliveries/run",
+            f" runs/s, {deliveries / len(items):.2f} deliveries/run, {parks / len(items):.2f}"
+            " parked/run",
             flush=True,
         )
         return len(items) / elapsed

@@ -137,6 +137,31 @@ async def test_housekeeping_leaves_parked_runs_to_their_coordinator(env: Env) ->
     assert env.sql.exec("SELECT count(*) FROM coord_parked")[0][0] == 0
 
 
+async def test_the_outcome_write_hands_the_slot_to_the_parked_run_and_starts_it(
+    env: Env,
+) -> None:
+    """Limit 1: the second run is parked. The first run's outcome write frees its slot,
+    grants it to the parked run and starts that run, in one transaction: the parked run
+    never goes back through the queue."""
+    first = await env.engine.trigger(TriggerRequest("rd-one", 1))
+    second = await env.engine.trigger(TriggerRequest("rd-one", 2))
+    work = asyncio.ensure_future(env.consumer.handle_batch(env.queue.receive(10)))
+    await env.settled(lambda: env.started() == 1)
+    assert (await env.engine.get_queue("task/rd-one"))["parked"] == 1
+    writes = env.sql.writes
+    GATE["open"].set()
+    await work
+    await env.settled(lambda: env.started() == 2)
+    await env.consumer.shutdown(1.0)
+    for r in (first, second):
+        assert (await env.engine.get_run(r.id))["state"] == "completed"
+    assert env.queue.receive(10) == []  # nothing went back through the queue
+    assert env.sql.exec("SELECT count(*) FROM coord_slots")[0][0] == 0
+    assert env.sql.exec("SELECT count(*) FROM coord_parked")[0][0] == 0
+    # first's outcome + second's grant and start: 1; second's outcome: 1; acks: 1
+    assert env.sql.writes - writes <= 3
+
+
 # --- the coordinator object alone -------------------------------------------------------
 
 
@@ -148,15 +173,15 @@ def coord(tmp_path: Path) -> Coord:
 def test_a_release_grants_parked_runs_to_the_caller(coord: Coord) -> None:
     coord.acquire(["a", "b", "c", "d"], T0)  # limit 2: c and d parked
     res = coord("release", ["a"], T0 + 1, 1, 10.0)
-    assert [b["run_id"] for b in res["granted"]] == ["c"] and res["handback"] == []
-    assert "h" not in res["granted"][0]
+    assert [b["run_id"] for b in res["direct"]] == ["c"] and res["handback"] == []
+    assert "h" not in res["direct"][0]
     assert res["at"] == T0 + 1
     # the granted run holds its slot: a duplicate delivery is granted, no second slot
     assert coord.acquire(["c"], T0 + 2)["granted"] == ["c"]
     assert coord.count("coord_slots") == 2
     # taking fewer than are handed back: the rest go through the queue
     res = coord("release", ["b", "c"], T0 + 3, 0, 10.0)
-    assert res["granted"] == [] and handed(res) == ["d"]
+    assert res["direct"] == [] and handed(res) == ["d"]
     coord.acquire(["d"], T0 + 4)
     coord("release", ["d"], T0 + 5)
     assert coord.count("coord_slots") == 0 and coord.count("coord_parked") == 0
@@ -164,7 +189,7 @@ def test_a_release_grants_parked_runs_to_the_caller(coord: Coord) -> None:
 
 def test_a_direct_grant_whose_consumer_dies_is_handed_back(coord: Coord) -> None:
     coord.acquire(["a", "b", "c"], T0)  # c parked
-    assert [b["run_id"] for b in coord("release", ["a"], T0 + 1, 5, 10.0)["granted"]] == ["c"]
+    assert [b["run_id"] for b in coord("release", ["a"], T0 + 1, 5, 10.0)["direct"]] == ["c"]
     # c's consumer dies: nobody renews its slot; once the lease lapses c is handed back
     res = coord("wake", T0 + 12)
     assert handed(res) == ["c"]
@@ -191,7 +216,7 @@ def test_a_long_backlog_is_handed_back_in_order_across_many_keys(coord: Coord) -
     for step in range(8):
         res = coord("release", held[:30], T0 + 1 + step, 10, 10.0)
         held = held[30:]
-        got = [b["run_id"] for b in res["granted"]] + handed(res)
+        got = [b["run_id"] for b in res["direct"]] + handed(res)
         coord.acquire(handed(res), T0 + 1 + step, key="?", spec=spec)
         held += got
         out += got

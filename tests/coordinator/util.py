@@ -11,7 +11,8 @@ from trigger_do.platform.local.platform import open_local
 
 
 def prepare_db(db: Path) -> None:
-    """Create the schema, plus a trigger that records every delivery of a run message."""
+    """Create the schema, plus triggers that record every delivery of a run message and
+    every run parked by a coordinator."""
     _, sql = open_local(db)
     sql.exec("CREATE TABLE IF NOT EXISTS test_deliveries (run_id TEXT, body TEXT)")
     sql.exec(
@@ -19,6 +20,11 @@ def prepare_db(db: Path) -> None:
         "ON queue_messages WHEN json_extract(NEW.body, '$.run_id') IS NOT NULL BEGIN "
         "INSERT INTO test_deliveries (run_id, body) VALUES "
         "(json_extract(NEW.body, '$.run_id'), NEW.body); END"
+    )
+    sql.exec("CREATE TABLE IF NOT EXISTS test_parks (run_id TEXT)")
+    sql.exec(
+        "CREATE TRIGGER IF NOT EXISTS test_count_parks AFTER INSERT ON coord_parked "
+        "BEGIN INSERT INTO test_parks (run_id) VALUES (NEW.run_id); END"
     )
     sql.close()
 

@@ -1,7 +1,8 @@
 """The ASGI app: Trigger.dev's REST paths under `/api/...`, live logs, signed packet URLs
-and `GET /healthz`. Every `/api/...` call needs `Authorization: Bearer <secret key>` (a
-WebSocket may send `?token=<key>` instead, as a browser cannot set its headers), or a
-public access token on the routes its scopes cover (see `auth`)."""
+and `GET /healthz`; the dashboard's pages elsewhere (`dashboard/`, behind a session cookie).
+Every `/api/...` call needs `Authorization: Bearer <secret key>` (a WebSocket may send
+`?token=<key>` instead, as a browser cannot set its headers), or a public access token on
+the routes its scopes cover (see `auth`)."""
 
 from __future__ import annotations
 
@@ -12,22 +13,14 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from ..dashboard.routes import routes as dashboard_routes
 from ..engine import Engine
 from ..errors import ConfigurationError, TriggerDoError
-from . import (
-    auth,
-    idempotency,
-    logs,
-    packets,
-    queues,
-    run_list,
-    run_packets,
-    runs,
-    tokens,
-    triggers,
-)
+from . import auth, idempotency, logs, packets, queues, run_list, runs, tokens, triggers
 from . import bulk as bulk_actions
+from . import events as event_api
 from . import realtime as realtime_api
+from . import run_packets as packet_routes
 from . import schedules as schedule_api
 from .errors import HTTPError, handle
 
@@ -81,8 +74,21 @@ ROUTES = [
     Route("/realtime/v1/batches/{batch_id}", realtime_api.batch, methods=["GET"]),
     Route("/realtime/v1/{path:path}", realtime_api.preflight, methods=["OPTIONS"]),
     # a run's offloaded payload or output, for Realtime rows (`application/store`)
-    Route("/api/v1/runs/{run_id}/packets/{field}", run_packets.presign, methods=["GET"]),
-    Route("/run-packets/{run_id}/{field}", run_packets.serve, methods=["GET"], name="run_packet"),
+    Route("/api/v1/runs/{run_id}/packets/{field}", packet_routes.presign, methods=["GET"]),
+    Route("/run-packets/{run_id}/{field}", packet_routes.serve, methods=["GET"], name="run_packet"),
+    # events and webhooks: api/events.py. `/webhooks/{source}` is outside `/api/` on purpose:
+    # the sender's signature authenticates it, never the API key (senders cannot send one)
+    Route("/api/v1/events", event_api.send, methods=["POST"]),
+    Route("/api/v1/events", event_api.list_events, methods=["GET"]),
+    Route("/api/v1/events/{event_id}", event_api.retrieve, methods=["GET"]),
+    Route("/api/v1/events/{event_id}/replay", event_api.replay, methods=["POST"]),
+    Route("/api/v1/webhooks/deliveries", event_api.list_deliveries, methods=["GET"]),
+    Route(
+        "/api/v1/webhooks/deliveries/{delivery_id}/replay",
+        event_api.replay_delivery,
+        methods=["POST"],
+    ),
+    Route("/webhooks/{source}", event_api.receive_webhook, methods=["POST"]),
 ]
 
 
@@ -96,7 +102,8 @@ def create_app(engine: Engine, secret_key: str) -> Starlette:
         HTTPException: handle,
         Exception: handle,
     }
-    app = Starlette(routes=list(ROUTES), exception_handlers=handlers)
+    # the dashboard (dashboard/): its pages at `/`, behind a session cookie, beside `/api`
+    app = Starlette(routes=[*ROUTES, *dashboard_routes()], exception_handlers=handlers)
     app.state.engine = engine
     app.state.secret_key = secret_key
     app.state.spent_tokens = {}  # one-time public tokens used so far (auth.spending)

@@ -82,10 +82,14 @@ def _http_server(runtime: Any, host: str, port: int) -> Any:
     from ..api.app import create_app
     from ..api.keys import load_or_create_key
     from ..api.server import serve_http
+    from ..dashboard.login import browser_base, login_url
 
     key = load_or_create_key(runtime.db_path)
     print(f"trigger.do: API on http://{host}:{port} (secret key: {key})", flush=True)
-    app = StorageGuard(create_app(runtime.engine, key), runtime)
+    api = create_app(runtime.engine, key)
+    link = login_url(api, browser_base(host, port), runtime.engine.now())
+    print(f"trigger.do: dashboard on {link} (a one-time login link)", flush=True)
+    app = StorageGuard(api, runtime)
     return serve_http(app, host, port, handle_signals=False)
 
 

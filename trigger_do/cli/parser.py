@@ -266,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(rq)
 
     _schedules_parser(sub)
+    from .events_parser import add_parsers as _events_parsers
+
+    _events_parsers(sub, _db_arg, _target_arg)  # `events ...`, `webhooks ...` (cli/events.py)
 
     init = sub.add_parser("init", help="write a wrangler.toml for Cloudflare into a project")
     init.add_argument("path", nargs="?", default=".", help="the project folder (default: this one)")

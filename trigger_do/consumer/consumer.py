@@ -15,7 +15,7 @@ import logging
 import sys
 import traceback
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -72,6 +72,9 @@ class Consumer:
         self.token = new_id("lease")
         self.writer = Writer(platform, self.token, self.config.flush_interval)
         self.gate = Gate(platform, tasks, self.config)  # concurrency and rate limits
+        self.writer.on_finish = self.gate.finished  # slots freed in the outcomes' write
+        self.writer.urgent = self.gate.holds  # ... written at once
+        self.gate.starter = self._start_granted  # the runs granted there start in it too
         self.index = RunIndex(platform)
         self.runs = RunObjects(platform)
         self.running: dict[str, _Running] = {}
@@ -80,6 +83,12 @@ class Consumer:
     # --- batches ---------------------------------------------------------------------------
 
     async def handle_batch(self, messages: Sequence[Message]) -> None:
+        await (await self.begin(messages))()
+
+    async def begin(self, messages: Sequence[Message]) -> Callable[[], Awaitable[None]]:
+        """Admit and start a batch's runs: only object calls and queue sends, so a worker
+        can make this one unit of work with the claim of its messages (`Platform.unit`).
+        Returns what runs the runs started (call it once that unit committed)."""
         deadline = self.platform.clock.now() + self.config.slice_seconds
         parsed = await self._parse(messages)
         # the coordinators grant or park the runs of limited queues (one call per queue);
@@ -88,6 +97,18 @@ class Consumer:
             parsed, self.platform.clock.now(), self.handle_batch, lambda: self.stopping
         )
         attempts = await self._start(admitted)
+        return functools.partial(self._run_started, attempts, deadline)
+
+    async def _start_granted(
+        self, admitted: list[tuple[Message, RunMessage, float]]
+    ) -> Callable[[], Awaitable[None]] | None:
+        """The gate's hook for runs a release granted this consumer: start them now, in the
+        unit of work that granted them; returns what runs them (once it committed)."""
+        deadline = self.platform.clock.now() + self.config.slice_seconds
+        attempts = await self._start(admitted)
+        return functools.partial(self._run_started, attempts, deadline) if attempts else None
+
+    async def _run_started(self, attempts: list[_Attempt], deadline: float) -> None:
         if not attempts:
             return
         # A task per attempt (on Python 3.12+ started eagerly: a run that never waits, a

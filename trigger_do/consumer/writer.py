@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..ports import OutMessage, Platform
-from ..runs.client import RunIndex, RunObjects
+from ..runs.client import Finished, RunIndex, RunObjects
 from ..runs.run_object import RunObject
 from ..shared.messages import RunMessage
 
@@ -48,6 +48,15 @@ class Writer:
         self._lock = asyncio.Lock()
         self.index = RunIndex(platform)
         self.runs = RunObjects(platform)
+        # called with the runs whose outcomes a write records, in the same unit of work
+        # (the gate frees their slots there); what it returns is called once it committed
+        self.on_finish: Callable[[list[str]], Awaitable[Callable[[], None] | None]] | None = None
+        # a run others wait on (it frees a concurrency slot): its outcome is written at once,
+        # not `interval` later
+        self.urgent: Callable[[str], bool] | None = None
+        self._timer: asyncio.Handle | None = None
+        self._soon = False
+        self._flushing: asyncio.Future[None] | None = None  # (held: not collected mid-flight)
 
     # --- what runs produce -----------------------------------------------------------------
 
@@ -69,7 +78,7 @@ class Writer:
         stale. (A future, not a coroutine: shielding it costs no task per run.)"""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._outcomes.append((outcome, message, fut))
-        self.schedule()
+        self.schedule(soon=self.urgent is not None and self.urgent(outcome["id"]))
         return fut
 
     def _run_future(self, run_id: str) -> asyncio.Future[None]:
@@ -81,14 +90,26 @@ class Writer:
 
     # --- flushing --------------------------------------------------------------------------
 
-    def schedule(self) -> asyncio.Future[None]:
+    def schedule(self, soon: bool = False) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
         if self._next is None:
-            loop = asyncio.get_running_loop()
             self._next = loop.create_future()
-            loop.call_later(self.interval, lambda: asyncio.ensure_future(self.flush()))
+            self._soon = False
+            self._timer = loop.call_later(self.interval, self._start_flush)
+        if soon and not self._soon:  # (the writes of this loop turn still join it)
+            self._soon = True
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_soon(self._start_flush)
         return self._next
 
+    def _start_flush(self) -> None:
+        self._flushing = asyncio.ensure_future(self.flush())
+
     async def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         fut, self._next = self._next, None
         objects, self._objects = self._objects, {}
         updates, self._updates = self._updates, {}
@@ -156,18 +177,30 @@ class Writer:
     async def _finish(
         self, shard: int, now: float, watched: dict[str, str], entries: list[Outcome]
     ) -> None:
-        res = await self.index.finish_many(shard, [o for o, _, _ in entries], self.token, now)
+        async def write() -> tuple[Finished, Callable[[], None] | None]:
+            # the outcomes, the next attempts' messages and the slots they free: one unit
+            # (locally one transaction: a process killed after it loses no retry message)
+            outcomes = [o for o, _, _ in entries]
+            res = await self.index.finish_many(shard, outcomes, self.token, now)
+            applied = res.applied
+            await self.platform.queue.send_all(
+                [
+                    OutMessage(replace(nxt.message, dispatch=applied[o["id"]]).to_body(), nxt.delay)
+                    for o, nxt, _ in entries
+                    if nxt is not None and o["id"] in applied
+                ]
+            )
+            hook = self.on_finish
+            return res, (await hook([o["id"] for o in outcomes]) if hook else None)
+
+        res, then = await self.platform.unit(write)
         applied = res.applied
         watched.update(res.watched)
-        messages = [
-            OutMessage(replace(nxt.message, dispatch=applied[o["id"]]).to_body(), nxt.delay)
-            for o, nxt, _ in entries
-            if nxt is not None and o["id"] in applied
-        ]
-        await self.platform.queue.send_all(messages)
         for outcome, _, fut in entries:
             if not fut.done():
                 fut.set_result(applied.get(outcome["id"]))
+        if then is not None:
+            then()
 
     async def _tell_finished(self, run_id: str, state: str) -> None:
         """Best effort: the outcome is durable already; a lost call is caught by the run

@@ -21,13 +21,15 @@ KIND = "coordinator"  # the object kind in `Platform.objects`
 class Reply:
     """What a coordinator call leaves its caller to do: `handback` (runs it hands back,
     their messages marked handed) and `alarm` (when to wake it: epoch seconds), plus, for
-    acquire and release, the runs it `granted` and the instant `at` they start."""
+    acquire and release, the requests it `granted` (run ids), the parked runs it granted
+    the caller `direct` (their messages), and the instant `at` they start."""
 
-    granted: list[Any] = field(default_factory=list)
+    granted: list[str] = field(default_factory=list)
     at: float = 0.0
     handback: list[dict[str, Any]] = field(default_factory=list)
     alarm: float | None = None
-    held: list[str] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # (`holding`: the runs it owns)
+    direct: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, res: dict[str, Any]) -> Reply:
@@ -37,6 +39,7 @@ class Reply:
             handback=list(res.get("handback") or []),
             alarm=None if res.get("alarm") is None else float(res["alarm"]),
             held=list(res.get("held") or []),
+            direct=list(res.get("direct") or []),
         )
 
 

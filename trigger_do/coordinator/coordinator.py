@@ -82,53 +82,75 @@ class CoordinatorObject:
         specs: dict[str, Any],
         now: float,
         lease_seconds: float,
+        take: int = 0,
     ) -> dict[str, Any]:
-        """Decide, for each request `{id, task, key, rate_id?, body}`, whether the run may
+        """Decide, for each request `{id, task, key, rate_key?, body}`, whether the run may
         start now (`granted`) or is `parked` (its message is then acked by the caller).
 
         `specs`: `{"queue_limit": n|None, "tasks": {task: {"key_limit", "rate"}}}`, the
         declarations the caller knows (the latest wins). Returns `{at, granted, parked,
-        handback, alarm}`: `handback` are message bodies to enqueue now, `alarm` when to
-        call `wake` (None: no change).
-
-        Parked runs are handed back first (the pump: read, decide, apply), then the
-        requests are decided with the counts as the pump left them (read, decide, apply)."""
-        q = self.tables.load(now)
-        q.lease = float(lease_seconds)
-        q.spec["queue_limit"] = specs.get("queue_limit")
-        q.spec.setdefault("tasks", {}).update(specs.get("tasks", {}))
-        now = q.clock
-        self.storage.now = now
-        self.tables.reclaim(now)
-        limits = self._limits(q)
-        pump = self._pump(q, limits, self.tables.counts())
-        self._apply_pump(q, now, pump)
-        admit = decide_admit(self._admission(requests, limits, pump.counts, q.seq))
-        self._apply_admit(q, now, admit)
-        alarm = self._alarm(q, limits, now)
-        self.tables.save(q)
-        return {
-            "at": now,
-            "granted": list(admit.granted),
-            "parked": list(admit.parked),
-            "handback": pump.handback_bodies(),
-            "alarm": alarm,
-        }
+        direct, handback, alarm}`: `direct` are the messages of parked runs granted to the
+        caller (up to `take` of them, when capacity was free for runs waiting: they start
+        with its batch, at `at`), `handback` message bodies to enqueue now, `alarm` when to
+        call `wake` (None: no change)."""
+        return self.exchange([], requests, now, lease_seconds, take, specs)
 
     def release(
         self, run_ids: list[str], now: float, take: int = 0, lease_seconds: float | None = None
     ) -> dict[str, Any]:
         """Free the slots of `run_ids` (their attempts ended: any outcome, or they were
-        skipped) and forget them if parked. Returns `{at, handback, alarm, granted}` like
-        `acquire`; with `take`, up to that many of the runs handed back are granted to the
-        caller directly (`granted`: their message bodies; they start at `at`)."""
+        skipped) and forget them if parked. Returns `{at, direct, handback, alarm}` like
+        `acquire`: with `take`, up to that many of the parked runs served in their place
+        are granted to the caller directly (`direct`: their messages; they start at `at`)
+        and the others handed back."""
+        return self.exchange(run_ids, [], now, lease_seconds, take)
+
+    def exchange(
+        self,
+        released: list[str],
+        requests: list[dict[str, Any]],
+        now: float,
+        lease_seconds: float | None = None,
+        take: int = 0,
+        specs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """All a consumer has to say to the queue at once: the slots of `released` are
+        freed; then parked runs are served (the pump), up to `take` of them granted to the
+        caller directly, the others handed back; then the `requests` are decided. Returns
+        what `acquire` does.
+
+        Each step reads, decides and applies in turn, the next one deciding with the
+        counts the last one left."""
         q = self.tables.load(now)
         if lease_seconds is not None:
             q.lease = float(lease_seconds)
+        if specs is not None:
+            q.spec["queue_limit"] = specs.get("queue_limit")
+            q.spec.setdefault("tasks", {}).update(specs.get("tasks", {}))
         now = q.clock
         self.storage.now = now
-        self.tables.forget(run_ids)
-        return self._settle(q, now, take)
+        if released:
+            self.tables.forget(released)
+        self.tables.reclaim(now)
+        limits = self._limits(q)
+        pump = self._pump(q, limits, self.tables.counts(), take)
+        self._apply_pump(q, now, pump)
+        granted: tuple[str, ...] = ()
+        parked: tuple[str, ...] = ()
+        if requests:
+            admit = decide_admit(self._admission(requests, limits, pump.counts, q.seq))
+            self._apply_admit(q, now, admit)
+            granted, parked = admit.granted, admit.parked
+        alarm = self._alarm(q, limits, now)
+        self.tables.save(q)
+        return {
+            "at": now,
+            "granted": list(granted),
+            "parked": list(parked),
+            "direct": pump.granted_bodies(),
+            "handback": pump.handback_bodies(),
+            "alarm": alarm,
+        }
 
     def holding(self, run_ids: list[str], now: float) -> dict[str, Any]:
         """Which of `run_ids` this coordinator owns now (parked, handed back, or holding a
@@ -166,12 +188,13 @@ class CoordinatorObject:
         self.tables.save(q)
         return [r for r in run_ids if r not in held]
 
-    def wake(self, now: float) -> dict[str, Any]:
-        """The alarm: reclaim lapsed leases, hand back what the open windows allow."""
+    def wake(self, now: float, take: int = 0) -> dict[str, Any]:
+        """The alarm: reclaim lapsed leases, serve what the open windows allow: up to `take`
+        runs granted to the caller (`direct`), the others handed back."""
         q = self.tables.load(now)
         q.alarm_at = None
         self.storage.now = q.clock
-        return self._settle(q, q.clock)
+        return self._settle(q, q.clock, take)
 
     # --- queue controls ---------------------------------------------------------------------
 
@@ -240,7 +263,7 @@ class CoordinatorObject:
             "handback": pump.handback_bodies(),
             "alarm": alarm,
             "at": now,
-            "granted": pump.granted_bodies(),
+            "direct": pump.granted_bodies(),
         }
 
     def _limits(self, q: QueueState) -> Limits:
@@ -291,7 +314,11 @@ class CoordinatorObject:
     # --- admission: the runs an acquire asks about ------------------------------------------
 
     def _admission(
-        self, requests: list[dict[str, Any]], limits: Limits, counts: Counts, seq: int
+        self,
+        requests: list[dict[str, Any]],
+        limits: Limits,
+        counts: Counts,
+        seq: int,
     ) -> AdmitInputs:
         """Read: the requests, the slots and parked rows their runs have, and the window
         state of each rate id a run not holding a slot may use."""

@@ -178,17 +178,16 @@ class PumpDecision:
     rr_key: str | None
 
     def granted_bodies(self) -> list[Any]:
-        """The directly granted runs' messages (not marked handed back)."""
-        return [_mark(g.head.body, handed=False) for g in self.direct]
+        """The directly granted runs' messages, as they were parked (a consumer parks a
+        run's message not marked handed back)."""
+        return [loads(g.head.body) for g in self.direct]
 
     def handback_bodies(self) -> list[Any]:
         """The handed-back runs' messages, marked so their consumer asks again (`h`)."""
-        return [_mark(g.head.body, handed=True) for g in self.reserved]
-
-
-def _mark(body: str, handed: bool) -> dict[str, Any]:
-    """A parked run's message, as handed back (`handed`) or granted directly."""
-    return replace(RunMessage.from_body(loads(body)), handed=handed).to_body()
+        return [
+            replace(RunMessage.from_body(loads(g.head.body)), handed=True).to_body()
+            for g in self.reserved
+        ]
 
 
 def decide_pump(p: PumpInputs, progress: PumpProgress | None = None) -> PumpDecision | MoreHeads:
@@ -211,10 +210,10 @@ def decide_pump(p: PumpInputs, progress: PumpProgress | None = None) -> PumpDeci
     used, served = dict(pr.used), dict(pr.served)
     direct, reserved, rr_key = list(pr.direct), list(pr.reserved), pr.rr_key
     while active and (free is None or free > 0):
-        stuck = {
+        stuck = {  # (a key served all its room needs no more of its line)
             k: room[k] - used.get(k, 0)
             for k in active
-            if k not in p.done and used.get(k, 0) >= len(p.heads.get(k, ()))
+            if k not in p.done and len(p.heads.get(k, ())) <= used.get(k, 0) < room[k]
         }
         if stuck:
             so_far = (tuple(direct), tuple(reserved), rr_key)
@@ -331,10 +330,10 @@ class AdmitDecision:
     """`granted`/`parked`: the answer, one entry per request in order. `renew`: runs that
     hold their slot already (their lease is renewed). `returned`: handed-back runs in
     order, each `(run_id, starts)`: starts now on its reserved slot, or (its window
-    refuses) goes back in line. `slots`: new held slots; `parks`: new parked rows;
-    `hits` per window; `refused`: the hits its windows refused those going back (a fixed
-    window counts even a refused hit; the counter is past its limit then, so no decision
-    sees it); `seq`: the last parking sequence number after it."""
+    refuses) goes back in line (its reservation freed). `slots`: new held slots; `parks`:
+    new parked rows; `hits` per window; `refused`: the hits its windows refused those going
+    back (a fixed window counts even a refused hit; the counter is past its limit then, so
+    no decision sees it); `seq`: the last parking sequence number after it."""
 
     granted: tuple[str, ...]
     parked: tuple[str, ...]
@@ -381,6 +380,9 @@ def decide_admit(a: AdmitInputs) -> AdmitDecision:
                 refused[ref] = refused.get(ref, 0) + 1
                 returned.append((r.run_id, False))
                 parked.append(r.run_id)
+                slots[r.key] = slots.get(r.key, 0) - 1  # (its reservation goes)
+                total -= 1
+                waiting[r.key] = waiting.get(r.key, 0) + 1
                 continue
             if ref is not None:
                 hits[ref] = hits.get(ref, 0) + 1

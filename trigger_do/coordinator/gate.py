@@ -2,25 +2,29 @@
 
 Per batch, each queue that has limits (or controls: paused, a limit override) gets one
 `acquire` call carrying all its runs, every key at once; granted runs start, parked ones
-are acked (the coordinator hands them back later). Slots are released in bulk once each
-attempt's outcome is durable, and renewed with the runs' leases. Queues without limits
-or controls skip the coordinator entirely (their controls are looked up at most once a
-second per consumer).
+are acked (the coordinator hands them back later). Queues without limits or controls skip
+the coordinator entirely (their controls are looked up at most once a second per
+consumer). Slots are renewed with the runs' leases.
 
-Recycling a slot: the release that frees it asks the coordinator to grant this consumer
-as many of the runs it hands back as it freed (`take`); those start here at once, as a
-batch of their own (their messages are the parked bodies: acking one does nothing,
-retrying one enqueues it again), with no queue round trip and no second `acquire`. Should
-this consumer die, their slots lapse and the coordinator hands them back to another one.
+Recycling a slot, with no queue round trip and no call of its own: a slot is freed in the
+write that records its run's outcome (`finished`, the writer's hook: one unit of work, so
+one transaction locally), and the parked runs that take its place are granted to this
+consumer directly (`take`: their messages are the parked bodies; acking one does nothing,
+retrying one enqueues it again) and started in that same write (the consumer's
+`starter`): they run once it committed. Should this consumer die, their slots lapse and
+the coordinator hands them back to another one. Slots freed outside an outcome write (a
+run skipped, canceled, crashed) are released in bulk soon after, the same way, the runs
+granted starting in a transaction of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..ports import Message, OutMessage, Platform
@@ -38,6 +42,9 @@ CONTROLS_TTL = 1.0  # seconds a consumer trusts what it read of an unlimited que
 
 
 Runner = Callable[[Sequence[Message]], Awaitable[None]]
+Admitted = list[tuple[Message, RunMessage, float]]  # runs that may start, each at its instant
+Launch = Callable[[], Awaitable[None]]
+Starter = Callable[[Admitted], Awaitable[Launch | None]]
 
 
 class GrantedMessage:
@@ -48,7 +55,8 @@ class GrantedMessage:
     def __init__(
         self, body: dict[str, Any], queue: str, at: float, platform: Platform, gate: Gate
     ) -> None:
-        self.id = f"granted-{body.get('run_id')}"
+        self.run_id = str(body.get("run_id"))
+        self.id = f"granted-{self.run_id}"
         self.queue = queue
         self.attempts = 1
         self.timestamp = at
@@ -62,6 +70,13 @@ class GrantedMessage:
 
     def retry(self, delay_seconds: float = 0.0) -> None:
         self._gate._spawn(self._platform.queue.send_all([OutMessage(self.body, delay_seconds)]))
+
+
+@dataclass
+class _Answer:
+    """What one call left to start: the runs granted, each at the instant it was granted."""
+
+    admitted: Admitted = field(default_factory=list)
 
 
 def task_spec(task: Task[Any]) -> dict[str, Any]:
@@ -101,6 +116,10 @@ class Gate:
         # through the queue only
         self.runner: Runner | None = None
         self.stopping: Callable[[], bool] | None = None
+        # who starts granted runs, within the current unit of work if any, and returns what
+        # runs them (the consumer). Unset: the runner starts granted runs (a batch of their
+        # own, after the write that granted them).
+        self.starter: Starter | None = None
         self.closing = False
         self.coordinators = Coordinators(platform, config)
         self.index = RunIndex(platform)
@@ -116,11 +135,14 @@ class Gate:
         for m in messages:
             by_queue[WakeMessage.from_body(m.body).queue].append(m)
         for queue, wakes in by_queue.items():
+            take = 100 if self._taking() else 0  # (the runs it hands back, started here)
             try:
-                res = await self.coordinators(queue)(
-                    CoordinatorObject.wake, self.platform.clock.now()
+                res = Reply.of(
+                    await self.coordinators(queue)(
+                        CoordinatorObject.wake, self.platform.clock.now(), take
+                    )
                 )
-                await self.coordinators.send(queue, Reply.of(res))
+                await self.coordinators.send(queue, res)
             except Exception:  # the message is retried
                 log.exception("waking coordinator %s failed", queue)
                 for m in wakes:
@@ -128,6 +150,10 @@ class Gate:
                 continue
             for m in wakes:
                 m.ack()
+            if res.direct:
+                answer = _Answer()
+                self._granted(queue, res, answer)
+                await self._launch(answer)
 
     async def admit(
         self,
@@ -135,14 +161,15 @@ class Gate:
         now: float,
         runner: Runner | None = None,
         stopping: Callable[[], bool] | None = None,
-    ) -> list[tuple[Message, RunMessage, float]]:
+    ) -> Admitted:
         """The runs that may start, each with the instant it starts at; parked runs' messages
-        are acked here. Runs of queues without limits pass straight through, and so do the
-        runs a release granted this consumer. `runner` (with `stopping`, when it stops
-        taking work) starts the runs later releases are granted."""
+        are acked here (see the module's notes). Runs of queues without
+        limits pass straight through, and so do the runs a release granted this consumer.
+        `runner` (with `stopping`, when it stops taking work) starts the runs later
+        releases are granted."""
         if runner is not None:
             self.runner, self.stopping = runner, stopping
-        out: list[tuple[Message, RunMessage, float]] = []
+        out: Admitted = []
         coordinated: dict[str, list[tuple[Message, RunMessage, Task[Any] | None]]] = defaultdict(
             list
         )
@@ -164,8 +191,6 @@ class Gate:
                 coordinated[queue].append((m, msg, task))
             else:
                 out.append((m, msg, now))
-        if not coordinated:
-            return out
         for queue, items in coordinated.items():
             shared = self.queues.get(queue)
             specs = {
@@ -180,12 +205,20 @@ class Gate:
                     "rate_key": msg.rate_key,
                     "body": replace(msg, handed=False).to_body(),
                 }
-                for m, msg, _ in items
+                for _, msg, _ in items
             ]
+            # capacity free for runs parked earlier (a lapsed lease, say) goes to them first,
+            # granted to this batch: they start with it rather than through the queue
+            take = len(items) if self._taking() else 0
             try:
                 res = Reply.of(
                     await self.coordinators(queue)(
-                        CoordinatorObject.acquire, requests, specs, now, self.config.lease_seconds
+                        CoordinatorObject.acquire,
+                        requests,
+                        specs,
+                        now,
+                        self.config.lease_seconds,
+                        take,
                     )
                 )
             except Exception:
@@ -200,6 +233,9 @@ class Gate:
                     out.append((m, msg, res.at))
                 else:
                     m.ack()  # parked: the coordinator holds it and hands it back
+            answer = _Answer()
+            self._granted(queue, res, answer, skip=granted)
+            out += answer.admitted
             await self.coordinators.send(queue, res)
         return out
 
@@ -218,6 +254,10 @@ class Gate:
         return controlled
 
     # --- slots held -------------------------------------------------------------------------
+
+    def holds(self, run_id: str) -> bool:
+        """Does this consumer hold a slot for the run (its outcome frees it for another)?"""
+        return run_id in self.held
 
     def forget(self, run_id: str) -> None:
         """This consumer does not run it after all, and must not release it (another
@@ -262,6 +302,100 @@ class Gate:
         if self._flush is None:
             self._flush = asyncio.get_running_loop().call_soon(self._start_flush)
 
+    async def finished(self, run_ids: list[str]) -> Callable[[], None] | None:
+        """The writer's hook: free the slots this consumer holds for `run_ids` in the write
+        that records their outcomes (one unit of work: durable together, and no call of its
+        own), and start the runs that take their places in it too. Returns what runs those,
+        to call once that write committed. A slot that could not be freed here stays held,
+        and the consumer's `release` once the write is durable frees it."""
+        by_queue: dict[str, set[str]] = defaultdict(set)
+        for run_id in run_ids:
+            queue = self.held.get(run_id)
+            if queue is not None:
+                by_queue[queue].add(run_id)
+        launches = []
+        for queue, released in by_queue.items():
+            answer = await self._exchange(queue, released)
+            if answer is not None and answer.admitted:
+                launches.append(await self._prepare(answer))
+        if not launches:
+            return None
+
+        def then() -> None:
+            for launch in launches:
+                launch()
+
+        return then
+
+    async def _exchange(self, queue: str, released: set[str]) -> _Answer | None:
+        """One call to `queue`'s coordinator: free the slots of `released` and take as many
+        parked runs as slots were freed; send what else it asks. None: the call failed (the
+        slots lapse with their leases unless released again)."""
+        if not released:
+            return _Answer()
+        take = len(released) if self._taking() else 0
+        try:
+            res = Reply.of(
+                await self.coordinators(queue)(
+                    CoordinatorObject.release,
+                    sorted(released),
+                    self.platform.clock.now(),
+                    take,
+                    self.config.lease_seconds,
+                )
+            )
+        except Exception:
+            log.exception("releasing %d slots of %s failed", len(released), queue)
+            return None
+        for run_id in released:
+            self.held.pop(run_id, None)
+        answer = _Answer()
+        self._granted(queue, res, answer)
+        try:
+            await self.coordinators.send(queue, res)
+        except Exception:  # the hand-backs' slots lapse and they are handed back again
+            log.exception("sending the hand-backs of %s failed", queue)
+        return answer
+
+    def _granted(
+        self, queue: str, res: Reply, answer: _Answer, skip: set[str] | frozenset[str] = frozenset()
+    ) -> None:
+        """The parked runs `res` granted this consumer directly, added to `answer`."""
+        for body in res.direct:
+            g = GrantedMessage(body, queue, res.at, self.platform, self)
+            if g.run_id in skip:  # (parked, and delivered again in this batch)
+                continue
+            self.held[g.run_id] = queue
+            answer.admitted.append((g, RunMessage.from_body(body), res.at))
+
+    async def _prepare(self, answer: _Answer) -> Callable[[], None]:
+        """Start the runs of `answer` (within the current unit of work, if any): returns
+        what runs them. Without a starter, the runner starts them (a batch of their own)."""
+        starter, runner = self.starter, self.runner
+        launch: Launch | None = None
+        if starter is not None and runner is not None:
+            try:
+                launch = await starter(answer.admitted)
+            except Exception:  # their slots lapse; the coordinator hands them back again
+                log.exception("starting %d granted runs failed", len(answer.admitted))
+                for _, msg, _ in answer.admitted:
+                    self.held.pop(msg.run_id, None)
+        elif runner is not None:
+            launch = functools.partial(runner, [m for m, _, _ in answer.admitted])
+        return lambda: self._spawn(self._run_granted(launch))
+
+    async def _launch(self, answer: _Answer) -> None:
+        if answer.admitted:
+            (await self._prepare(answer))()
+
+    async def flush(self) -> None:
+        self._flush = None
+        releases, self._releases = self._releases, defaultdict(set)
+        for queue, released in releases.items():
+            answer = await self._exchange(queue, released)
+            if answer is not None:
+                await self._launch(answer)
+
     def _start_flush(self) -> None:
         self._spawn(self.flush())
 
@@ -277,44 +411,12 @@ class Gate:
             and not (self.stopping is not None and self.stopping())
         )
 
-    async def flush(self) -> None:
-        self._flush = None
-        releases, self._releases = self._releases, defaultdict(set)
-        for queue, ids in releases.items():
-            take = len(ids) if self._taking() else 0
-            try:
-                res = Reply.of(
-                    await self.coordinators(queue)(
-                        CoordinatorObject.release,
-                        sorted(ids),
-                        self.platform.clock.now(),
-                        take,
-                        self.config.lease_seconds,
-                    )
-                )
-            except Exception:  # the slots lapse with their leases
-                log.exception("releasing %d slots of %s failed", len(ids), queue)
-                continue
-            granted = res.granted
-            if granted:
-                at = res.at
-                if self.runner is not None:
-                    self._spawn(
-                        self._run_granted(
-                            self.runner,
-                            [GrantedMessage(b, queue, at, self.platform, self) for b in granted],
-                        )
-                    )
-            try:
-                await self.coordinators.send(queue, res)
-            except Exception:  # the hand-backs' slots lapse and they are handed back again
-                log.exception("sending the hand-backs of %s failed", queue)
-
-    async def _run_granted(self, runner: Runner, messages: list[GrantedMessage]) -> None:
+    async def _run_granted(self, launch: Launch | None) -> None:
         try:
-            await runner(messages)
+            if launch is not None:
+                await launch()
         except Exception:  # their slots lapse; the coordinator hands them back again
-            log.exception("starting %d granted runs failed", len(messages))
+            log.exception("running granted runs failed")
 
     async def drain(self) -> None:
         """Stop taking granted runs, and wait for the releases scheduled so far and the

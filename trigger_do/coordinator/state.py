@@ -326,10 +326,14 @@ class Tables:
         self.add_waiting(added)
 
 
+READ_BUDGET = 64  # heads a first read may take in all, shared by the keys it asks about
+
+
 class Heads:
     """Reads the parked runs at the head of keys' lines in bulk: one query fetches the next
-    few of every key asked for (a window per key), doubling each time, so a pump costs a
-    few queries however long the lines are. `lines`: what was read per key, in order;
+    few of every key asked for (a window per key: all a key could use when few keys are
+    asked, else a few, doubling each time), so a pump costs a query or two however long
+    the lines are. `lines`: what was read per key, in order;
     `done`: the keys whose whole line was read."""
 
     def __init__(self, sql: Sql, queue: str) -> None:
@@ -343,7 +347,7 @@ class Heads:
     def fetch(self, wants: Mapping[str, int]) -> list[Head]:
         """Read the next runs of each key in `wants` (at most that many, at least one, at
         most the current size); returns the runs read."""
-        size = self.size
+        size = max(self.size, READ_BUDGET // len(wants))  # few keys asked: all they want
         self.size = min(self.size * 2, 512)
         n = {k: max(1, min(size, w)) for k, w in wants.items()}
         asked = [[k, self.after.get(k, -1)] for k in wants]

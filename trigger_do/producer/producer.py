@@ -53,6 +53,8 @@ class TriggerRequest:
     options: dict[str, Any] | TriggerOptions | None = None
     payload_text: str | None = None  # already-validated JSON text (skips re-validation)
     schedule: dict[str, Any] | None = None  # the schedule that fired it (schedules/service.py)
+    replay_of: str | None = None  # the run this one replays (`Engine.replay`)
+    event: dict[str, Any] | None = None  # the event or webhook delivery that started it (events/)
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,8 @@ class Producer:
             options["rate_key"] = rate_key
         if req.schedule is not None:  # shown on the run, and what `filter[schedule]` matches
             options["schedule"] = req.schedule
+        if req.event is not None:  # `{id, name, source}` of the event that started it
+            options["event"] = req.event
         return {
             "id": run_id,
             "task": req.task_id,
@@ -248,6 +252,7 @@ class Producer:
             "delay_until": delay_until,
             "ttl": opts.ttl,
             "expires_at": (delay_until or now) + opts.ttl if opts.ttl else None,
+            "replay_of": req.replay_of,
         }
 
     async def _insert(self, rows: list[dict[str, Any]], now: float) -> dict[str, str]:

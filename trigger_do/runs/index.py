@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InvariantError
 from ..ports import Sql
+from ..shared.serialization import dumps
 from ..shared.sqlbulk import json_chunks
+from ..shared.states import CREATED_IN, RunState
 from ..shared.timers import SCHEMA as TIMERS_SCHEMA
 from ..shared.timers import ObjectTimers
 from .index_batches import BATCH_SCHEMA, VISIBLE, BatchWrites
@@ -108,6 +111,28 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, Rea
             )
         return results
 
+    def insert_failed(self, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """Create runs directly in FAILED (the transition table's `CREATED_IN`): an event's
+        subscriber whose schema rejects the payload. Each row carries its `error`; keys and
+        results as `insert_runs` (a key naming a live run writes nothing)."""
+        bad = [r["id"] for r in rows if r.get("state") != RunState.FAILED]
+        if bad or RunState.FAILED not in CREATED_IN:
+            raise InvariantError(f"insert_failed takes rows in state failed, not {bad[:3]}")
+        results = self.insert_runs(rows, now)
+        fresh = [
+            [r["id"], dumps(r["error"])]
+            for r, res in zip(rows, results, strict=True)
+            if not res["cached"]
+        ]
+        for chunk in json_chunks(fresh):
+            self.sql.exec(
+                "UPDATE runs SET error = value->>1, finished_at = ? FROM json_each(?) "
+                "WHERE runs.id = value->>0 AND runs.state = 'failed'",
+                now,
+                chunk,
+            )
+        return results
+
     # --- reads ---------------------------------------------------------------------------
 
     def get(self, run_id: str) -> dict[str, Any] | None:
@@ -146,6 +171,7 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, Rea
         batch_id: str | None = None,
         bulk_action: str | None = None,
         schedule_id: str | None = None,
+        idempotency_key: str | None = None,
         created_from: float | None = None,
         created_to: float | None = None,
         after: list[Any] | None = None,
@@ -162,6 +188,7 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, Rea
             batch_id=batch_id,
             bulk_action=bulk_action,
             schedule_id=schedule_id,
+            idempotency_key=idempotency_key,
             created_from=created_from,
             created_to=created_to,
         )

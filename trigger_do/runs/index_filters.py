@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..shared.options import KEY_SEPARATOR
 from ..shared.serialization import dumps
 from .index_batches import VISIBLE
 
@@ -16,6 +17,7 @@ RUN_FILTERS = (
     "batch_id",
     "bulk_action",
     "schedule_id",
+    "idempotency_key",
     "created_from",
     "created_to",
 )
@@ -29,6 +31,7 @@ def run_filter_sql(
     batch_id: str | None = None,
     bulk_action: str | None = None,
     schedule_id: str | None = None,
+    idempotency_key: str | None = None,
     created_from: float | None = None,
     created_to: float | None = None,
 ) -> tuple[list[str], list[Any]]:
@@ -57,6 +60,9 @@ def run_filter_sql(
     if schedule_id:  # the runs a schedule started (their options name it: schedules/)
         where.append("options->>'$.schedule.id' = ?")
         params.append(schedule_id)
+    if idempotency_key:  # the caller's key: stored scoped by its task (shared/options.py)
+        where.append("idempotency_key = task || ? || ?")
+        params += [KEY_SEPARATOR, idempotency_key]
     if created_from is not None:
         where.append("created_at >= ?")
         params.append(created_from)

@@ -29,12 +29,13 @@ DURABLE_OBJECTS = {
     "REGISTRY": "Registry",
     "COORDINATOR": "Coordinator",
     "SCHEDULER": "Scheduler",
+    "EVENTS": "Events",
 }
 
 WRANGLER_TOML = f"""\
 # trigger.do on Cloudflare: a Python Worker (HTTP API + run-queue consumer + cron), SQLite
-# Durable Objects (run index shards, runs, task registry, coordinators, the scheduler), a
-# Queue and an R2 bucket. Before the first deploy:
+# Durable Objects (run index shards, runs, task registry, coordinators, the scheduler, the
+# event store), a Queue and an R2 bucket. Before the first deploy:
 #   npx wrangler login
 #   npx wrangler queues create {QUEUE}
 #   npx wrangler queues create {DLQ}
@@ -95,6 +96,10 @@ class_name = "Coordinator"
 name = "SCHEDULER"
 class_name = "Scheduler"
 
+[[durable_objects.bindings]]
+name = "EVENTS"
+class_name = "Events"
+
 [[migrations]]
 tag = "v1"
 new_sqlite_classes = ["RunIndex", "Run", "Registry", "Coordinator"]
@@ -102,6 +107,10 @@ new_sqlite_classes = ["RunIndex", "Run", "Registry", "Coordinator"]
 [[migrations]]
 tag = "v2"                  # schedules: one Durable Object, its alarm at the next due instant
 new_sqlite_classes = ["Scheduler"]
+
+[[migrations]]
+tag = "v3"                  # events and webhook deliveries: one Durable Object, the event store
+new_sqlite_classes = ["Events"]
 
 [triggers]
 crons = ["* * * * *"]       # heartbeat: housekeeping, task registration, declarative schedules
@@ -120,6 +129,7 @@ import {tasks}  # noqa: F401  (registers the tasks)
 from trigger_do.platform.cloudflare.entry import (  # noqa: F401
     Coordinator,
     Default,
+    Events,
     Registry,
     Run,
     RunIndex,

@@ -4,7 +4,7 @@ each a thin adapter over the engine's class. A user's Worker module re-exports t
 
     import tasks  # noqa: F401  (registers the user's tasks)
     from trigger_do.platform.cloudflare.entry import (
-        Coordinator, Default, Registry, Run, RunIndex, Scheduler,
+        Coordinator, Default, Events, Registry, Run, RunIndex, Scheduler,
     )
 
 Durable Objects never run task code; only `queue` (the consumer) does.
@@ -18,6 +18,7 @@ from typing import Any
 from ...consumer.consumer import Consumer
 from ...coordinator.coordinator import CoordinatorObject
 from ...engine import Engine
+from ...events.store import EventStoreObject
 from ...ports import Remote
 from ...runs import client as runs_client
 from ...runs.index import RunIndexObject
@@ -27,6 +28,7 @@ from ...schedules.scheduler import SchedulerObject
 from ...schedules.service import ScheduleService
 from ...sdk.client import EmbeddedClient, client_scope
 from ...shared.serialization import dumps, loads
+from ...shared.subscriptions import registry_options
 from ...task import registered_tasks
 from . import ffi, live_logs
 from . import realtime as realtime_routes
@@ -118,7 +120,16 @@ class Default(_WorkerEntrypointBase):  # type: ignore[misc]
         engine = self._engine()
         tasks = registered_tasks().values()
         await engine.registry.register(
-            [{"id": t.id, "module": t.module, "queue": t.queue_name} for t in tasks], engine.now()
+            [
+                {
+                    "id": t.id,
+                    "module": t.module,
+                    "queue": t.queue_name,
+                    "options": registry_options(t.subscription),  # events it subscribes to
+                }
+                for t in tasks
+            ],
+            engine.now(),
         )
         await engine.schedules.sync_declarative(tasks)  # the tasks' `cron=`, as deployed
         await engine.housekeeping()
@@ -214,6 +225,12 @@ class Coordinator(_EngineObject):
     """One queue's concurrency slots, rate windows and parked runs."""
 
     engine_class = CoordinatorObject
+
+
+class Events(_EngineObject):
+    """The event store (`events`): every event and webhook delivery, with its runs."""
+
+    engine_class = EventStoreObject
 
 
 class Scheduler(_EngineObject):

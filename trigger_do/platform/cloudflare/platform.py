@@ -21,6 +21,7 @@ BINDINGS = {
     "registry": "REGISTRY",
     "coordinator": "COORDINATOR",
     "scheduler": "SCHEDULER",
+    "events": "EVENTS",
 }
 QUEUE_BINDING = "RUN_QUEUE"
 PACKETS_BINDING = "PACKETS"

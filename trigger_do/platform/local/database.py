@@ -98,8 +98,8 @@ class LocalSql:
 
     def transaction(self, fn: Callable[[], T]) -> T:
         conn = self.conn
-        if self._local.depth:  # already inside: the outer transaction covers it
-            return fn()
+        if self._local.depth:  # already inside: a savepoint in the outer transaction
+            return self._nested(conn, fn)
         with self._unavailable():
             self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         self._local.depth = 1
@@ -121,6 +121,24 @@ class LocalSql:
                 raise
         if conn.total_changes != before:
             self.writes += 1
+        return result
+
+    def _nested(self, conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
+        """A transaction inside another (an object call in a unit of work): a savepoint, so
+        that it is all or nothing by itself should its caller go on after it failed."""
+        depth = self._local.depth
+        conn.execute(f"SAVEPOINT nested{depth}")
+        self._local.depth = depth + 1
+        try:
+            result = fn()
+        except BaseException:
+            self._local.depth = depth
+            if conn.in_transaction:
+                conn.execute(f"ROLLBACK TO nested{depth}")
+                conn.execute(f"RELEASE nested{depth}")
+            raise
+        self._local.depth = depth
+        conn.execute(f"RELEASE nested{depth}")
         return result
 
     def close(self) -> None:

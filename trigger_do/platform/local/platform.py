@@ -8,14 +8,15 @@ import errno
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from ...coordinator.coordinator import CoordinatorObject
-from ...errors import StorageUnavailableError
-from ...ports import Platform
+from ...errors import MisuseError, StorageUnavailableError
+from ...events.store import EventStoreObject
+from ...ports import Platform, UnitRunner
 from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
 from ...runs.run_object import RunObject
@@ -35,6 +36,7 @@ OBJECT_CLASSES: dict[str, type] = {
     "registry": RegistryObject,
     "coordinator": CoordinatorObject,
     "scheduler": SchedulerObject,  # schedules (trigger_do/schedules/)
+    "events": EventStoreObject,  # events and webhook deliveries (trigger_do/events/)
 }
 DEFAULT_DB = Path(".trigger-do") / "trigger.db"
 
@@ -190,6 +192,31 @@ class LocalTimers:
         return due_objects(self.sql, now)
 
 
+def local_units(sql: LocalSql) -> UnitRunner:
+    """`Platform.unit` on the one database file: the work runs inside one transaction,
+    driven to its end at once (a local object call or queue send never suspends; should the
+    work wait on anything else, it is undone and refused: it would hold the write lock
+    while other coroutines ran, and their calls would join its transaction)."""
+
+    async def run(work: Callable[[], Awaitable[Any]]) -> Any:
+        steps = work().__await__()
+
+        def drive() -> Any:
+            try:
+                waited = steps.send(None)
+            except StopIteration as done:
+                return done.value
+            steps.close()
+            raise MisuseError(
+                f"a unit of work waited on {waited!r}: it may await only object calls and "
+                "queue sends"
+            )
+
+        return sql.transaction(drive)
+
+    return run
+
+
 def open_local(
     db: str | os.PathLike[str] | None = None,
     *,
@@ -216,5 +243,6 @@ def open_local(
         index_shards=1,
         timers=LocalTimers(sql),
         changes=DataVersion(path),  # Realtime subscriptions' one watcher per process
+        units=local_units(sql),
     )
     return platform, sql

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from .queue import LocalMessage, LocalQueueConsumer
 from .watchdog import LoopWatchdog
 
 log = logging.getLogger("trigger_do.worker")
+
+Launch = Callable[[], Awaitable[None]]  # runs the runs a claimed batch started
 SUPERVISOR_ENV = "TRIGGER_DO_SUPERVISOR"  # the supervisor's pid, set by runtime.py
 
 
@@ -85,11 +88,11 @@ class Worker:
                 if room <= 0:
                     await asyncio.sleep(self.poll_interval)
                     continue
-                messages = await self._receive(min(self.batch_size, room))
+                messages, launch = await self._receive(min(self.batch_size, room))
                 if not messages:
                     await self._sleep(self.poll_interval)
                     continue
-                batch = asyncio.ensure_future(self._batch(messages))
+                batch = asyncio.ensure_future(self._batch(messages, launch))
                 batches.add(batch)
                 batch.add_done_callback(batches.discard)
                 await asyncio.sleep(0)  # let the batch start before claiming more
@@ -103,17 +106,33 @@ class Worker:
             self.sql.exec("DELETE FROM workers WHERE pid = ?", os.getpid())
             end_session(self.sql, os.getpid())
 
-    async def _receive(self, n: int) -> list[LocalMessage]:
-        """Up to `n` messages; a short batch waits up to `batch_wait` to fill up."""
+    async def _receive(self, n: int) -> tuple[list[LocalMessage], Launch | None]:
+        """Up to `n` messages; a short batch waits up to `batch_wait` to fill up. A full
+        batch is claimed, the finished ones settled and its runs started in one
+        transaction (`Platform.unit`): then it comes with what runs them."""
         if not self.queue.has_visible():
-            return []
+            return [], None
         finished, self.finished = self.finished, []
-        messages = self.queue.receive(n, settle=finished)
+
+        async def claim() -> tuple[list[LocalMessage], Launch | None]:
+            messages = self.queue.receive(n, settle=finished)
+            if len(messages) < n:
+                return messages, None
+            return messages, await self.consumer.begin(messages)
+
+        try:
+            messages, launch = await self.platform.unit(claim)
+        except Exception:  # undone: nothing claimed, nothing settled (they come again)
+            log.exception("claiming and starting a batch failed")
+            self.finished = finished + self.finished
+            return [], None
+        if launch is not None:
+            return messages, launch
         deadline = time.monotonic() + self.batch_wait
         while messages and len(messages) < n and time.monotonic() < deadline:
             await self._sleep(min(self.poll_interval, max(0.0, deadline - time.monotonic())))
             messages += self.queue.receive(n - len(messages))
-        return messages
+        return messages, None
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -121,11 +140,11 @@ class Worker:
         except TimeoutError:
             pass
 
-    async def _batch(self, messages: list[LocalMessage]) -> None:
+    async def _batch(self, messages: list[LocalMessage], launch: Launch | None) -> None:
         key = id(messages)
         self.inflight[key] = messages
         try:
-            await self.consumer.handle_batch(messages)
+            await (launch() if launch is not None else self.consumer.handle_batch(messages))
         except Exception:
             log.exception("a batch failed; its messages will be redelivered")
         finally:
@@ -183,9 +202,18 @@ class Worker:
 
     def _register_tx(self, tasks: dict[str, Any], now: float) -> None:
         from ...runs.registry import RegistryObject
+        from ...shared.subscriptions import registry_options
 
         RegistryObject(self.sql, "registry").register(
-            [{"id": t.id, "module": t.module, "queue": t.queue_name} for t in tasks.values()],
+            [
+                {
+                    "id": t.id,
+                    "module": t.module,
+                    "queue": t.queue_name,
+                    "options": registry_options(t.subscription),  # events it subscribes to
+                }
+                for t in tasks.values()
+            ],
             now,
         )
         self.sql.exec(

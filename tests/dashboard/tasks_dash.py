@@ -1,0 +1,30 @@
+"""Tasks for the dashboard's tests (served beside tests/http's)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel
+
+from trigger_do import RunContext, schedules, task
+
+
+class Work(BaseModel):
+    items: int = 2
+    pause: float = 0.0
+
+
+@task(id="dash-work")
+async def work(payload: Work, ctx: RunContext) -> dict[str, int]:
+    """A step, a checkpoint per item, a log line per item: everything a run page shows."""
+    size = await ctx.step("measure", lambda: {"items": payload.items})
+    for i in range(payload.items):
+        ctx.logger.info(f"item {i} of {size['items']}", item=i)
+        await ctx.checkpoint(f"item-{i}", {"done": i + 1})
+        await asyncio.sleep(payload.pause)
+    return {"done": payload.items}
+
+
+@schedules.task(id="dash-report")  # no cron: imperative schedules only
+async def report(payload: object = None) -> str:
+    return "reported"
