@@ -16,11 +16,21 @@ from starlette.routing import Route, WebSocketRoute
 from ..dashboard.routes import routes as dashboard_routes
 from ..engine import Engine
 from ..errors import ConfigurationError, TriggerDoError
-from . import auth, idempotency, logs, packets, queues, run_list, runs, tokens, triggers
+from . import (
+    auth,
+    idempotency,
+    logs,
+    packets,
+    queues,
+    run_list,
+    run_packets,
+    runs,
+    tokens,
+    triggers,
+)
 from . import bulk as bulk_actions
 from . import events as event_api
 from . import realtime as realtime_api
-from . import run_packets as packet_routes
 from . import schedules as schedule_api
 from .errors import HTTPError, handle
 
@@ -68,14 +78,6 @@ ROUTES = [
     Route("/api/v1/schedules/{schedule_id}/activate", schedule_api.activate, methods=["POST"]),
     Route("/api/v1/schedules/{schedule_id}/deactivate", schedule_api.deactivate, methods=["POST"]),
     Route("/api/v1/timezones", schedule_api.timezones, methods=["GET"]),
-    # Realtime (`runs.subscribeTo*`): api/realtime.py; outside /api/, each route authenticates
-    Route("/realtime/v1/runs", realtime_api.runs_with_tags, methods=["GET"]),
-    Route("/realtime/v1/runs/{run_id}", realtime_api.run, methods=["GET"]),
-    Route("/realtime/v1/batches/{batch_id}", realtime_api.batch, methods=["GET"]),
-    Route("/realtime/v1/{path:path}", realtime_api.preflight, methods=["OPTIONS"]),
-    # a run's offloaded payload or output, for Realtime rows (`application/store`)
-    Route("/api/v1/runs/{run_id}/packets/{field}", packet_routes.presign, methods=["GET"]),
-    Route("/run-packets/{run_id}/{field}", packet_routes.serve, methods=["GET"], name="run_packet"),
     # events and webhooks: api/events.py. `/webhooks/{source}` is outside `/api/` on purpose:
     # the sender's signature authenticates it, never the API key (senders cannot send one)
     Route("/api/v1/events", event_api.send, methods=["POST"]),
@@ -89,6 +91,14 @@ ROUTES = [
         methods=["POST"],
     ),
     Route("/webhooks/{source}", event_api.receive_webhook, methods=["POST"]),
+    # Realtime (`runs.subscribeTo*`): api/realtime.py; outside /api/, each route authenticates
+    Route("/realtime/v1/runs", realtime_api.runs_with_tags, methods=["GET"]),
+    Route("/realtime/v1/runs/{run_id}", realtime_api.run, methods=["GET"]),
+    Route("/realtime/v1/batches/{batch_id}", realtime_api.batch, methods=["GET"]),
+    Route("/realtime/v1/{path:path}", realtime_api.preflight, methods=["OPTIONS"]),
+    # a run's offloaded payload or output, for Realtime rows (`application/store`)
+    Route("/api/v1/runs/{run_id}/packets/{field}", run_packets.presign, methods=["GET"]),
+    Route("/run-packets/{run_id}/{field}", run_packets.serve, methods=["GET"], name="run_packet"),
 ]
 
 

@@ -242,7 +242,7 @@ def open_local(
         run_sync=thread_runner(),
         index_shards=1,
         timers=LocalTimers(sql),
-        changes=DataVersion(path),  # Realtime subscriptions' one watcher per process
         units=local_units(sql),
+        changes=DataVersion(path),  # Realtime subscriptions' one watcher per process
     )
     return platform, sql
