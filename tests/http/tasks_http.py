@@ -54,3 +54,9 @@ async def limited(payload: object = None) -> str:
     """A task with its own concurrency limit: a queue to pause, resume and override."""
     await asyncio.sleep(0.05)
     return "done"
+
+
+@task(id="http-parent")
+async def parent(payload: object, ctx: RunContext) -> object:
+    """Awaits one `http-echo` child: suspended (WAITING) while it runs (waits/)."""
+    return {"child": await echo.trigger_and_wait(payload)}

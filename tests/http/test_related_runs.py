@@ -4,13 +4,15 @@ and `resumeParentOnCompletion` recorded, and shown in `relatedRuns`, `depth` and
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from tests.http.conftest import QuietServer
+from tests.http.conftest import QuietServer, Server
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -97,3 +99,21 @@ async def test_a_bad_parent_is_refused_naming_the_field_and_writes_nothing(
     assert res.status_code == 422, res.text
     assert field in res.json()["error"]
     assert quiet_server.state() == before
+
+
+async def test_a_parent_awaiting_its_child_through_the_server(server: Server) -> None:
+    """With the server's workers: a run triggered over HTTP awaits a child inside its task;
+    both show the link (`triggerAndWait`)."""
+    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=30) as c:
+        res = await c.post("/api/v1/tasks/http-parent/trigger", json={"payload": {"x": 1}})
+        parent = res.json()["id"]
+        deadline = time.monotonic() + 30
+        while (got := (await c.get(f"/api/v3/runs/{parent}")).json())["status"] != "COMPLETED":
+            assert time.monotonic() < deadline, got["status"]
+            await asyncio.sleep(0.05)
+        assert got["output"] == {"child": {"x": 1}}
+        (child,) = got["relatedRuns"]["children"]
+        assert child["triggerFunction"] == "triggerAndWait" and child["depth"] == 1
+        back = (await c.get(f"/api/v3/runs/{child['id']}")).json()
+        assert back["relatedRuns"]["parent"]["id"] == parent
+        assert back["relatedRuns"]["root"]["id"] == parent
