@@ -166,3 +166,22 @@ async def test_a_key_naming_a_child_that_already_ended_resumes_the_parent_at_onc
     await run_until_final(fake_driver, [second.id])  # no housekeeping needed
     assert await second.result() == "made once"
     assert len(await fake_driver.engine.list_runs(tasks=["w-echo"])) == 1
+
+
+async def test_a_key_naming_a_child_still_running_resumes_the_second_parent_too(
+    fake_driver: Driver, clock: FakeClock
+) -> None:
+    """Two parents await one child by a global key: the child reports its end to the parent
+    that made it; housekeeping's sweep completes the other parent's wait."""
+    d = fake_driver
+    first = await w.keyed_parent.trigger({"value": "shared"})
+    second = await w.keyed_parent.trigger({"value": "ignored"})
+    await d.step()  # both run, both wait on the one child
+    assert state(d, first.id) == state(d, second.id) == "waiting"
+    await settle(d)
+    assert await first.result() == "shared"
+    assert state(d, second.id) == "waiting"
+    clock.advance(d.config.stale_after + 1)
+    assert (await d.engine.housekeeping())["waits_completed"] == 1
+    await settle(d)
+    assert await second.result() == "shared"

@@ -106,7 +106,13 @@ class Waits:
         items: list[dict[str, Any]] = []
         for n in range(self.index.count):
             for w in await self.index.shard(n)(RunIndexObject.open_child_waits, before):
-                items += ended_items(await self.index.get_many(list(w["children"])))
+                # as this waitpoint's items (a child a key shared may name another parent)
+                at = {rid: i for i, rid in enumerate(w["children"])}
+                rows = await self.index.get_many(list(at))
+                items += [
+                    {**item, "waitpoint": w["id"], "idx": at[item["run_id"]]}
+                    for item in ended_items(rows, any_waitpoint=True)
+                ]
         return await self.complete(items)
 
     # --- links over the HTTP API: a parent named by id (`options.parentRunId`) ------------
