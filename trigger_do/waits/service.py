@@ -77,7 +77,10 @@ class Waits:
     async def ended(self, run_ids: list[str]) -> int:
         """Runs that ended outside an attempt's outcome (canceled, expired, crashed): their
         parents' waitpoints, if any wait on them."""
-        return await self.complete(ended_items(await self.index.get_many(run_ids)))
+        items: list[dict[str, Any]] = []
+        for shard, ids in self.index.by_shard(run_ids).items():
+            items += await self.index.shard(shard)(RunIndexObject.ended_children, ids)
+        return await self.complete(items)
 
     async def canceled(self, run_ids: list[str]) -> list[str]:
         """Runs were canceled: cancel the children they wait on, and theirs (a level at a
