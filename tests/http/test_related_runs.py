@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from tests.http.conftest import QuietServer, Server
 
 pytestmark = pytest.mark.timeout(60)
+NODE_CLIENT = Path(__file__).resolve().parents[1] / "node_client"  # its node_modules
 
 
 @pytest.fixture
@@ -117,3 +121,39 @@ async def test_a_parent_awaiting_its_child_through_the_server(server: Server) ->
         back = (await c.get(f"/api/v3/runs/{child['id']}")).json()
         assert back["relatedRuns"]["parent"]["id"] == parent
         assert back["relatedRuns"]["root"]["id"] == parent
+
+
+CHECK = """
+const api = require("@trigger.dev/core/v3");
+const runs = JSON.parse(require("fs").readFileSync(0, "utf8"));
+console.log(JSON.stringify(runs.map((r) => {
+  const got = api.RetrieveRunResponse.safeParse(r);
+  if (!got.success) return got.error.issues;
+  const related = got.data.relatedRuns;
+  return [Object.keys(related).sort(), (related.children || []).length];
+})));
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node")
+async def test_the_official_clients_schema_accepts_related_runs(http: httpx.AsyncClient) -> None:
+    """`runs.retrieve`'s zod schema (@trigger.dev/core 4.x) parses the root, parent and
+    children this server sends."""
+    root = await _trigger(http, "root")
+    middle = await _trigger(http, "middle", parentRunId=root)
+    leaf = await _trigger(http, "leaf", parentRunId=middle)
+    runs = [(await http.get(f"/api/v3/runs/{r}")).json() for r in (root, middle, leaf)]
+    done = subprocess.run(
+        ["node", "-e", CHECK],
+        input=json.dumps(runs),
+        cwd=NODE_CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [
+        [["children"], 1],
+        [["children", "parent", "root"], 1],
+        [["parent", "root"], 0],
+    ]
