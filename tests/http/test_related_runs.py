@@ -157,3 +157,14 @@ async def test_the_official_clients_schema_accepts_related_runs(http: httpx.Asyn
         [["children", "parent", "root"], 1],
         [["parent", "root"], 0],
     ]
+
+
+async def test_the_sdk_links_a_child_to_a_parent_by_id_in_both_modes(mode: str) -> None:
+    """`parent_run_id=` on a trigger, embedded or through the server: the status shows it."""
+    from tests.http import tasks_http as t
+
+    root = await t.echo.trigger("root")
+    child = await t.echo.trigger("child", parent_run_id=root.id)
+    status = await child.status()
+    assert status.parent_run_id == root.id and status.root_run_id == root.id, mode
+    assert (await root.status()).parent_run_id is None
