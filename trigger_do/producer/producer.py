@@ -252,6 +252,9 @@ class Producer:
             value = getattr(opts, name)
             if value is not None:
                 options[name] = value
+        if "parent_run_id" in options:  # named by id alone: a child of a root
+            options.setdefault("root_run_id", options["parent_run_id"])
+            options.setdefault("depth", 1)
         if req.schedule is not None:  # shown on the run, and what `filter[schedule]` matches
             options["schedule"] = req.schedule
         if req.event is not None:  # `{id, name, source}` of the event that started it
