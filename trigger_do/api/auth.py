@@ -214,6 +214,20 @@ def spending(request: Request, caller: Caller) -> Iterator[None]:
         raise
 
 
+def require_run_read(request: Request, row: dict[str, Any]) -> Caller:
+    """The caller, if it may read the run of `row` (by its id, tags, batch or task, or
+    `read:runs`); else 403."""
+    return require(
+        request,
+        "read",
+        super_scopes=("read:runs",),
+        runs=row["id"],
+        tags=row.get("tags") or [],
+        batch=row.get("batch_id"),
+        tasks=row["task"],
+    )
+
+
 def may_trigger(caller: Caller) -> bool:
     """Whether the caller may trigger anything (so may upload a large payload first)."""
     if caller.scopes is None:

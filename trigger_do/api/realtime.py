@@ -122,15 +122,7 @@ async def run(request: Request) -> Response:
         row = await engine_of(request).index.get(run_id)
         if row is None:
             raise RunNotFoundError(run_id)
-        auth.require(
-            request,
-            "read",
-            super_scopes=("read:runs",),
-            runs=row["id"],
-            tags=row.get("tags") or [],
-            batch=row.get("batch_id"),
-            tasks=row["task"],
-        )
+        auth.require_run_read(request, row)
         return _respond(await _server(request).serve(Feed.run(run_id), _shape_request(request)))
 
     return await _guarded(request, serve)

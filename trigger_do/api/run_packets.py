@@ -38,15 +38,7 @@ async def _packet_key(request: Request, run_id: str, field: str) -> str:
     row = await engine_of(request).index.get(run_id)
     if row is None:
         raise RunNotFoundError(run_id)
-    auth.require(
-        request,
-        "read",
-        super_scopes=("read:runs",),
-        runs=row["id"],
-        tags=row.get("tags") or [],
-        batch=row.get("batch_id"),
-        tasks=row["task"],
-    )
+    auth.require_run_read(request, row)
     key = row.get(FIELDS[field])
     if not key:
         raise HTTPError(404, f"run {run_id}'s {field} is not a packet: the run has it inline")

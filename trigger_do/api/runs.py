@@ -41,15 +41,7 @@ KIB = 1024
 async def retrieve(request: Request) -> Response:
     engine = engine_of(request)
     row = await engine.get_run(request.path_params["run_id"])
-    auth.require(
-        request,
-        "read",
-        super_scopes=("read:runs",),
-        runs=row["id"],
-        tags=row.get("tags") or [],
-        batch=row.get("batch_id"),
-        tasks=row["task"],
-    )
+    auth.require_run_read(request, row)
     return JSONResponse(await with_related(engine, row, shapes.retrieve(row, engine.now())))
 
 
