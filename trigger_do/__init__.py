@@ -1,6 +1,6 @@
 """trigger.do: background jobs for Python, on Cloudflare or embedded on one machine."""
 
-from . import schedules
+from . import schedules, wait_tokens
 from .consumer.context import RunContext
 from .errors import (
     AbortTaskRunError,
@@ -66,4 +66,5 @@ __all__ = [
     "serve",
     "task",
     "tasks",
+    "wait_tokens",
 ]

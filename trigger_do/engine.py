@@ -30,6 +30,8 @@ from .shared.options import scoped_key
 from .shared.serialization import dumps, loads
 from .shared.states import FINAL_STATES
 from .task import Task, declared_limits, find_task
+from .waitpoints.service import TokenService
+from .waitpoints.store import TokenStoreObject
 
 MAX_HOUSEKEEPING_ROUNDS = 20  # per shard and call: at most 10,000 runs purged at once
 UNCHANGED: Any = object()  # `replay`'s default: the run's own payload
@@ -58,6 +60,11 @@ class Engine:
         """Cron and imperative schedules (schedules/service.py): made when first used, so a
         platform without a scheduler binding serves everything else."""
         return ScheduleService(self.platform, self.producer)
+
+    @functools.cached_property
+    def tokens(self) -> TokenService:
+        """Wait tokens (waitpoints/service.py): Trigger.dev's waitpoint tokens."""
+        return TokenService(self.platform)
 
     # --- trigger -------------------------------------------------------------------------
 
@@ -371,6 +378,8 @@ class Engine:
         """Let the object `name` of `kind` act on its due timers (in its transaction)."""
         if kind == SchedulerObject.KIND:  # claims what is due, triggers through the producer
             return {"fired": await self.schedules.fire_due()}
+        if kind == TokenStoreObject.KIND:  # wait tokens timing out
+            return await self.tokens.fire_timers(name)
         if kind != RunIndexObject.KIND:
             raise InvalidArgumentError(f"no timers on {kind!r} objects")
         return await self.index.shard(int(name.removeprefix("shard-")))(

@@ -139,6 +139,16 @@ class ScheduleNotFoundError(TriggerDoError, LookupError):
         super().__init__(f"no schedule with id {schedule_id!r}")
 
 
+class InvalidWaitTokenError(TriggerDoError, ValueError):
+    """A wait token request that cannot be: a bad timeout, TTL, tag or key (HTTP 422)."""
+
+
+class WaitTokenNotFoundError(TriggerDoError, LookupError):
+    def __init__(self, token_id: str) -> None:
+        self.token_id = token_id
+        super().__init__(f"no wait token with id {token_id!r}")
+
+
 class SchemaVersionError(TriggerDoError):
     """The database was written by a newer trigger.do."""
 

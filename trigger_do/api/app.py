@@ -19,6 +19,7 @@ from ..errors import ConfigurationError, TriggerDoError
 from . import auth, idempotency, logs, packets, queues, run_list, runs, tokens, triggers
 from . import bulk as bulk_actions
 from . import schedules as schedule_api
+from . import waitpoints as waitpoint_api
 from .errors import HTTPError, handle
 
 ROUTES = [
@@ -65,6 +66,19 @@ ROUTES = [
     Route("/api/v1/schedules/{schedule_id}/activate", schedule_api.activate, methods=["POST"]),
     Route("/api/v1/schedules/{schedule_id}/deactivate", schedule_api.deactivate, methods=["POST"]),
     Route("/api/v1/timezones", schedule_api.timezones, methods=["GET"]),
+    # wait tokens (`wait.createToken` ...): api/waitpoints.py; the callback is served without
+    # a key (the HMAC in its path authenticates it)
+    Route("/api/v1/waitpoints/tokens", waitpoint_api.create, methods=["POST"]),
+    Route("/api/v1/waitpoints/tokens", waitpoint_api.list_tokens, methods=["GET"]),
+    Route("/api/v1/waitpoints/tokens/{token_id}", waitpoint_api.retrieve, methods=["GET"]),
+    Route(
+        "/api/v1/waitpoints/tokens/{token_id}/complete", waitpoint_api.complete, methods=["POST"]
+    ),
+    Route(
+        "/api/v1/waitpoints/tokens/{token_id}/callback/{hash}",
+        waitpoint_api.callback,
+        methods=["POST"],
+    ),
 ]
 
 

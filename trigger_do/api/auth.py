@@ -43,6 +43,9 @@ ADDITIONAL_KEY = re.compile(r"^tr_(dev|stg|prod|preview)_sk_[0-9a-zA-Z]{24}$")
 CALLER = "trigger_do.caller"  # the ASGI scope key the middleware stores the caller under
 _MARK = "_trigger_do_accepts_public_tokens"
 PUBLIC_PATHS = frozenset({"/api/v1/timezones"})  # no key needed: `schedules.timezones` sends none
+# No key needed: a wait token's callback URL, called by third parties that hold no key. The
+# HMAC-SHA256 of the token id in its path is its authentication (api/waitpoints.py checks it).
+PUBLIC_PATTERNS = (re.compile(r"/api/v1/waitpoints/tokens/[^/]+/callback/[^/]+"),)
 
 
 # Trigger.dev's keys are 31 characters, below what PyJWT recommends for HS256; the format is
@@ -251,7 +254,10 @@ class Authenticate:
         if scope["type"] not in ("http", "websocket") or not route_path(scope).startswith("/api/"):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "http" and route_path(scope) in PUBLIC_PATHS:
+        if scope["type"] == "http" and (
+            route_path(scope) in PUBLIC_PATHS
+            or any(p.fullmatch(route_path(scope)) for p in PUBLIC_PATTERNS)
+        ):
             await self.app(scope, receive, send)
             return
         given = bearer(scope.get("headers", []))

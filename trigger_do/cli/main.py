@@ -64,6 +64,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .schedules import _schedules
 
         return asyncio.run(_schedules(args))
+    if args.command == "tokens":
+        from .tokens import _tokens
+
+        return asyncio.run(_tokens(args))
     if args.command in ("init", "deploy"):
         return _cloudflare(args)
     raise AssertionError(args.command)

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import TriggerDoError
+from .tokens_args import add_parser as tokens_parser
 
 if TYPE_CHECKING:
     pass
@@ -266,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(rq)
 
     _schedules_parser(sub)
+    tokens_parser(sub, _db_arg, _target_arg)
 
     init = sub.add_parser("init", help="write a wrangler.toml for Cloudflare into a project")
     init.add_argument("path", nargs="?", default=".", help="the project folder (default: this one)")

@@ -22,6 +22,7 @@ from ...runs.run_object import RunObject
 from ...schedules.scheduler import SchedulerObject
 from ...shared.timers import SCHEMA as TIMERS_SCHEMA
 from ...shared.timers import due_objects
+from ...waitpoints.store import TokenStoreObject
 from .database import LocalSql, init_schema
 from .objects import LocalNamespace
 from .queue import SCHEMA as QUEUE_SCHEMA
@@ -34,6 +35,7 @@ OBJECT_CLASSES: dict[str, type] = {
     "registry": RegistryObject,
     "coordinator": CoordinatorObject,
     "scheduler": SchedulerObject,  # schedules (trigger_do/schedules/)
+    "waitpoints": TokenStoreObject,  # wait tokens (trigger_do/waitpoints/)
 }
 DEFAULT_DB = Path(".trigger-do") / "trigger.db"
 
