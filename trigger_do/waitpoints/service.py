@@ -43,6 +43,8 @@ MAX_TAG = 128
 MAX_OUTPUT = 1_000_000  # bytes of a token's output (JSON text), inline in its row
 DEFAULT_KEY_TTL = 30 * 86400.0  # an idempotency key lives 30 days unless told otherwise
 PREFIX = "waitpoint"
+KEY_FILE = "secret-key"  # beside the database: the key `trigger-do dev` serves (api/keys.py)
+API_URL_FILE = "api-url"  # beside the database: where `trigger-do dev` serves it
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,15 @@ def check_callback(secret_key: str, token_id: str, given: str) -> bool:
     if not given.isascii() or not token_id.isascii():
         return False
     return hmac.compare_digest(callback_hash(secret_key, token_id), given.lower())
+
+
+def record_api_url(db_path: Path, url: str) -> None:
+    """Note where a server serves the database at `db_path`, so that tokens made straight
+    into it (embedded) get callback URLs that reach that server."""
+    try:
+        (Path(db_path).parent / API_URL_FILE).write_text(url + "\n")
+    except OSError:  # a read-only folder: embedded tokens get a path alone
+        pass
 
 
 def _period(value: Any, name: str, now: float) -> float:
@@ -144,28 +155,35 @@ class TokenService:
 
     # --- where a token's callback URL points -------------------------------------------------
 
-    def secret_key(self) -> str | None:
-        """The secret key callback URLs are signed with, outside an HTTP request (which
-        knows its own): `TRIGGER_SECRET_KEY`, else the key `trigger-do dev` keeps beside its
-        database (`TRIGGER_DO_DB`)."""
-        settings = self.platform.settings
-        key = settings.get("TRIGGER_SECRET_KEY")
-        if key:
-            return key
-        db = settings.get("TRIGGER_DO_DB")
+    def _beside_db(self, name: str) -> str | None:
+        """A file `trigger-do dev` keeps beside its database (`TRIGGER_DO_DB`), stripped."""
+        db = self.platform.settings.get("TRIGGER_DO_DB")
         if not db:
             return None
         try:
-            return (Path(db).parent / "secret-key").read_text().strip() or None
+            return (Path(db).parent / name).read_text().strip() or None
         except OSError:
             return None
 
+    def secret_key(self) -> str | None:
+        """The secret key callback URLs are signed with, outside an HTTP request (which
+        knows its own): `TRIGGER_SECRET_KEY`, else the key `trigger-do dev` keeps beside
+        its database."""
+        return self.platform.settings.get("TRIGGER_SECRET_KEY") or self._beside_db(KEY_FILE)
+
     def url(self, token_id: str, base: str | None = None, secret_key: str | None = None) -> str:
-        """The token's callback URL: under `base` (else `TRIGGER_PUBLIC_URL` or
-        `TRIGGER_API_URL`; else a path alone), signed with `secret_key` (else `secret_key()`;
-        without any, the authenticated complete path)."""
+        """The token's callback URL: under `base` (else `TRIGGER_PUBLIC_URL`, else
+        `TRIGGER_API_URL`, else where `trigger-do dev` last served this database; else a path
+        alone), signed with `secret_key` (else `secret_key()`; without any key, the
+        authenticated complete path)."""
         settings = self.platform.settings
-        base = base or settings.get("TRIGGER_PUBLIC_URL") or settings.get("TRIGGER_API_URL") or ""
+        base = (
+            base
+            or settings.get("TRIGGER_PUBLIC_URL")
+            or settings.get("TRIGGER_API_URL")
+            or self._beside_db(API_URL_FILE)
+            or ""
+        )
         key = secret_key or self.secret_key()
         if key is None:
             return f"{base.rstrip('/')}/api/v1/waitpoints/tokens/{token_id}/complete"

@@ -225,6 +225,7 @@ def open_local(
     """The local platform on the database file `db` (created with its schema if new)."""
     settings = settings or EnvSettings()
     path = Path(db) if db is not None else default_db_path(settings)
+    settings.overrides.setdefault("TRIGGER_DO_DB", str(path.resolve()))  # files beside it
     sql = LocalSql(path)
     init_schema(sql, schema_statements())
     clock = SystemClock()
