@@ -2,7 +2,17 @@
 token store (`store.py`, one object per shard) and served by `Engine.tokens` (`service.py`),
 whose completion hook tells whatever waits on a token."""
 
+from .resume import TOKEN_KIND, WaitResult, resume_hook
 from .service import TokenCompletion, TokenService, callback_hash, callback_path
 from .store import TokenStoreObject
 
-__all__ = ["TokenCompletion", "TokenService", "TokenStoreObject", "callback_hash", "callback_path"]
+__all__ = [
+    "TOKEN_KIND",
+    "TokenCompletion",
+    "TokenService",
+    "TokenStoreObject",
+    "WaitResult",
+    "callback_hash",
+    "callback_path",
+    "resume_hook",
+]
