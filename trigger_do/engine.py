@@ -430,6 +430,7 @@ class Engine:
         # bulk actions nobody drives (their processor died): a few seconds each, then later
         bulk = await self.bulk_housekeeping(budget=2.0)
         totals["bulk_resumed"], totals["bulk_purged"] = bulk["bulk_resumed"], bulk["bulk_purged"]
+        totals["tokens_redelivered"] = await self.tokens.redeliver()  # a token's cut-short hooks
         return totals
 
 

@@ -914,6 +914,7 @@ def make_cloud(
         "REGISTRY": FakeNamespace("REGISTRY", timed(entry.Registry), env, clock),
         "COORDINATOR": FakeNamespace("COORDINATOR", timed(entry.Coordinator), env, clock),
         "SCHEDULER": FakeNamespace("SCHEDULER", timed(entry.Scheduler), env, clock),
+        "WAITPOINTS": FakeNamespace("WAITPOINTS", timed(entry.Waitpoints), env, clock),
     }
     for binding, ns in namespaces.items():
         setattr(env, binding, ns)

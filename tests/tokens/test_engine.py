@@ -144,6 +144,19 @@ async def test_a_delivery_cut_short_is_made_again(driver: Driver, clock: FakeClo
     assert await tokens.redeliver() == 0  # told: forgotten
 
 
+async def test_housekeeping_redelivers(driver: Driver, clock: FakeClock) -> None:
+    tokens = driver.engine.tokens
+    token, _ = await tokens.create()
+    await tokens.wait_on(token["id"], "run_h:1")
+    await tokens.complete(token["id"], 7)  # no hook yet: nobody told, nothing forgotten
+    told = Told()
+    tokens.hooks.append(told)
+    assert (await driver.engine.housekeeping())["tokens_redelivered"] == 0  # not stale yet
+    clock.t += 61
+    assert (await driver.engine.housekeeping())["tokens_redelivered"] == 1
+    assert [(c.waitpoint, c.value()) for c in told.flat] == [("run_h:1", 7)]
+
+
 async def test_list_filters_and_pages(driver: Driver, clock: FakeClock) -> None:
     tokens = driver.engine.tokens
     made = []

@@ -29,6 +29,7 @@ DURABLE_OBJECTS = {
     "REGISTRY": "Registry",
     "COORDINATOR": "Coordinator",
     "SCHEDULER": "Scheduler",
+    "WAITPOINTS": "Waitpoints",
 }
 
 WRANGLER_TOML = f"""\
@@ -95,6 +96,10 @@ class_name = "Coordinator"
 name = "SCHEDULER"
 class_name = "Scheduler"
 
+[[durable_objects.bindings]]
+name = "WAITPOINTS"
+class_name = "Waitpoints"
+
 [[migrations]]
 tag = "v1"
 new_sqlite_classes = ["RunIndex", "Run", "Registry", "Coordinator"]
@@ -102,6 +107,10 @@ new_sqlite_classes = ["RunIndex", "Run", "Registry", "Coordinator"]
 [[migrations]]
 tag = "v2"                  # schedules: one Durable Object, its alarm at the next due instant
 new_sqlite_classes = ["Scheduler"]
+
+[[migrations]]
+tag = "v4"                  # wait tokens: one Durable Object per shard, alarms for timeouts
+new_sqlite_classes = ["Waitpoints"]
 
 [triggers]
 crons = ["* * * * *"]       # heartbeat: housekeeping, task registration, declarative schedules
@@ -124,6 +133,7 @@ from trigger_do.platform.cloudflare.entry import (  # noqa: F401
     Run,
     RunIndex,
     Scheduler,
+    Waitpoints,
 )
 '''
 
