@@ -6,6 +6,7 @@ import importlib
 from trigger_do.platform.cloudflare.entry import (
     Coordinator,
     Default,
+    Events,
     Registry,
     Run,
     RunIndex,
@@ -15,4 +16,13 @@ from trigger_do.platform.cloudflare.entry import (
 
 importlib.import_module("examples.tasks")  # registers the example tasks
 
-__all__ = ["Coordinator", "Default", "Registry", "Run", "RunIndex", "Scheduler", "Waitpoints"]
+__all__ = [
+    "Coordinator",
+    "Default",
+    "Events",
+    "Registry",
+    "Run",
+    "RunIndex",
+    "Scheduler",
+    "Waitpoints",
+]

@@ -60,10 +60,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if (argv if argv is not None else sys.argv[1:])[:1] == ["realtime"]:
+        from .realtime import main as realtime_main  # its own options (load/realtime.py)
+
+        return realtime_main((argv if argv is not None else sys.argv[1:])[1:])
     if (argv if argv is not None else sys.argv[1:])[:1] == ["schedules"]:
         from .schedules import main as schedules_main  # its own options (load/schedules.py)
 
         return schedules_main((argv if argv is not None else sys.argv[1:])[1:])
+    if (argv if argv is not None else sys.argv[1:])[:1] == ["events"]:
+        from .events import main as events_main  # its own options (load/events.py)
+
+        return events_main((argv if argv is not None else sys.argv[1:])[1:])
     args = parser().parse_args(argv)
     if args.runs is not None and args.runs < 1:
         print("trigger-do load: --runs must be at least 1", file=sys.stderr)

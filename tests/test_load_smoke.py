@@ -126,3 +126,14 @@ def test_interval_and_window_edges() -> None:
     assert window_violations([0.0, 0.5, 0.99], 2, 1.0) == (3, 1)
     assert percentile([1, 2, 3, 4], 50) == 2
     assert percentile([], 50) is None
+
+
+def test_realtime_load_on_a_few_subscribers(tmp_path: Path) -> None:
+    """`python -m load realtime` end to end, tiny: a dev server, 5 held subscribers, 2
+    changes that reach theirs."""
+    out = tmp_path / "rt.json"
+    args = ["realtime", "--subscribers", "5", "--idle", "1", "--changes", "2"]
+    assert main([*args, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["subscribers"] == 5 and report["change_to_subscriber_ms"]["n"] == 2
+    assert report["held"]["rss_mb"] > 0 and report["held"]["cpu_s"] >= 0

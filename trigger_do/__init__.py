@@ -1,6 +1,6 @@
 """trigger.do: background jobs for Python, on Cloudflare or embedded on one machine."""
 
-from . import schedules, wait_tokens
+from . import events, schedules, wait_tokens, webhooks
 from .consumer.context import RunContext
 from .errors import (
     AbortTaskRunError,
@@ -23,6 +23,7 @@ from .shared.retry import Retry
 from .shared.specs import queue
 from .shared.states import RunState
 from .task import Task, task
+from .task import task as trigger  # `@trigger(id=..., event=...)`: the same declaration
 
 
 def __getattr__(name: str) -> object:
@@ -60,11 +61,14 @@ __all__ = [
     "TriggerDoError",
     "UnknownTaskError",
     "configure",
+    "events",
     "local",
     "queue",
     "schedules",
     "serve",
     "task",
     "tasks",
+    "trigger",
     "wait_tokens",
+    "webhooks",
 ]

@@ -16,6 +16,7 @@ from .errors import (
     PayloadValidationError,
     RunNotFoundError,
 )
+from .events.service import EventService
 from .ports import OutMessage, Platform
 from .producer.producer import BatchTriggered, Producer, Triggered, TriggerRequest
 from .runs.client import Registry, RunIndex, RunObjects
@@ -60,6 +61,11 @@ class Engine:
         """Cron and imperative schedules (schedules/service.py): made when first used, so a
         platform without a scheduler binding serves everything else."""
         return ScheduleService(self.platform, self.producer)
+
+    @functools.cached_property
+    def events(self) -> EventService:
+        """Events and webhook deliveries, fanned out to their subscribers (events/)."""
+        return EventService(self.platform, self.producer, self.config)
 
     @functools.cached_property
     def tokens(self) -> TokenService:
@@ -430,6 +436,7 @@ class Engine:
         # bulk actions nobody drives (their processor died): a few seconds each, then later
         bulk = await self.bulk_housekeeping(budget=2.0)
         totals["bulk_resumed"], totals["bulk_purged"] = bulk["bulk_resumed"], bulk["bulk_purged"]
+        totals.update(await self.events.housekeeping())  # events: kept as long as runs
         totals["tokens_redelivered"] = await self.tokens.redeliver()  # a token's cut-short hooks
         return totals
 

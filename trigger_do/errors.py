@@ -187,3 +187,17 @@ class RunFailedError(TriggerDoError):
         message = self.error.get("message") or state
         name = self.error.get("name")
         super().__init__(f"run {run_id} {state}: {name + ': ' if name else ''}{message}")
+
+
+class InvalidEventError(TriggerDoError, ValueError):
+    """An event that cannot be sent: a bad name, id or payload (`field` names which)."""
+
+    def __init__(self, message: str, field: str = "name") -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class EventNotFoundError(TriggerDoError, LookupError):
+    def __init__(self, event_id: str) -> None:
+        self.event_id = event_id
+        super().__init__(f"no event {event_id!r}")

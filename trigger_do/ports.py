@@ -156,6 +156,16 @@ class Timers(Protocol):
         ...
 
 
+class Changes(Protocol):
+    """Whether anything was written since a moment: how held Realtime subscriptions learn
+    that they should look again (`realtime/watcher.py`), without reading per request."""
+
+    def version(self) -> int:
+        """A number that moves whenever any process commits a write (locally SQLite's
+        `PRAGMA data_version` on a connection that never writes)."""
+        ...
+
+
 SyncRunner = Callable[[Callable[..., Any], tuple[Any, ...]], Awaitable[Any]]
 """Runs a sync task function without blocking the event loop (a thread pool locally,
 inline on Cloudflare, where there are no threads)."""
@@ -176,6 +186,7 @@ class Platform:
     run_sync: SyncRunner
     index_shards: int = 1
     timers: Timers | None = None  # None: objects wake themselves (Durable Object alarms)
+    changes: Changes | None = None  # None: Realtime watchers read their feeds every second
     units: UnitRunner | None = None  # None: every object call is a transaction of its own
 
     async def unit(self, work: Callable[[], Awaitable[T]]) -> T:

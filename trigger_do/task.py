@@ -28,6 +28,7 @@ from .shared.specs import (
     as_concurrency,
     as_rate_limit,
 )
+from .shared.subscriptions import as_subscription
 
 R = TypeVar("R")
 Hook = Callable[..., Any]
@@ -52,6 +53,9 @@ class Task(Generic[R]):
         on_start: Hook | None = None,
         on_success: Hook | None = None,
         on_failure: Hook | None = None,
+        event: str | None = None,
+        source: str | None = None,
+        secret: str | None = None,
     ) -> None:
         import re
 
@@ -83,6 +87,8 @@ class Task(Generic[R]):
         self.queue = queue
         self.concurrency = as_concurrency(concurrency)
         self.rate_limit = as_rate_limit(rate_limit)
+        # the events or webhook deliveries that start it (trigger_do/events/)
+        self.subscription = as_subscription(id, event, source, secret)
         self.on_start, self.on_success, self.on_failure = on_start, on_success, on_failure
         self.is_async = inspect.iscoroutinefunction(run)
         self.module = getattr(run, "__module__", None) or ""

@@ -914,6 +914,7 @@ def make_cloud(
         "REGISTRY": FakeNamespace("REGISTRY", timed(entry.Registry), env, clock),
         "COORDINATOR": FakeNamespace("COORDINATOR", timed(entry.Coordinator), env, clock),
         "SCHEDULER": FakeNamespace("SCHEDULER", timed(entry.Scheduler), env, clock),
+        "EVENTS": FakeNamespace("EVENTS", timed(entry.Events), env, clock),
         "WAITPOINTS": FakeNamespace("WAITPOINTS", timed(entry.Waitpoints), env, clock),
     }
     for binding, ns in namespaces.items():
@@ -1012,9 +1013,13 @@ async def asgi_fetch(app: Any, req: FakeRequest, env: Any, ctx: Any = None) -> F
     body = await req.arrayBuffer()
     pending = [{"type": "http.request", "body": body, "more_body": False}]
     status, headers, chunks = 500, [], []
+    finished = asyncio.Event()
 
-    async def receive() -> Any:
-        return pending.pop() if pending else {"type": "http.disconnect"}
+    async def receive() -> Any:  # as the SDK's: the disconnect once the response is done
+        if pending:
+            return pending.pop()
+        await finished.wait()
+        return {"type": "http.disconnect"}
 
     async def send(message: Any) -> None:
         nonlocal status, headers
@@ -1024,6 +1029,9 @@ async def asgi_fetch(app: Any, req: FakeRequest, env: Any, ctx: Any = None) -> F
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    await app(scope, receive, send)
+    try:
+        await app(scope, receive, send)
+    finally:
+        finished.set()
     await lifespan("shutdown")
     return FakeResponse(status, headers, b"".join(chunks))

@@ -34,8 +34,9 @@ def test_adapters_meet_the_real_workers_sdk_under_pyodide() -> None:
     """tests/pyodide/cf_seams.py: dates, nulls, a 1 MB packet, SQL bindings, a raising
     transaction, the HTTP API and an SSE stream through the SDK's ASGI bridge, a live-log
     WebSocket through hibernation, the alarm and close handlers, a ttl through the shard's
-    alarm, a public access token, and a loud failure without the SDK."""
+    alarm, a public access token, a Realtime subscription held in the run's object, and a
+    loud failure without the SDK."""
     proc = harness.run_in_pyodide("tests/pyodide/cf_seams.py", ["trigger_do", "tests/pyodide"])
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
-    assert "pyodide sdk seams ok (11 checks)" in proc.stdout, output
+    assert "pyodide sdk seams ok (12 checks)" in proc.stdout, output

@@ -207,6 +207,34 @@ def test_logs(
     check(fuzzed, Req("GET", f"/api/v1/runs/{run}/logs", params=params, headers=h))
 
 
+REALTIME_PARAMS = ["offset", "handle", "live", "cursor", "tags", "createdAt", "skipColumns"]
+
+
+@FUZZ
+@given(
+    data=st.data(),
+    params=query(REALTIME_PARAMS),
+    kind=st.sampled_from(["run", "tags", "batch", "packet", "signed-packet"]),
+)
+def test_realtime(fuzzed: Fuzzed, data: st.DataObject, params: dict[str, str], kind: str) -> None:
+    """The Realtime shape routes (api/realtime.py); a made-up offset is never the feed's, so
+    a live request is answered at once. Also a run's packet URLs (api/run_packets.py)."""
+    field = data.draw(st.sampled_from(["payload", "output"]) | hostile_strings.map(segment))
+    if kind in ("packet", "signed-packet"):
+        run = data.draw(ids(fuzzed.runs))
+        path = f"/api/v1/runs/{run}/packets/{field}"
+        if kind == "signed-packet":
+            path = f"/run-packets/{run}/{field}"
+            params = {**params, **data.draw(query(["expires", "signature"]))}
+    elif kind == "run":
+        path = f"/realtime/v1/runs/{data.draw(ids(fuzzed.runs))}"
+    elif kind == "batch":
+        path = f"/realtime/v1/batches/{data.draw(hostile_strings.filter(bool).map(segment))}"
+    else:
+        path = "/realtime/v1/runs"
+    check(fuzzed, Req("GET", path, params=params))
+
+
 @settings(FUZZ, max_examples=max(5, EXAMPLES // 4))
 @given(data=st.data(), after=st.none() | query_numbers)
 def test_logs_websocket(fuzzed: Fuzzed, data: st.DataObject, after: str | None) -> None:

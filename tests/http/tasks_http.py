@@ -54,3 +54,14 @@ async def limited(payload: object = None) -> str:
     """A task with its own concurrency limit: a queue to pause, resume and override."""
     await asyncio.sleep(0.05)
     return "done"
+
+
+@task(id="http-steps")
+async def steps(payload: dict[str, float], ctx: RunContext) -> dict[str, int]:
+    """Sets its metadata `step` to 0, 1, ... `interval` seconds apart: a run to watch live
+    (Realtime)."""
+    count = int(payload.get("steps", 3))
+    for i in range(count):
+        ctx.metadata.set("step", i)
+        await asyncio.sleep(payload.get("interval", 0.4))
+    return {"steps": count}

@@ -52,6 +52,8 @@ CALLS = {
     "auth.createTriggerPublicToken",
     "auth.createBatchTriggerPublicToken",
 }
+# Realtime: the calls tests/node_client/realtime.mjs makes (README "Supported calls" too)
+REALTIME_CALLS = {"runs.subscribeToRun", "runs.subscribeToRunsWithTag", "runs.subscribeToBatch"}
 NAMESPACES = "tasks|batch|runs|queues|idempotencyKeys|auth"
 
 
@@ -65,7 +67,7 @@ def readme_calls() -> set[str]:
 
 
 def test_readme_lists_exactly_the_calls_the_test_makes() -> None:
-    assert readme_calls() == CALLS
+    assert readme_calls() == CALLS | REALTIME_CALLS
 
 
 def _npm_install() -> None:
@@ -170,3 +172,48 @@ def test_official_client_gets_401_with_a_wrong_key(dev_server: tuple[str, str]) 
     )
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["status"] == 401 and "invalid secret key" in out["message"]
+
+
+def test_official_client_realtime_subscriptions(dev_server: tuple[str, str]) -> None:
+    """`runs.subscribeToRun` (until the run completes, seeing each status and metadata
+    change), `subscribeToRunsWithTag` and `subscribeToBatch` (stopped by the script)."""
+    _npm_install()
+    url, key = dev_server
+    env = {**ENV, "TRIGGER_API_URL": url, "TRIGGER_SECRET_KEY": key}
+    done = subprocess.run(
+        ["node", "realtime.mjs"], cwd=FIXTURE, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["subscribeToRun"]["steps"] == [0, 1, 2]
+    assert report["subscribeToRun"]["statuses"][-1] == "COMPLETED"
+    assert report["subscribeToRunsWithTag"] == 3
+    assert report["subscribeToBatch"] == [3, 7, 11]
+    assert report["scopedBatch"] == report["scopedTag"] == 3  # with public access tokens
+    assert report["offloaded"] == 600 * 1024  # a payload and output read from their packets
+    assert set(report["calls"]) == REALTIME_CALLS
+
+
+def test_readme_realtime_example(dev_server: tuple[str, str]) -> None:
+    """The README's official-client Realtime example, as written."""
+    _npm_install()
+    url, key = dev_server
+    [block] = [b for kind, b in readme_blocks() if kind == "js realtime"]
+    script = FIXTURE / f"readme-realtime-{os.getpid()}.mjs"  # beside node_modules
+    script.write_text(block)
+    try:
+        env = {**ENV, "TRIGGER_API_URL": url, "TRIGGER_SECRET_KEY": key}
+        done = subprocess.run(
+            ["node", script.name], cwd=FIXTURE, env=env, capture_output=True, text=True, timeout=120
+        )
+    finally:
+        script.unlink()
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "COMPLETED { sum: 5 }", lines
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """`(fence info, body)` of every fenced block of the README."""
+    found = re.findall(r"^```([^\n]*)\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
+    return [(info.strip(), body) for info, body in found]

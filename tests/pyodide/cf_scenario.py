@@ -8,12 +8,14 @@ Run with: node tests/pyodide/run.mjs tests/pyodide/cf_scenario.py \
     --src trigger_do --src examples --src tests/cloudflare --src tests/pyodide
 """
 
+import json
 import sys
 
 sys.path[:0] = ["/home/pyodide/src/cloudflare", "/home/pyodide/src/pyodide"]
 
 assert sys.platform == "emscripten", sys.platform
 
+from cf_events_scenario import EXPECTED_WEBHOOKS, GITHUB_SECRET, run_webhooks
 from cf_scenario import (
     EXPECTED_LIMITS,
     EXPECTED_SCHEDULES,
@@ -22,7 +24,7 @@ from cf_scenario import (
     run_scenario,
     run_schedules,
 )
-from sdk_cloud import DLQ, RUN_QUEUE, make_cloud
+from sdk_cloud import DLQ, RUN_QUEUE, SECRET, make_cloud
 
 from trigger_do.platform.cloudflare import ffi
 from trigger_do.producer.producer import TriggerRequest
@@ -35,7 +37,10 @@ assert not any(m.startswith("trigger_do.platform.local") for m in sys.modules), 
     m for m in sys.modules if m.startswith("trigger_do.platform")
 )
 
-cloud = make_cloud(shards=16, vars={"TRIGGER_DO_SLICE_SECONDS": "0.2"})
+cloud = make_cloud(
+    shards=16,
+    vars={"TRIGGER_DO_SLICE_SECONDS": "0.2", "GITHUB_WEBHOOK_SECRET": GITHUB_SECRET},
+)
 engine = cloud.engine()
 got = await run_scenario(engine, cloud.drain)
 want = expected()
@@ -62,6 +67,16 @@ paris = await engine.schedules.create(
 assert paris["next_at"] > engine.now() and paris["timezone"] == "Europe/Paris"
 assert schedule_object(paris)["generator"]["description"] == "At 02:30 AM"
 await engine.schedules.delete(paris["id"])
+
+# events, and a signed GitHub delivery through the Worker's fetch (the SDK's ASGI bridge):
+# verified with the secret from the env, deduplicated in the Events Durable Object
+async def post(path, headers, body):
+    res = await cloud.fetch("POST", path, headers, body)
+    return int(res.status), json.loads(str(await res.text()))
+
+
+webhooks_got = await run_webhooks(engine, post, cloud.drain, SECRET)
+assert webhooks_got == EXPECTED_WEBHOOKS, webhooks_got
 
 # wait tokens: spread over the Waitpoints objects; one completed, one timed out by its
 # object's alarm (TRIGGER_WAITPOINT_TIMEOUT), an idempotency key found again

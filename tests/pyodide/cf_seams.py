@@ -268,6 +268,33 @@ res = await cloud.fetch("GET", f"/api/v3/runs/{mine.id}", {"authorization": f"Be
 assert int(res.status) == 401
 check("a public access token reads its run and no other")
 
+# 12. A Realtime subscription (`GET /realtime/v1/runs/{id}`) forwarded to the run's Durable
+#     Object and answered there through the SDK's ASGI bridge: a snapshot, then a live
+#     request held in the object until the run changes (its watcher, not the Worker's).
+live_cloud = make_cloud(shards=2, vars={"TRIGGER_DO_REALTIME_HOLD": "5"})
+live_engine = live_cloud.engine()
+run = await live_engine.trigger(TriggerRequest("talk", {"lines": 2}))
+path = f"/realtime/v1/runs/{run.id}"
+res = await live_cloud.fetch("GET", path + "?offset=-1", AUTH)
+assert int(res.status) == 200, str(await res.text())
+offset, handle = str(res.headers.get("electric-offset")), str(res.headers.get("electric-handle"))
+[row, done] = json.loads(str(await res.text()))
+assert row["value"]["status"] == "PENDING" and done == {"headers": {"control": "up-to-date"}}
+assert handle == f"run-{run.id}" and res.headers.get("electric-schema")
+held = asyncio.ensure_future(
+    live_cloud.fetch("GET", f"{path}?offset={offset}&handle={handle}&live=true", AUTH)
+)
+await asyncio.sleep(0.2)
+assert not held.done()
+await live_cloud.drain()
+res = await asyncio.wait_for(held, 10)
+[row, _] = json.loads(str(await res.text()))
+assert row["headers"] == {"operation": "update"} and row["value"]["status"] in (
+    "EXECUTING", "COMPLETED_SUCCESSFULLY"
+), row["value"]["status"]
+assert int((await live_cloud.fetch("GET", path)).status) == 401  # checked in the object
+check("a Realtime subscription answered and held by the run's Durable Object")
+
 # 11. A Worker built without the SDK fails loudly at import (before: the stand-in classes took
 #    over silently and no handler of the deployed Worker was ever called).
 for name in [m for m in sys.modules if m.startswith("trigger_do.platform.cloudflare.entry")]:

@@ -167,6 +167,7 @@ def make_cloud(
         "REGISTRY": entry.Registry,
         "COORDINATOR": entry.Coordinator,
         "SCHEDULER": entry.Scheduler,
+        "EVENTS": entry.Events,
         "WAITPOINTS": entry.Waitpoints,
     }.items():
         timed = type(cls.__name__, (cls,), {"clock": clock})  # alarms act at the test's clock

@@ -16,8 +16,21 @@ from starlette.routing import Route, WebSocketRoute
 from ..dashboard.routes import routes as dashboard_routes
 from ..engine import Engine
 from ..errors import ConfigurationError, TriggerDoError
-from . import auth, idempotency, logs, packets, queues, run_list, runs, tokens, triggers
+from . import (
+    auth,
+    idempotency,
+    logs,
+    packets,
+    queues,
+    run_list,
+    run_packets,
+    runs,
+    tokens,
+    triggers,
+)
 from . import bulk as bulk_actions
+from . import events as event_api
+from . import realtime as realtime_api
 from . import schedules as schedule_api
 from . import waitpoints as waitpoint_api
 from .errors import HTTPError, handle
@@ -66,6 +79,27 @@ ROUTES = [
     Route("/api/v1/schedules/{schedule_id}/activate", schedule_api.activate, methods=["POST"]),
     Route("/api/v1/schedules/{schedule_id}/deactivate", schedule_api.deactivate, methods=["POST"]),
     Route("/api/v1/timezones", schedule_api.timezones, methods=["GET"]),
+    # events and webhooks: api/events.py. `/webhooks/{source}` is outside `/api/` on purpose:
+    # the sender's signature authenticates it, never the API key (senders cannot send one)
+    Route("/api/v1/events", event_api.send, methods=["POST"]),
+    Route("/api/v1/events", event_api.list_events, methods=["GET"]),
+    Route("/api/v1/events/{event_id}", event_api.retrieve, methods=["GET"]),
+    Route("/api/v1/events/{event_id}/replay", event_api.replay, methods=["POST"]),
+    Route("/api/v1/webhooks/deliveries", event_api.list_deliveries, methods=["GET"]),
+    Route(
+        "/api/v1/webhooks/deliveries/{delivery_id}/replay",
+        event_api.replay_delivery,
+        methods=["POST"],
+    ),
+    Route("/webhooks/{source}", event_api.receive_webhook, methods=["POST"]),
+    # Realtime (`runs.subscribeTo*`): api/realtime.py; outside /api/, each route authenticates
+    Route("/realtime/v1/runs", realtime_api.runs_with_tags, methods=["GET"]),
+    Route("/realtime/v1/runs/{run_id}", realtime_api.run, methods=["GET"]),
+    Route("/realtime/v1/batches/{batch_id}", realtime_api.batch, methods=["GET"]),
+    Route("/realtime/v1/{path:path}", realtime_api.preflight, methods=["OPTIONS"]),
+    # a run's offloaded payload or output, for Realtime rows (`application/store`)
+    Route("/api/v1/runs/{run_id}/packets/{field}", run_packets.presign, methods=["GET"]),
+    Route("/run-packets/{run_id}/{field}", run_packets.serve, methods=["GET"], name="run_packet"),
     # wait tokens (`wait.createToken` ...): api/waitpoints.py; the callback is served without
     # a key (the HMAC in its path authenticates it)
     Route("/api/v1/waitpoints/tokens", waitpoint_api.create, methods=["POST"]),

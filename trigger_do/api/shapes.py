@@ -112,6 +112,9 @@ def retrieve(row: dict[str, Any], now: float) -> dict[str, Any]:
     schedule = run_schedule((row.get("options") or {}).get("schedule"))
     if schedule is not None:  # a run a schedule started
         out["schedule"] = schedule
+    event = (row.get("options") or {}).get("event")
+    if event:  # a run an event or a webhook delivery started: `{id, name, source?}`
+        out["event"] = event
     # every run has a payload, and a completed one an output: `null` is sent as `null`
     # (the client reads a missing key as `undefined`)
     out["payload"] = row.get("payload")

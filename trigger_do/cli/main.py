@@ -64,6 +64,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .schedules import _schedules
 
         return asyncio.run(_schedules(args))
+    if args.command in ("events", "webhooks"):
+        from .events import run as _events
+
+        return asyncio.run(_events(args))
     if args.command == "tokens":
         from .tokens import _tokens
 

@@ -267,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(rq)
 
     _schedules_parser(sub)
+    from .events_parser import add_parsers as _events_parsers
+
+    _events_parsers(sub, _db_arg, _target_arg)  # `events ...`, `webhooks ...` (cli/events.py)
     tokens_parser(sub, _db_arg, _target_arg)
 
     init = sub.add_parser("init", help="write a wrangler.toml for Cloudflare into a project")

@@ -54,6 +54,7 @@ class TriggerRequest:
     payload_text: str | None = None  # already-validated JSON text (skips re-validation)
     schedule: dict[str, Any] | None = None  # the schedule that fired it (schedules/service.py)
     replay_of: str | None = None  # the run this one replays (`Engine.replay`)
+    event: dict[str, Any] | None = None  # the event or webhook delivery that started it (events/)
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,8 @@ class Producer:
             options["rate_key"] = rate_key
         if req.schedule is not None:  # shown on the run, and what `filter[schedule]` matches
             options["schedule"] = req.schedule
+        if req.event is not None:  # `{id, name, source}` of the event that started it
+            options["event"] = req.event
         return {
             "id": run_id,
             "task": req.task_id,

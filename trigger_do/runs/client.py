@@ -230,5 +230,9 @@ class Registry:
         """Every task a worker or a Worker has registered: `{id, module, queue, ...}`."""
         return await self._registry(RegistryObject.list)
 
+    async def subscriptions(self) -> list[dict[str, Any]]:
+        """The registered tasks events or webhooks start: `{id, event, source}`."""
+        return await self._registry(RegistryObject.subscriptions)
+
     async def register(self, tasks: list[dict[str, Any]], now: float) -> None:
         await self._registry(RegistryObject.register, tasks, now)

@@ -5,15 +5,19 @@ results are JSON-native. Every state write names, in its WHERE, the states the
 transition table allows it to leave (`sources_for`), so a stale write changes nothing.
 The methods are grouped by who calls them: producer and reads here, consumers in
 `index_consumer.py`, control and housekeeping in `index_control.py`, bulk actions in
-`index_bulk.py`, the table in `index_schema.py`, the list filters in `index_filters.py`.
+`index_bulk.py`, the table in `index_schema.py`, the list filters in `index_filters.py`,
+Realtime watchers' reads in `index_realtime.py`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..errors import InvariantError
 from ..ports import Sql
+from ..shared.serialization import dumps
 from ..shared.sqlbulk import json_chunks
+from ..shared.states import CREATED_IN, RunState
 from ..shared.timers import SCHEMA as TIMERS_SCHEMA
 from ..shared.timers import ObjectTimers
 from .index_batches import BATCH_SCHEMA, VISIBLE, BatchWrites
@@ -21,6 +25,7 @@ from .index_bulk import BULK_SCHEMA, BulkWrites
 from .index_consumer import ConsumerWrites
 from .index_control import ControlWrites
 from .index_filters import run_filter_sql
+from .index_realtime import RealtimeReads
 from .index_schema import _INSERT, ROW_COLUMNS, SCHEMA, WATCHED, insert_rows, row_to_dict
 
 __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
@@ -28,7 +33,7 @@ __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
 TTL_TIMER = "ttl"  # due at the earliest expiry of a run that has not started
 
 
-class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
+class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, RealtimeReads):
     """One shard of the run index."""
 
     KIND = "run-index"
@@ -102,6 +107,28 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites):
             self.sql.exec(
                 "INSERT OR REPLACE INTO idempotency (key, run_id, expires_at) SELECT "
                 "value->>'key', value->>'run_id', value->>'expires_at' FROM json_each(?)",
+                chunk,
+            )
+        return results
+
+    def insert_failed(self, rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+        """Create runs directly in FAILED (the transition table's `CREATED_IN`): an event's
+        subscriber whose schema rejects the payload. Each row carries its `error`; keys and
+        results as `insert_runs` (a key naming a live run writes nothing)."""
+        bad = [r["id"] for r in rows if r.get("state") != RunState.FAILED]
+        if bad or RunState.FAILED not in CREATED_IN:
+            raise InvariantError(f"insert_failed takes rows in state failed, not {bad[:3]}")
+        results = self.insert_runs(rows, now)
+        fresh = [
+            [r["id"], dumps(r["error"])]
+            for r, res in zip(rows, results, strict=True)
+            if not res["cached"]
+        ]
+        for chunk in json_chunks(fresh):
+            self.sql.exec(
+                "UPDATE runs SET error = value->>1, finished_at = ? FROM json_each(?) "
+                "WHERE runs.id = value->>0 AND runs.state = 'failed'",
+                now,
                 chunk,
             )
         return results

@@ -34,6 +34,17 @@ class RegistryObject:
                 chunk,
             )
 
+    def subscriptions(self) -> list[dict[str, Any]]:
+        """The registered tasks that events or webhooks start: `{id, event, source}`."""
+        return [
+            {"id": i, "event": e, "source": s}
+            for i, e, s in self.sql.exec(
+                "SELECT id, options->>'event', options->>'source' FROM tasks "
+                "WHERE options->>'event' IS NOT NULL OR options->>'source' IS NOT NULL "
+                "ORDER BY id"
+            )
+        ]
+
     def list(self) -> list[dict[str, Any]]:
         return [
             {"id": i, "module": m, "queue": q}

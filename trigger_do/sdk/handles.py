@@ -99,6 +99,7 @@ class RunStatus:
     batch_id: str | None = None
     idempotency_key: str | None = None
     schedule: RunSchedule | None = None  # the schedule that started it (schedules/)
+    event: dict[str, Any] | None = None  # the event that started it: `{id, name, source?}`
 
     @property
     def is_final(self) -> bool:
@@ -131,6 +132,7 @@ class RunStatus:
             batch_id=row.get("batch_id"),
             idempotency_key=user_key(row["task"], key),
             schedule=_schedule_of(row),
+            event=(row.get("options") or {}).get("event"),
         )
 
 

@@ -137,7 +137,7 @@ def row_from(api: dict[str, Any]) -> dict[str, Any]:
         "expires_at": x.get("expiresAt"),
         "batch_id": api.get("batchId"),
         "idempotency_key": x.get("idempotencyKey"),
-        "options": {"schedule": run_ref_from_api(api.get("schedule"))},
+        "options": {"schedule": run_ref_from_api(api.get("schedule")), "event": api.get("event")},
     }
 
 

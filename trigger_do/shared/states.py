@@ -90,6 +90,11 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     S.SYSTEM_FAILURE: frozenset(),
 }
 
+# The entries from nothing: the states a run may be created in. QUEUED or DELAYED by a
+# trigger; FAILED by an event whose payload the subscriber's schema rejects (events/): that
+# run never ran, and its error names the field. (Not QUEUED -> FAILED: no QUEUED row exists.)
+CREATED_IN = frozenset({S.QUEUED, S.DELAYED, S.FAILED})
+
 STARTABLE = frozenset({S.QUEUED, S.DELAYED, S.WAITING_FOR_RETRY})
 CANCELABLE = frozenset(s for s, nxt in TRANSITIONS.items() if S.CANCELED in nxt)
 

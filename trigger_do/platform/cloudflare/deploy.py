@@ -29,13 +29,14 @@ DURABLE_OBJECTS = {
     "REGISTRY": "Registry",
     "COORDINATOR": "Coordinator",
     "SCHEDULER": "Scheduler",
+    "EVENTS": "Events",
     "WAITPOINTS": "Waitpoints",
 }
 
 WRANGLER_TOML = f"""\
 # trigger.do on Cloudflare: a Python Worker (HTTP API + run-queue consumer + cron), SQLite
-# Durable Objects (run index shards, runs, task registry, coordinators, the scheduler), a
-# Queue and an R2 bucket. Before the first deploy:
+# Durable Objects (run index shards, runs, task registry, coordinators, the scheduler, the
+# event store), a Queue and an R2 bucket. Before the first deploy:
 #   npx wrangler login
 #   npx wrangler queues create {QUEUE}
 #   npx wrangler queues create {DLQ}
@@ -97,6 +98,10 @@ name = "SCHEDULER"
 class_name = "Scheduler"
 
 [[durable_objects.bindings]]
+name = "EVENTS"
+class_name = "Events"
+
+[[durable_objects.bindings]]
 name = "WAITPOINTS"
 class_name = "Waitpoints"
 
@@ -107,6 +112,10 @@ new_sqlite_classes = ["RunIndex", "Run", "Registry", "Coordinator"]
 [[migrations]]
 tag = "v2"                  # schedules: one Durable Object, its alarm at the next due instant
 new_sqlite_classes = ["Scheduler"]
+
+[[migrations]]
+tag = "v3"                  # events and webhook deliveries: one Durable Object, the event store
+new_sqlite_classes = ["Events"]
 
 [[migrations]]
 tag = "v4"                  # wait tokens: one Durable Object per shard, alarms for timeouts
@@ -129,6 +138,7 @@ import {tasks}  # noqa: F401  (registers the tasks)
 from trigger_do.platform.cloudflare.entry import (  # noqa: F401
     Coordinator,
     Default,
+    Events,
     Registry,
     Run,
     RunIndex,

@@ -4,7 +4,7 @@ each a thin adapter over the engine's class. A user's Worker module re-exports t
 
     import tasks  # noqa: F401  (registers the user's tasks)
     from trigger_do.platform.cloudflare.entry import (
-        Coordinator, Default, Registry, Run, RunIndex, Scheduler, Waitpoints,
+        Coordinator, Default, Events, Registry, Run, RunIndex, Scheduler, Waitpoints,
     )
 
 Durable Objects never run task code; only `queue` (the consumer) does.
@@ -18,6 +18,7 @@ from typing import Any
 from ...consumer.consumer import Consumer
 from ...coordinator.coordinator import CoordinatorObject
 from ...engine import Engine
+from ...events.store import EventStoreObject
 from ...ports import Remote
 from ...runs import client as runs_client
 from ...runs.index import RunIndexObject
@@ -27,9 +28,11 @@ from ...schedules.scheduler import SchedulerObject
 from ...schedules.service import ScheduleService
 from ...sdk.client import EmbeddedClient, client_scope
 from ...shared.serialization import dumps, loads
+from ...shared.subscriptions import registry_options
 from ...task import registered_tasks
 from ...waitpoints.store import TokenStoreObject
 from . import ffi, live_logs
+from . import realtime as realtime_routes
 from .live_logs import LiveLogs
 from .objects import HostStub, ObjectHost
 from .platform import BINDINGS, WorkerClock, cloudflare_platform
@@ -71,6 +74,10 @@ class Default(_WorkerEntrypointBase):  # type: ignore[misc]
         return Engine(cloudflare_platform(self.env, clock=self.clock))
 
     async def fetch(self, request: Any, *_: Any) -> Any:
+        subscribed = realtime_routes.route(request)
+        if subscribed is not None:  # Realtime: the run's (or the feed's) Durable Object answers
+            ns = getattr(self.env, BINDINGS["run"])
+            return await ns.get(ns.idFromName(subscribed)).fetch(ffi.js_request(request))
         run_id = live_logs.route(request)
         if run_id is not None and live_logs.authorized(
             request, str(ffi.to_py(getattr(self.env, "TRIGGER_SECRET_KEY", None)) or "")
@@ -114,7 +121,16 @@ class Default(_WorkerEntrypointBase):  # type: ignore[misc]
         engine = self._engine()
         tasks = registered_tasks().values()
         await engine.registry.register(
-            [{"id": t.id, "module": t.module, "queue": t.queue_name} for t in tasks], engine.now()
+            [
+                {
+                    "id": t.id,
+                    "module": t.module,
+                    "queue": t.queue_name,
+                    "options": registry_options(t.subscription),  # events it subscribes to
+                }
+                for t in tasks
+            ],
+            engine.now(),
         )
         await engine.schedules.sync_declarative(tasks)  # the tasks' `cron=`, as deployed
         await engine.housekeeping()
@@ -159,6 +175,7 @@ class Run(_EngineObject):
     def __init__(self, ctx: Any, env: Any) -> None:
         super().__init__(ctx, env)
         self.live = LiveLogs(ctx, self.host.sql)
+        self.realtime = realtime_routes.RunRealtime(ctx, env, self.clock)
 
     def _index_for(self, run_id: str) -> Remote[RunIndexObject]:
         return runs_client.RunIndex(cloudflare_platform(self.env)).on(run_id)
@@ -168,16 +185,21 @@ class Run(_EngineObject):
             try:
                 (state,), _ = loads(str(text))
                 await self.live.finished(str(name), str(state))
+                self.realtime.changed()
             except Exception as exc:
                 return str(dumps({"error": f"{type(exc).__name__}: {exc}"}))
             return str(dumps({"ok": None}))
         reply = await super().call(name, method, text)
         if str(method) == "append":
             self.live.pushed()
+            self.realtime.changed()
         return reply
 
     async def fetch(self, request: Any, *_: Any) -> Any:
-        """A live-log WebSocket the Worker forwarded (key already checked)."""
+        """A live-log WebSocket (key already checked) or a Realtime subscription (checked
+        here, by the API's own routes) the Worker forwarded."""
+        if realtime_routes.route(request) is not None:
+            return await self.realtime.serve(request)
         run_id = live_logs.run_id_of(ffi.request_url(request)) or ""
         return await self.live.connect(request, self._index_for(run_id))
 
@@ -204,6 +226,12 @@ class Coordinator(_EngineObject):
     """One queue's concurrency slots, rate windows and parked runs."""
 
     engine_class = CoordinatorObject
+
+
+class Events(_EngineObject):
+    """The event store (`events`): every event and webhook delivery, with its runs."""
+
+    engine_class = EventStoreObject
 
 
 class Scheduler(_EngineObject):

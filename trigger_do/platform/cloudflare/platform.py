@@ -21,6 +21,7 @@ BINDINGS = {
     "registry": "REGISTRY",
     "coordinator": "COORDINATOR",
     "scheduler": "SCHEDULER",
+    "events": "EVENTS",
     "waitpoints": "WAITPOINTS",  # wait tokens (trigger_do/waitpoints/)
 }
 QUEUE_BINDING = "RUN_QUEUE"

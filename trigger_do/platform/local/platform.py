@@ -15,6 +15,7 @@ from typing import Any
 
 from ...coordinator.coordinator import CoordinatorObject
 from ...errors import MisuseError, StorageUnavailableError
+from ...events.store import EventStoreObject
 from ...ports import Platform, UnitRunner
 from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
@@ -23,6 +24,7 @@ from ...schedules.scheduler import SchedulerObject
 from ...shared.timers import SCHEMA as TIMERS_SCHEMA
 from ...shared.timers import due_objects
 from ...waitpoints.store import TokenStoreObject
+from .changes import DataVersion
 from .database import LocalSql, init_schema
 from .objects import LocalNamespace
 from .queue import SCHEMA as QUEUE_SCHEMA
@@ -35,6 +37,7 @@ OBJECT_CLASSES: dict[str, type] = {
     "registry": RegistryObject,
     "coordinator": CoordinatorObject,
     "scheduler": SchedulerObject,  # schedules (trigger_do/schedules/)
+    "events": EventStoreObject,  # events and webhook deliveries (trigger_do/events/)
     "waitpoints": TokenStoreObject,  # wait tokens (trigger_do/waitpoints/)
 }
 DEFAULT_DB = Path(".trigger-do") / "trigger.db"
@@ -243,5 +246,6 @@ def open_local(
         index_shards=1,
         timers=LocalTimers(sql),
         units=local_units(sql),
+        changes=DataVersion(path),  # Realtime subscriptions' one watcher per process
     )
     return platform, sql

@@ -202,9 +202,18 @@ class Worker:
 
     def _register_tx(self, tasks: dict[str, Any], now: float) -> None:
         from ...runs.registry import RegistryObject
+        from ...shared.subscriptions import registry_options
 
         RegistryObject(self.sql, "registry").register(
-            [{"id": t.id, "module": t.module, "queue": t.queue_name} for t in tasks.values()],
+            [
+                {
+                    "id": t.id,
+                    "module": t.module,
+                    "queue": t.queue_name,
+                    "options": registry_options(t.subscription),  # events it subscribes to
+                }
+                for t in tasks.values()
+            ],
             now,
         )
         self.sql.exec(
