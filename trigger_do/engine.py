@@ -65,12 +65,17 @@ class Engine:
     @functools.cached_property
     def events(self) -> EventService:
         """Events and webhook deliveries, fanned out to their subscribers (events/)."""
-        return EventService(self.platform, self.producer, self.config)
+        service = EventService(self.platform, self.producer, self.config)
+        service.on_sent.append(lambda event: self.tokens.event_sent(event))  # event waits
+        return service
 
     @functools.cached_property
     def tokens(self) -> TokenService:
-        """Wait tokens (waitpoints/service.py): Trigger.dev's waitpoint tokens."""
-        return TokenService(self.platform)
+        """Wait tokens (waitpoints/service.py): Trigger.dev's waitpoint tokens, and tokens
+        an event completes (`wait_for_event`, read from the event store)."""
+        service = TokenService(self.platform)
+        service.lookup_events = lambda name, since: self.events.lookup(name, since)
+        return service
 
     # --- trigger -------------------------------------------------------------------------
 
@@ -438,6 +443,7 @@ class Engine:
         totals["bulk_resumed"], totals["bulk_purged"] = bulk["bulk_resumed"], bulk["bulk_purged"]
         totals.update(await self.events.housekeeping())  # events: kept as long as runs
         totals["tokens_redelivered"] = await self.tokens.redeliver()  # a token's cut-short hooks
+        totals["event_waits_rechecked"] = await self.tokens.recheck_event_waits()
         return totals
 
 

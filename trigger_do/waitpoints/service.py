@@ -35,6 +35,7 @@ from ..ports import Platform, Remote
 from ..shared.durations import MAX_DURATION_SECONDS, parse_duration
 from ..shared.ids import new_sharded_id, shard_of
 from ..shared.serialization import dumps, loads
+from .events import check_match, event_output, matches
 from .store import STATUSES, TokenStoreObject
 
 MAX_KEY = 2048  # characters of an idempotency key (the official client's own bound)
@@ -63,6 +64,7 @@ class TokenCompletion:
 
 
 Hook = Callable[[list[TokenCompletion]], Awaitable[None]]
+EventLookup = Callable[[str, float], Awaitable[list[dict[str, Any]]]]
 
 
 def callback_hash(secret_key: str, token_id: str) -> str:
@@ -143,6 +145,8 @@ class TokenService:
         ns = platform.objects(TokenStoreObject.KIND)
         self._shards = [Remote[TokenStoreObject](ns.get(f"shard-{i}")) for i in range(self.count)]
         self.hooks: list[Hook] = []
+        # the events sent named `name` since a time, oldest first (`EventService.lookup`)
+        self.lookup_events: EventLookup | None = None
 
     def now(self) -> float:
         return self.platform.clock.now()
@@ -311,6 +315,93 @@ class TokenService:
                 told += await self._deliver(item["token"], item["waiters"])
         return told
 
+    # --- waiting for an event (events.py) --------------------------------------------------
+
+    def on_name(self, name: str) -> Remote[TokenStoreObject]:
+        """The shard holding the event waits of event name `name`."""
+        return self._shards[shard_of(f"event:{name}", self.count)]
+
+    async def wait_for_event(
+        self,
+        name: str,
+        *,
+        match: dict[str, Any] | None = None,
+        timeout: Any = None,
+        lookback: Any = None,
+        idempotency_key: str | None = None,
+        tags: Any = None,
+    ) -> dict[str, Any]:
+        """A token the first event named `name` whose fields equal `match` completes (with
+        the event: `{id, name, payload, timestamp}`), sent from `lookback` before now on;
+        with `timeout`, it times out then. Returns the token."""
+        if not isinstance(name, str) or not name or len(name) > 256:
+            raise InvalidWaitTokenError("an event name is a string of 1 to 256 characters")
+        wanted = check_match(match)
+        now = self.now()
+        back = 0.0
+        if lookback is not None:
+            try:
+                back = parse_duration(lookback)
+            except InvalidDurationError as exc:
+                raise InvalidWaitTokenError(f"lookback: {exc}") from None
+        token, cached = await self.create(
+            idempotency_key=idempotency_key, timeout=timeout, tags=tags
+        )
+        if cached or token["status"] != "WAITING":
+            return token
+        since = now - back
+        # recorded first, then the events already sent are read: no send falls between
+        await self.on_name(name)(
+            TokenStoreObject.add_event_wait, token["id"], name, dumps(wanted), since, now
+        )
+        if self.lookup_events is not None:
+            for event in await self.lookup_events(name, since):
+                if matches(wanted, event):
+                    await self._event_completes(token["id"], event)
+                    return await self.get(token["id"])
+        return token
+
+    async def event_sent(self, event: dict[str, Any]) -> int:
+        """An event was sent (`{id, name, payload, created_at, source}`, payload decoded):
+        complete every token waiting for it. Returns how many it completed."""
+        if event.get("source") is not None:  # webhook deliveries are not waited for here
+            return 0
+        waits = await self.on_name(event["name"])(TokenStoreObject.event_waits, event["name"])
+        done = 0
+        for wait in waits:
+            if float(event["created_at"]) >= wait["since"] and matches(wait["match"], event):
+                await self._event_completes(wait["token_id"], event)
+                done += 1
+        return done
+
+    async def _event_completes(self, token_id: str, event: dict[str, Any]) -> None:
+        try:
+            await self.complete_text(token_id, dumps(event_output(event)))
+        except WaitTokenNotFoundError:
+            pass  # gone (never, short of a purge): only its wait is left to drop
+        await self.on_name(event["name"])(TokenStoreObject.drop_event_waits, [token_id])
+
+    async def recheck_event_waits(self, limit: int = 1000) -> int:
+        """Housekeeping's safety net: complete event waits whose event was sent but whose
+        send never reached them (its process died between the fan-out and the waits), and
+        drop those whose token ended otherwise (timed out). Returns how many it changed."""
+        if self.lookup_events is None:
+            return 0
+        changed = 0
+        for shard in self._shards:
+            for wait in await shard(TokenStoreObject.event_waits, None, limit):
+                token = await shard_get(self, wait["token_id"])
+                if token is None or token["status"] != "WAITING":
+                    await shard(TokenStoreObject.drop_event_waits, [wait["token_id"]])
+                    changed += 1
+                    continue
+                for event in await self.lookup_events(wait["name"], wait["since"]):
+                    if matches(wait["match"], event):
+                        await self._event_completes(wait["token_id"], event)
+                        changed += 1
+                        break
+        return changed
+
     # --- timers ------------------------------------------------------------------------------
 
     async def fire_timers(
@@ -328,6 +419,10 @@ class TokenService:
             timed_out += len(res["completed"])
             if not res["more"]:
                 return {"timed_out": timed_out}
+
+
+async def shard_get(service: TokenService, token_id: str) -> dict[str, Any] | None:
+    return await service.on(token_id)(TokenStoreObject.get, token_id)
 
 
 def _completion(token: dict[str, Any], waitpoint: str) -> TokenCompletion:

@@ -47,6 +47,13 @@ SCHEMA = [
     """CREATE TABLE IF NOT EXISTS waitpoint_token_keys (
         key TEXT PRIMARY KEY, token_id TEXT NOT NULL, expires_at REAL
     ) WITHOUT ROWID""",
+    # a token completed by the first event named `name` whose fields equal `match` (on the
+    # event name's shard: a send reads one shard)
+    """CREATE TABLE IF NOT EXISTS waitpoint_event_waits (
+        token_id TEXT PRIMARY KEY, name TEXT NOT NULL, match TEXT NOT NULL,
+        since REAL NOT NULL, created_at REAL NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS waitpoint_event_waits_name ON waitpoint_event_waits(name)",
     # what waits on a token (a waitpoint id), until told of its completion
     """CREATE TABLE IF NOT EXISTS waitpoint_token_waiters (
         token_id TEXT NOT NULL, waitpoint TEXT NOT NULL, created_at REAL NOT NULL,
@@ -284,6 +291,51 @@ class TokenStoreObject:
             if token is not None:
                 out.append({"token": token, "waiters": self.waiters(token_id)})
         return out
+
+    # --- event waits: tokens an event completes --------------------------------------------
+
+    def add_event_wait(
+        self, token_id: str, name: str, match: str, since: float, now: float
+    ) -> None:
+        """The token `token_id` completes with the first event named `name` sent from
+        `since` on whose fields equal `match` (JSON text of `{dotted path: value}`)."""
+        self.sql.exec(
+            "INSERT OR IGNORE INTO waitpoint_event_waits (token_id, name, match, since, "
+            "created_at) VALUES (?, ?, ?, ?, ?)",
+            token_id,
+            name,
+            match,
+            since,
+            now,
+        )
+
+    def event_waits(self, name: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Open event waits (for `name`, or every one, oldest first): `{token_id, name,
+        match, since}` each, `match` decoded."""
+        rows = self.sql.exec(
+            "SELECT token_id, name, match, since FROM waitpoint_event_waits "
+            + ("WHERE name = ? " if name is not None else "")
+            + "ORDER BY created_at LIMIT ?",
+            *((name,) if name is not None else ()),
+            limit,
+        )
+        return [
+            {"token_id": t, "name": n, "match": loads(m), "since": float(since)}
+            for t, n, m, since in rows
+        ]
+
+    def drop_event_waits(self, token_ids: list[str]) -> int:
+        """Forget event waits whose tokens completed (by an event or otherwise)."""
+        done = 0
+        for chunk in json_chunks(token_ids):
+            done += len(
+                self.sql.exec(
+                    "DELETE FROM waitpoint_event_waits WHERE token_id IN "
+                    "(SELECT value FROM json_each(?)) RETURNING token_id",
+                    chunk,
+                )
+            )
+        return done
 
     # --- timers ----------------------------------------------------------------------------
 
