@@ -1,0 +1,10 @@
+"""`python -m load tokens` at a small count: the burst completes every token and tells each
+waiter once (its exit status says so); the figures themselves live in load/RESULTS.md."""
+
+from __future__ import annotations
+
+from load.cli import main
+
+
+def test_load_tokens_small(capsys: object) -> None:
+    assert main(["tokens", "--count", "30", "--concurrency", "5"]) == 0
