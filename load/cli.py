@@ -52,6 +52,16 @@ def parser() -> argparse.ArgumentParser:
         default=60.0,
         help="give up when nothing finished for this many seconds (60)",
     )
+    p.add_argument(
+        "--unlimited",
+        action="store_true",
+        help="the identical work with every concurrency and rate limit removed",
+    )
+    p.add_argument(
+        "--vs-unlimited",
+        action="store_true",
+        help="run the scenario as declared, then --unlimited; report both and their ratio",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the report as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw throughput and latency over time")
@@ -76,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         from .events import main as events_main  # its own options (load/events.py)
 
         return events_main((argv if argv is not None else sys.argv[1:])[1:])
+    if (argv if argv is not None else sys.argv[1:])[:1] == ["waits"]:
+        from .waits import main as waits_main  # its own options (load/waits.py)
+
+        return waits_main((argv if argv is not None else sys.argv[1:])[1:])
     args = parser().parse_args(argv)
     if args.runs is not None and args.runs < 1:
         print("trigger-do load: --runs must be at least 1", file=sys.stderr)
@@ -85,8 +99,19 @@ def main(argv: list[str] | None = None) -> int:
         if not key:
             print("trigger-do load: --target needs --key or TRIGGER_SECRET_KEY", file=sys.stderr)
             return 2
-    report = asyncio.run(run(args))
+    if args.unlimited and args.vs_unlimited:
+        print("trigger-do load: --unlimited and --vs-unlimited exclude each other", file=sys.stderr)
+        return 2
     console = Console(stderr=False)
+    if args.vs_unlimited:
+        both = asyncio.run(run_vs_unlimited(args))
+        rep.render_vs(both, console)
+        if args.json_path:
+            rep.write_json(both, args.json_path)
+        if args.plot:
+            rep.plot(both["limited"], args.plot)
+        return 1 if rep.verdicts_vs(both) else 0
+    report = asyncio.run(run(args))
     rep.render(report, console)
     if args.json_path:
         rep.write_json(report, args.json_path)
@@ -95,13 +120,34 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if rep.verdicts(report) else 0
 
 
-def make_driver(args: argparse.Namespace) -> Driver:
+def make_driver(args: argparse.Namespace, db_suffix: str = "") -> Driver:
     if args.target:
         return HttpDriver(args.target, args.key or os.environ.get("TRIGGER_SECRET_KEY", ""))
-    return EmbeddedDriver(args.workers, args.db)
+    return EmbeddedDriver(args.workers, args.db + db_suffix if args.db else None)
 
 
-async def run(args: argparse.Namespace, driver: Driver | None = None) -> dict[str, Any]:
+async def run_vs_unlimited(args: argparse.Namespace) -> dict[str, Any]:
+    """The scenario as declared, then the identical work unlimited (each on a fresh
+    database when embedded: `--db PATH` keeps the second at PATH.unlimited), and the
+    ratio of their end-to-end throughputs."""
+    limited = await run(argparse.Namespace(**{**vars(args), "unlimited": False}))
+    unlimited = await run(
+        argparse.Namespace(**{**vars(args), "unlimited": True}), db_suffix=".unlimited"
+    )
+    ratio = limited["completed_per_s"] / max(unlimited["completed_per_s"], 1e-9)
+    return {
+        "scenario": limited["scenario"],
+        "command": limited["command"],
+        "date": limited["date"],
+        "limited": limited,
+        "unlimited": unlimited,
+        "throughput_ratio": round(ratio, 3),
+    }
+
+
+async def run(
+    args: argparse.Namespace, driver: Driver | None = None, db_suffix: str = ""
+) -> dict[str, Any]:
     """Run `args.scenario` end to end and return the report (JSON-native)."""
     plan = build(
         args.scenario,
@@ -110,8 +156,9 @@ async def run(args: argparse.Namespace, driver: Driver | None = None) -> dict[st
         duration=args.duration,
         work_ms=args.work_ms,
         seed=args.seed,
+        unlimited=getattr(args, "unlimited", False),
     )
-    driver = driver or make_driver(args)
+    driver = driver or make_driver(args, db_suffix)
     await driver.start()
     try:
         figures = await _drive(plan, driver, args)
@@ -122,27 +169,39 @@ async def run(args: argparse.Namespace, driver: Driver | None = None) -> dict[st
     if cleanup is not None:
         cleanup()
     ids, records, t0, accept_seconds, rss = figures
+    limits = declared_limits()
     result = analyze(
         records,
         offered=len(plan.items),
         accepted_ids=ids,
         t0=t0,
         accept_seconds=accept_seconds,
-        limits=declared_limits(),
+        limits=limits,
         executions=trace_counts(lines) if lines is not None else None,
         never_fail=NEVER_FAIL,
     )
-    from .measure import timeseries
+    from .measure import key_figures, timeseries
 
+    keyed_task = next((i.task for i in plan.items if i.key is not None), None)
+    keyed_limit = limits.get(keyed_task) if keyed_task is not None else None
+    keys = key_figures(
+        [r for r in records if r.task == keyed_task],
+        t0,
+        limit=keyed_limit.concurrency if keyed_limit is not None else None,
+        work_s=plan.work_ms / 1000 if plan.work_ms else None,
+    )
     return {
         "scenario": plan.scenario,
+        "unlimited": plan.unlimited,
         "description": plan.description,
         "target": driver.label,
+        "intake": getattr(driver, "intake", "engine.batch_trigger (in process)"),
         "offered_rate": plan.rate,
         "command": "trigger-do load " + " ".join(sys.argv[1:]) if sys.argv else "",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": rep.machine(),
         **result,
+        "keys": keys,
         "rss": rss,
         "timeseries": timeseries(records, t0),
     }

@@ -240,3 +240,84 @@ def analyze(
             (r.started, r.finished) for r in records if r.started is not None
         ),
     }
+
+
+def _span(runs: Sequence[RunRecord]) -> float | None:
+    """First start to last finish of `runs` (None when none both started and finished)."""
+    starts = [r.started for r in runs if r.started is not None]
+    ends = [r.finished for r in runs if r.finished is not None]
+    if not starts or not ends:
+        return None
+    return max(max(ends) - min(starts), 1e-9)
+
+
+def key_figures(
+    records: Sequence[RunRecord], t0: float, *, limit: int | None, work_s: float | None
+) -> dict[str, Any] | None:
+    """How the keys of a keyed scenario fared. The hot key (the one with the most runs):
+    its runs/s over its own active span (its first start to its last finish) against its
+    ceiling, `limit / work_s` (its slots turning over with no gap), as a percentage. The
+    other keys: how far they got, their runs/s over their span and when the last of them
+    finished (compare it with the same work unlimited: `--vs-unlimited`), and the busiest
+    of them against the same ceiling (the small keys' runs arrive spread over the whole
+    batch, so their own spans say more about delivery order than speed). Ceilings are
+    None without a limit."""
+    by_key: dict[str, list[RunRecord]] = defaultdict(list)
+    for r in records:
+        if r.key is not None:
+            by_key[r.key].append(r)
+    if not by_key:
+        return None
+    ceiling = limit / work_s if limit and work_s else None
+    hot = max(by_key, key=lambda k: (len(by_key[k]), k))
+
+    def done(runs: Sequence[RunRecord]) -> int:
+        return sum(1 for r in runs if r.state == "completed")
+
+    def last_finish(runs: Sequence[RunRecord]) -> float | None:
+        ends = [r.finished for r in runs if r.finished is not None]
+        return round(max(ends) - t0, 4) if ends else None
+
+    runs = by_key[hot]
+    span = _span(runs)
+    rate = done(runs) / span if span else None
+    others = [r for k, v in by_key.items() if k != hot for r in v]
+    o_span = _span(others)
+    rest = [k for k in by_key if k != hot]
+    busiest = max(rest, key=lambda k: (len(by_key[k]), k)) if rest else None
+    b_span = _span(by_key[busiest]) if busiest is not None else None
+    b_rate = done(by_key[busiest]) / b_span if busiest is not None and b_span else None
+    complete = sorted(r.finished - r.created for r in others if r.finished is not None)
+    return {
+        "limit": limit,
+        "work_ms": None if work_s is None else round(work_s * 1000, 3),
+        "ceiling_per_s": None if ceiling is None else round(ceiling, 1),
+        "hot": {
+            "key": hot,
+            "runs": len(runs),
+            "completed": done(runs),
+            "span_s": None if span is None else round(span, 4),
+            "runs_per_s": None if rate is None else round(rate, 1),
+            "pct_of_ceiling": round(100 * rate / ceiling, 1) if rate and ceiling else None,
+            "last_finish_s": last_finish(runs),
+        },
+        "others": {
+            "keys": len(by_key) - 1,
+            "runs": len(others),
+            "completed": done(others),
+            "span_s": None if o_span is None else round(o_span, 4),
+            "runs_per_s": round(done(others) / o_span, 1) if o_span else None,
+            "last_finish_s": last_finish(others),
+            "trigger_to_complete_p50_ms": None
+            if not complete
+            else round((percentile(complete, 50) or 0.0) * 1000, 2),
+            "busiest": None
+            if busiest is None
+            else {
+                "key": busiest,
+                "runs": len(by_key[busiest]),
+                "runs_per_s": None if b_rate is None else round(b_rate, 1),
+                "pct_of_ceiling": round(100 * b_rate / ceiling, 1) if b_rate and ceiling else None,
+            },
+        },
+    }

@@ -62,13 +62,16 @@ def verdicts(report: dict[str, Any]) -> list[str]:
 
 def render(report: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
-    t = Table(title=f"trigger.do load: {report['scenario']} on {report['target']}")
+    variant = " (unlimited)" if report.get("unlimited") else ""
+    t = Table(title=f"trigger.do load: {report['scenario']}{variant} on {report['target']}")
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_column("note")
     t.add_row("runs offered / accepted", f"{report['offered']:,} / {report['accepted']:,}", "")
     t.add_row(
-        "accepted/s", f"{report['accepted_per_s']:,.0f}", f"in {report['accept_seconds']:.3f} s"
+        "accepted/s",
+        f"{report['accepted_per_s']:,.0f}",
+        f"in {report['accept_seconds']:.3f} s; {report.get('intake', '')}",
     )
     t.add_row(
         "completed/s (end to end)",
@@ -92,6 +95,34 @@ def render(report: dict[str, Any], console: Console | None = None) -> None:
             f"{r['violations']:,}",
             f"limit {r['limit']}/{r['period_s']:g}s, max {r['max_in_window']} in a window; {note}",
         )
+    keys = report.get("keys")
+    if keys:
+        hot, others = keys["hot"], keys["others"]
+        ceiling = (
+            f"{hot['pct_of_ceiling']:g}% of its ceiling {keys['ceiling_per_s']:,.0f}/s "
+            f"(limit {keys['limit']} / {keys['work_ms']:g} ms)"
+            if hot["pct_of_ceiling"] is not None
+            else "no limit: no ceiling"
+        )
+        t.add_row(
+            f"hot key {hot['key']}: runs/s over its span",
+            "-" if hot["runs_per_s"] is None else f"{hot['runs_per_s']:,.0f}",
+            f"{hot['completed']:,} runs in {hot['span_s'] or 0:.3f} s; {ceiling}",
+        )
+        b = others["busiest"]
+        ideal = (
+            f"; the busiest, {b['key']} ({b['runs']:,} runs): {b['runs_per_s']:,.0f}/s"
+            + (f" = {b['pct_of_ceiling']:g}% of its ceiling" if b["pct_of_ceiling"] else "")
+            if b is not None and b["runs_per_s"] is not None
+            else ""
+        )
+        t.add_row(
+            f"other {others['keys']} keys: runs/s over their span",
+            "-" if others["runs_per_s"] is None else f"{others['runs_per_s']:,.0f}",
+            f"{others['completed']:,} of {others['runs']:,} runs, the last done at "
+            f"{others['last_finish_s'] or 0:.3f} s (hot key: {hot['last_finish_s'] or 0:.3f} s)"
+            f"{ideal}",
+        )
     t.add_row(
         "lost runs",
         f"{report['lost']:,}",
@@ -113,8 +144,55 @@ def render(report: dict[str, Any], console: Console | None = None) -> None:
     bad = verdicts(report)
     if bad:
         console.print("[bold red]checks failed:[/] " + "; ".join(bad))
+    elif report.get("unlimited"):
+        console.print("[bold green]checks passed:[/] 0 lost, 0 duplicates (no limits to hold)")
     else:
         console.print("[bold green]checks passed:[/] 0 lost, 0 duplicates, limits held")
+
+
+def verdicts_vs(both: dict[str, Any]) -> list[str]:
+    """What broke a guarantee in either variant of a `--vs-unlimited` run."""
+    return [f"{name}: {v}" for name in ("limited", "unlimited") for v in verdicts(both[name])]
+
+
+def render_vs(both: dict[str, Any], console: Console | None = None) -> None:
+    """Both variants' tables, then the two side by side with their ratio."""
+    console = console or Console()
+    render(both["limited"], console)
+    render(both["unlimited"], console)
+    lim, unl = both["limited"], both["unlimited"]
+    t = Table(title=f"{both['scenario']}: as declared vs unlimited")
+    t.add_column("figure")
+    t.add_column("limited", justify="right")
+    t.add_column("unlimited", justify="right")
+    t.add_column("limited / unlimited", justify="right")
+
+    def row(name: str, a: float | None, b: float | None, fmt: str = "{:,.0f}") -> None:
+        ratio = f"{a / b:.2f}" if a is not None and b else "-"
+        t.add_row(
+            name,
+            "-" if a is None else fmt.format(a),
+            "-" if b is None else fmt.format(b),
+            ratio,
+        )
+
+    row("completed/s (end to end)", lim["completed_per_s"], unl["completed_per_s"])
+    row("wall seconds", lim["wall_seconds"], unl["wall_seconds"], "{:.3f}")
+    if lim.get("keys") and unl.get("keys"):
+        lh, uh = lim["keys"]["hot"], unl["keys"]["hot"]
+        row(f"hot key {lh['key']} runs/s over its span", lh["runs_per_s"], uh["runs_per_s"])
+        lo, uo = lim["keys"]["others"], unl["keys"]["others"]
+        row("other keys runs/s over their span", lo["runs_per_s"], uo["runs_per_s"])
+        row("other keys: last finish (s)", lo["last_finish_s"], uo["last_finish_s"], "{:.3f}")
+    console.print(t)
+    bad = verdicts_vs(both)
+    if bad:
+        console.print("[bold red]checks failed:[/] " + "; ".join(bad))
+    else:
+        console.print(
+            f"[bold green]checks passed in both:[/] 0 lost, 0 duplicates, limits held; "
+            f"limited / unlimited throughput = {both['throughput_ratio']:.2f}"
+        )
 
 
 def write_json(report: dict[str, Any], path: str) -> None:

@@ -29,6 +29,27 @@ class Plan:
     rate: float | None  # offered runs/s; None: everything in one batch_trigger
     description: str
     notes: list[str] = field(default_factory=list)
+    unlimited: bool = False  # the same work with every concurrency and rate limit removed
+    work_ms: float | None = None  # how long a keyed run holds its slot (per-org, mixed)
+
+    def without_limits(self) -> Plan:
+        """The identical work (same bodies, payloads and keys, same order) on the tasks'
+        twins that declare no concurrency or rate limit (`load.tasks.UNLIMITED`)."""
+        from .tasks import UNLIMITED
+
+        items = [
+            Item(UNLIMITED[i.task], i.payload, i.key) if i.task in UNLIMITED else i
+            for i in self.items
+        ]
+        return Plan(
+            self.scenario,
+            items,
+            self.rate,
+            self.description + " (unlimited: no concurrency or rate limits)",
+            list(self.notes),
+            True,
+            self.work_ms,
+        )
 
 
 @dataclass(frozen=True)
@@ -85,6 +106,22 @@ def build(
     duration: float = 10.0,
     work_ms: float = 10.0,
     seed: int = 1,
+    unlimited: bool = False,
+) -> Plan:
+    plan = _build(name, runs=runs, rate=rate, duration=duration, work_ms=work_ms, seed=seed)
+    if name in ("per-org", "mixed"):
+        plan.work_ms = work_ms
+    return plan.without_limits() if unlimited else plan
+
+
+def _build(
+    name: str,
+    *,
+    runs: int | None,
+    rate: float | None,
+    duration: float,
+    work_ms: float,
+    seed: int,
 ) -> Plan:
     if name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r} (known: {', '.join(SCENARIOS)})")
@@ -142,4 +179,11 @@ def declared_limits() -> dict[str, Limit]:
     return out
 
 
-NEVER_FAIL = ("load-noop", "load-org", "load-rate", "load-checkpoint")
+NEVER_FAIL = (
+    "load-noop",
+    "load-org",
+    "load-rate",
+    "load-checkpoint",
+    "load-org-unlimited",
+    "load-rate-unlimited",
+)

@@ -86,4 +86,14 @@ async def checkpointing(payload: dict[str, Any], ctx: RunContext) -> dict[str, i
     return {"done": steps}
 
 
-TASKS = {t.id: t for t in (noop, per_org, rate_limited, flaky, checkpointing)}
+# The same bodies with no concurrency or rate limit (`--unlimited`): twins under their own
+# ids, so one process (and one server serving `load.tasks`) holds both variants and a run's
+# task id says which one it was. Tasks without limits are their own twin.
+per_org_unlimited = task(id="load-org-unlimited", run=per_org.fn)
+rate_unlimited = task(id="load-rate-unlimited", run=rate_limited.fn)
+UNLIMITED = {per_org.id: per_org_unlimited.id, rate_limited.id: rate_unlimited.id}
+
+TASKS = {
+    t.id: t
+    for t in (noop, per_org, rate_limited, flaky, checkpointing, per_org_unlimited, rate_unlimited)
+}

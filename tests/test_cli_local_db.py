@@ -30,7 +30,12 @@ async def parent(payload: dict) -> int:
 
 
 @task(id="sync-parent")
-def sync_parent(payload: dict) -> int:
+def sync_parent(payload: dict) -> str:
+    return child.trigger_sync({"n": payload["n"]}).id
+
+
+@task(id="sync-waiter")
+def sync_waiter(payload: dict) -> int:  # only async tasks can wait (a clear MisuseError)
     return child.trigger_and_wait_sync({"n": payload["n"]}, timeout=20) + 1
 """
 
@@ -46,7 +51,12 @@ import family
 async def main() -> None:
     async with trigger_do.local(tasks=family, db=sys.argv[1], workers=1):
         print(await family.parent.trigger_and_wait({"n": 4}, timeout=40))
-        print(await family.sync_parent.trigger_and_wait({"n": 5}, timeout=40))
+        child_id = await family.sync_parent.trigger_and_wait({"n": 5}, timeout=40)
+        print(await trigger_do.tasks.handle(child_id).result(timeout=40) + 1)
+        try:
+            await family.sync_waiter.trigger_and_wait({"n": 6}, timeout=40, max_attempts=1)
+        except trigger_do.RunFailedError as exc:
+            print(exc.error["name"])
 
 
 asyncio.run(main())
@@ -78,6 +88,6 @@ def test_child_runs_use_the_runtimes_database(tmp_path: Path, env: dict[str, str
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.split() == ["9", "11"]
+    assert result.stdout.split() == ["9", "11", "MisuseError"]
     assert db.exists()
     assert list(cwd.iterdir()) == []  # no .trigger-do/ (nor elsewhere.db) under the cwd

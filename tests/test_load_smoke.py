@@ -17,11 +17,13 @@ from load.measure import (  # noqa: E402
     Limit,
     RunRecord,
     analyze,
+    key_figures,
     max_concurrency,
     percentile,
     trace_counts,
     window_violations,
 )
+from load.scenarios import build  # noqa: E402
 
 
 def test_fanout_200_completes_once_each(tmp_path: Path) -> None:
@@ -137,3 +139,153 @@ def test_realtime_load_on_a_few_subscribers(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["subscribers"] == 5 and report["change_to_subscriber_ms"]["n"] == 2
     assert report["held"]["rss_mb"] > 0 and report["held"]["cpu_s"] >= 0
+
+
+def test_waits_scenario_runs(tmp_path: Path) -> None:
+    """`python -m load waits` end to end, small: every run waits, none is held, all finish."""
+    out = tmp_path / "waits.json"
+    assert main(["waits", "--count", "40", "--wait", "6", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["waits"]["completed"] == 40
+    assert report["waits"]["while_all_waiting"]["running_max"] == 0
+    assert report["children"]["outputs_right"] == 40
+
+
+def test_per_org_vs_unlimited_runs_the_same_work_both_ways(tmp_path: Path) -> None:
+    out = tmp_path / "both.json"
+    argv = ["per-org", "--runs", "300", "--work-ms", "5", "--vs-unlimited", "--quiet"]
+    code = main([*argv, "--json", str(out), "--timeout", "120", "--stall", "60"])
+    both = json.loads(out.read_text())
+    assert code == 0, both
+    limited, unlimited = both["limited"], both["unlimited"]
+    assert (limited["unlimited"], unlimited["unlimited"]) == (False, True)
+    for report in (limited, unlimited):
+        assert report["accepted"] == report["completed"] == 300
+        assert report["lost"] == 0
+        assert report["duplicates"] == {
+            "runs": 0,
+            "extra_completions": 0,
+            "completed_without_execution": 0,
+            "source": "trace",
+        }
+    # the limit held as declared; unlimited, nothing is checked and org-0 ran wider than it
+    assert limited["concurrency"]["load-org"]["ok"]
+    assert limited["concurrency"]["load-org"]["max_observed"] <= 10
+    assert unlimited["concurrency"] == {}
+    assert unlimited["max_concurrency_all"] > 10
+    lk, uk = limited["keys"], unlimited["keys"]
+    assert lk["hot"]["key"] == uk["hot"]["key"] == "org-0"
+    assert lk["hot"]["runs"] == uk["hot"]["runs"]  # the same plan both ways
+    assert lk["ceiling_per_s"] == 2000.0  # limit 10 / 5 ms
+    assert 0 < lk["hot"]["pct_of_ceiling"] <= 100
+    assert uk["ceiling_per_s"] is None and uk["hot"]["pct_of_ceiling"] is None
+    assert lk["others"]["completed"] == lk["others"]["runs"] == 300 - lk["hot"]["runs"]
+    assert both["throughput_ratio"] == round(
+        limited["completed_per_s"] / unlimited["completed_per_s"], 3
+    )
+
+
+def test_unlimited_plan_keeps_payloads_keys_and_bodies() -> None:
+    from load.tasks import TASKS
+
+    limited = build("mixed", runs=500, seed=3)
+    unlimited = build("mixed", runs=500, seed=3, unlimited=True)
+    assert [(i.payload, i.key) for i in limited.items] == [
+        (i.payload, i.key) for i in unlimited.items
+    ]
+    for a, b in zip(limited.items, unlimited.items, strict=True):
+        ta, tb = TASKS[a.task], TASKS[b.task]
+        assert ta.fn is tb.fn and tb.concurrency is None and tb.rate_limit is None
+    assert {i.task for i in limited.items} & {"load-org", "load-rate"}
+    assert not {i.task for i in unlimited.items} & {"load-org", "load-rate"}
+
+
+def test_key_figures_hot_key_against_its_ceiling() -> None:
+    # org-0: 20 runs of 10 ms under limit 2 (ceiling 200/s), started 0.5 s in, done at 0.7 s:
+    # 100/s = 50% of its ceiling. org-1: 4 runs at its ceiling (2 slots, 20 ms in all).
+    hot = [
+        RunRecord(f"h{i}", "t", "completed", 1, 0.0, 0.5 + i * 0.01, 0.51 + i * 0.01, "org-0")
+        for i in range(20)
+    ]
+    other = [
+        RunRecord(f"o{i}", "t", "completed", 1, 0.0, at, at + 0.01, "org-1")
+        for i in range(4)
+        for at in (0.1 + (i // 2) * 0.01,)
+    ]
+    got = key_figures(hot + other, 0.0, limit=2, work_s=0.01)
+    assert got is not None
+    assert got["ceiling_per_s"] == 200.0
+    assert got["hot"]["key"] == "org-0" and got["hot"]["span_s"] == 0.2
+    assert got["hot"]["runs_per_s"] == 100.0 and got["hot"]["pct_of_ceiling"] == 50.0
+    assert got["others"]["busiest"] == {
+        "key": "org-1",
+        "runs": 4,
+        "runs_per_s": 200.0,
+        "pct_of_ceiling": 100.0,
+    }
+    assert got["others"]["last_finish_s"] == 0.12
+    assert key_figures(hot, 0.0, limit=None, work_s=0.01)["hot"]["pct_of_ceiling"] is None  # type: ignore[index]
+    assert key_figures([_rec(0)], 0.0, limit=2, work_s=0.01) is None
+
+
+def test_a_large_batch_over_http_streams_as_one_batch(tmp_path: Path) -> None:
+    """`--target`: 1,500 items go as one streamed batch (v3 batches + NDJSON items), not
+    two v2 batch requests, and the accept time is that intake's."""
+    import asyncio
+    import socket
+    import threading
+
+    from trigger_do.api.app import create_app
+    from trigger_do.api.server import make_server
+    from trigger_do.platform.local.runtime import LocalRuntime
+
+    key = "tr_dev_LoadSmokeStreamedBatchKey0001"
+    runtime = LocalRuntime("load.tasks", tmp_path / "served.db", workers=2, poll_interval=0.01)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = make_server(create_app(runtime.engine, key), "127.0.0.1", port, handle_signals=False)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(runtime.start(), loop).result(120)
+    served = asyncio.run_coroutine_threadsafe(server.serve(), loop)
+    out = tmp_path / "report.json"
+    try:
+        while not server.started:
+            assert not served.done(), served.result()
+            threading.Event().wait(0.01)
+        url = f"http://127.0.0.1:{port}"
+        argv = ["fanout", "--runs", "1500", "--target", url, "--key", key, "--quiet"]
+        code = main([*argv, "--json", str(out)])
+        batches = runtime.sql.exec("SELECT count(DISTINCT batch_id), count(*) FROM runs")
+    finally:
+        server.should_exit = True
+        served.result(30)
+        asyncio.run_coroutine_threadsafe(runtime.stop(grace=2), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    report = json.loads(out.read_text())
+    assert code == 0, report
+    assert report["intake"].startswith("streamed")
+    assert report["accepted"] == report["completed"] == 1500 and report["lost"] == 0
+    assert report["accept_seconds"] > 0
+    assert [tuple(r) for r in batches] == [(1, 1500)]  # one batch, not 1,000 + 500
+
+
+def test_million_script_queues_then_drains_a_small_n(tmp_path: Path) -> None:
+    """`python -m load.million` at N = 300 (the real figure is 1,000,000, out of CI)."""
+    from load.million import main as million
+
+    out = tmp_path / "million.json"
+    argv = ["--runs", "300", "--chunk", "120", "--sample", "0.2", "--json", str(out)]
+    assert million(argv) == 0
+    report = json.loads(out.read_text())
+    queue, drain = report["queue"], report["drain"]
+    assert queue["states"] == {"queued": 300} and queue["queue_messages"] == 300
+    assert [n for n, _ in queue["producer_rss_mib"]] == [300]  # chunks of 120: 120, 240, 300
+    assert queue["db_mib"] > 0 and queue["producer_peak_mib"] > 0
+    assert report["states"] == {"completed": 300}
+    assert report["lost"] == report["duplicates"] == report["completed_without_execution"] == 0
+    assert drain["samples"][-1]["finished"] == 300
+    assert len(drain["worker_peak_mib"]) == 2 and drain["seconds"] > 0

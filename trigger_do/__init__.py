@@ -14,6 +14,7 @@ from .errors import (
     TaskDefinitionError,
     TriggerDoError,
     UnknownTaskError,
+    WaitMismatchError,
 )
 from .sdk.client import configure, tasks
 from .sdk.handles import BatchHandle, LogRecord, RunHandle, RunStatus
@@ -60,6 +61,7 @@ __all__ = [
     "TaskDefinitionError",
     "TriggerDoError",
     "UnknownTaskError",
+    "WaitMismatchError",
     "configure",
     "events",
     "local",

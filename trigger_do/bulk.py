@@ -40,6 +40,7 @@ from .runs.index_filters import RUN_FILTERS
 from .shared.ids import new_id
 from .shared.serialization import dumps
 from .shared.states import RunState
+from .waits.service import Waits
 
 log = logging.getLogger("trigger_do.bulk")
 
@@ -418,7 +419,9 @@ class BulkActions:
         """Apply one chunk; `(succeeded, failed)`."""
         if action["kind"] == "cancel":
             outcomes = await self.index.cancel(action["id"], run_ids, self.engine.now())
-            ok = sum(1 for r in run_ids if outcomes.get(r) == "canceled")
+            canceled = [r for r in run_ids if outcomes.get(r) == "canceled"]
+            await Waits(self.engine.platform).canceled(canceled)  # their waiting children too
+            ok = len(canceled)
             return ok, len(run_ids) - ok
         return await self._replay(action["id"], run_ids)
 

@@ -33,6 +33,7 @@ from .shared.states import FINAL_STATES
 from .task import Task, declared_limits, find_task
 from .waitpoints.service import TokenService
 from .waitpoints.store import TokenStoreObject
+from .waits.service import Waits
 
 MAX_HOUSEKEEPING_ROUNDS = 20  # per shard and call: at most 10,000 runs purged at once
 UNCHANGED: Any = object()  # `replay`'s default: the run's own payload
@@ -52,6 +53,7 @@ class Engine:
         self.registry = Registry(platform)
         self.producer = Producer(platform, self.config, find)
         self.queues = QueueControls(platform, self.config, declared_limits)
+        self.waits = Waits(platform)  # suspended runs and their children (waits/)
 
     def now(self) -> float:
         return self.platform.clock.now()
@@ -202,6 +204,8 @@ class Engine:
         res = await self.index.on(run_id)(RunIndexObject.cancel, run_id, self.now())
         if not res["found"]:
             raise RunNotFoundError(run_id)
+        if res["canceled"]:  # its waiting children end too; a parent waiting on it resumes
+            await self.waits.canceled([run_id])
         return dict(res)
 
     async def reschedule(self, run_id: str, delay_until: float) -> bool:
@@ -393,9 +397,8 @@ class Engine:
             return await self.tokens.fire_timers(name)
         if kind != RunIndexObject.KIND:
             raise InvalidArgumentError(f"no timers on {kind!r} objects")
-        return await self.index.shard(int(name.removeprefix("shard-")))(
-            RunIndexObject.fire_timers, self.now()
-        )
+        # ttl expiry, and waits that came due: their runs sent (waits/)
+        return await self.waits.fire(self.index.shard(int(name.removeprefix("shard-"))), self.now())
 
     async def _release_stale_batches(self) -> int:
         """Runs of a sealed batch still hidden on a shard (whoever sealed it died before
@@ -430,6 +433,8 @@ class Engine:
                 await self._dispatch(overdue)
                 for run_id in res["objects"]:  # runs without an object have none to purge
                     await self.runs(run_id)(RunObject.purge)
+                if res["purged"]:  # and their waitpoints (waits/)
+                    await self.index.shard(n)(RunIndexObject.purge_waits, res["purged"])
                 for key in res["packets"]:
                     await self.platform.blobs.delete(key)
                 totals["expired"] += len(res["expired"])
@@ -438,6 +443,8 @@ class Engine:
                 if not res["more"]:
                     break
         totals["batches_released"] = await self._release_stale_batches()
+        # parents whose children's ends were lost on the way (a process died): resume them
+        totals["waits_completed"] = await self.waits.sweep(self.config.stale_after)
         # bulk actions nobody drives (their processor died): a few seconds each, then later
         bulk = await self.bulk_housekeeping(budget=2.0)
         totals["bulk_resumed"], totals["bulk_purged"] = bulk["bulk_resumed"], bulk["bulk_purged"]

@@ -201,3 +201,8 @@ class EventNotFoundError(TriggerDoError, LookupError):
     def __init__(self, event_id: str) -> None:
         self.event_id = event_id
         super().__init__(f"no event {event_id!r}")
+
+
+class WaitMismatchError(TriggerDoError):
+    """A replay reached a different kind of wait (or key) at a position a wait was recorded
+    at: the run's code no longer reaches its waits in the same order."""

@@ -17,6 +17,7 @@ from .errors import (
 )
 from .sdk.handles import BatchHandle, Client, RunHandle
 from .sdk.sync import run_sync
+from .shared.current import current_run, outside_run_options
 from .shared.durations import Duration, parse_duration
 from .shared.options import BatchItem, errors_of
 from .shared.retry import Retry, as_retry
@@ -141,25 +142,67 @@ class Task(Generic[R]):
     # --- triggering (the client decides where calls go: embedded or remote) -------------
 
     async def trigger(self, payload: Any = None, **options: Any) -> RunHandle:
+        run = current_run.get()  # inside a run: a child of it (waits/)
+        options = run.child_options(options) if run else outside_run_options(options)
         return await _current_client().trigger(self.id, payload, options, task=self)
 
     async def trigger_and_wait(
-        self, payload: Any = None, *, timeout: float | None = None, **options: Any
+        self,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        key: str | None = None,
+        **options: Any,
     ) -> R:
+        """Trigger a run and return its output. Inside an async task the caller suspends
+        (WAITING, no worker, no slot) until the child ends (`timeout` does not apply);
+        elsewhere it waits on the result (`key`: checked on a replay, waits/)."""
+        run = current_run.get()
+        if run is not None:
+
+            async def start(extra: list[dict[str, Any]], _: str | None) -> list[tuple[str, bool]]:
+                made = await _current_client().trigger(self.id, payload, extra[0], task=self)
+                return [(made.id, made.is_cached)]
+
+            done = await run.wait_children("run", 1, [options], start, key)
+            return typing.cast(R, done[0])
         handle = await self.trigger(payload, **options)
         return typing.cast(R, await handle.result(timeout=timeout))
 
     async def batch_trigger(
         self, items: Iterable[Any], *, idempotency_key: str | None = None
     ) -> BatchHandle:
+        run = current_run.get()
         pairs = [(self.id, item) for item in items]
+        if run is not None:  # children of the run
+            split = [as_batch_item(i) for _, i in pairs]
+            pairs = [(self.id, BatchItem(p, **run.child_options(o))) for p, o in split]
         return await _current_client().batch_trigger(
             pairs, idempotency_key=idempotency_key, tasks={self.id: self}
         )
 
     async def batch_trigger_and_wait(
-        self, items: Iterable[Any], *, timeout: float | None = None
+        self, items: Iterable[Any], *, timeout: float | None = None, key: str | None = None
     ) -> list[R]:
+        """Every run's output in input order (`RunFailedError` for the first that did not
+        complete). Inside an async task the caller suspends until the last one ends."""
+        run = current_run.get()
+        if run is not None:
+            parts = [as_batch_item(i) for i in items]
+
+            async def start(
+                extra: list[dict[str, Any]], batch_key: str | None
+            ) -> list[tuple[str, bool]]:
+                payloads = [p for p, _ in parts]
+                pairs = [(self.id, BatchItem(p, **e)) for p, e in zip(payloads, extra, strict=True)]
+                batch = await _current_client().batch_trigger(
+                    pairs, idempotency_key=batch_key, tasks={self.id: self}
+                )
+                return [(r.id, r.is_cached) for r in batch.runs]
+
+            opts = [o for _, o in parts]
+            done = await run.wait_children("batch", len(parts), opts, start, key)
+            return typing.cast(list[R], done)
         batch = await self.batch_trigger(items)
         return typing.cast(list[R], await batch.results(timeout=timeout))
 

@@ -233,3 +233,59 @@ def expected(batch_size: int = 250) -> dict[str, Any]:
         "large_continued": True,
         "listed": True,
     }
+
+
+# --- waits and child runs (waits/) ------------------------------------------------------------
+
+
+@task(id="cf-wait-child")
+async def cf_wait_child(payload: int) -> int:
+    return payload * 2
+
+
+@task(id="cf-wait-parent")
+async def cf_wait_parent(payload: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    await ctx.wait_for("1h")
+    one = await cf_wait_child.trigger_and_wait(1)
+    many = await cf_wait_child.batch_trigger_and_wait([2, 3])
+    return {"one": one, "many": many, "attempt": ctx.attempt}
+
+
+async def run_waits(
+    engine: Engine,
+    drain: Drain,
+    fire_alarms: Callable[[], Awaitable[int]],
+    advance: Callable[[float], None],
+) -> dict[str, Any]:
+    """A run that waits an hour (its index shard's alarm resumes it), then suspends on a
+    child and on a batch of two (their ends resume it): WAITING between, no message held."""
+    parent = await engine.trigger(TriggerRequest("cf-wait-parent", {}))
+    await drain()
+    waiting = (await engine.get_run(parent.id))["state"]
+    advance(3599)
+    early = await fire_alarms()
+    advance(2)
+    fired = await fire_alarms()
+    await drain()
+    row = await engine.get_run(parent.id)
+    children = await engine.list_runs(tasks=["cf-wait-child"], limit=10)
+    return {
+        "waiting": waiting,
+        "early": early,
+        "fired": fired,
+        "state": row["state"],
+        "output": row["output"],
+        "children": sorted(int(c["output"]) for c in children),  # list rows hold JSON text
+        "linked": sorted({c["options"]["parent_run_id"] == parent.id for c in children}),
+    }
+
+
+EXPECTED_WAITS = {
+    "waiting": "waiting",
+    "early": 0,
+    "fired": 1,
+    "state": "completed",
+    "output": {"one": 2, "many": [4, 6], "attempt": 1},
+    "children": [2, 4, 6],
+    "linked": [True],
+}

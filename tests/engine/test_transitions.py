@@ -39,6 +39,18 @@ def _finish(state: RunState) -> Write:
     return write
 
 
+def _suspend(idx: RunIndexObject, now: float) -> Any:
+    """An attempt that ends waiting on an open waitpoint (without one it resumes at once)."""
+    idx.create_waitpoint(RUN, 1, "timer", None, now + 60, 1, [], now)
+    return _finish(S.WAITING)(idx, now)
+
+
+def _resume(idx: RunIndexObject, now: float) -> Any:
+    """A waitpoint completes (its due time): a waiting run resumes."""
+    idx.create_waitpoint(RUN, 1, "timer", None, now, 1, [], now)
+    return idx.fire_waits(now)
+
+
 def _start(idx: RunIndexObject, now: float) -> Any:
     return idx.start_many([[RUN, 1]], "another_holder", now, 30.0)
 
@@ -70,11 +82,11 @@ def _expire(idx: RunIndexObject, now: float) -> Any:
 
 # Every write that can move a run into each state.
 WRITERS: dict[RunState, list[Write]] = {
-    S.QUEUED: [_finish(S.QUEUED), _requeue],
+    S.QUEUED: [_finish(S.QUEUED), _requeue, _resume],
     S.DELAYED: [_reschedule],
     S.RUNNING: [_start],
     S.WAITING_FOR_RETRY: [_finish(S.WAITING_FOR_RETRY)],
-    S.WAITING: [_finish(S.WAITING)],
+    S.WAITING: [_finish(S.WAITING), _suspend],
     S.COMPLETED: [_finish(S.COMPLETED)],
     S.FAILED: [_finish(S.FAILED)],
     S.CANCELED: [_cancel],
@@ -95,6 +107,7 @@ def _put(sql: LocalSql, idx: RunIndexObject, state: RunState, target: RunState, 
     """A run in `state` whose lease (held by TOKEN) has lapsed, on attempt 1 and dispatch 1
     (for EXPIRED: never started, its ttl passed), so only the state decides each write."""
     sql.exec("DELETE FROM runs")
+    sql.exec("DELETE FROM waitpoints")
     sql.transaction(
         lambda: idx.insert_runs([{"id": RUN, "task": "t", "state": "queued", "payload": "{}"}], now)
     )

@@ -19,10 +19,12 @@ from cf_events_scenario import EXPECTED_WEBHOOKS, GITHUB_SECRET, run_webhooks
 from cf_scenario import (
     EXPECTED_LIMITS,
     EXPECTED_SCHEDULES,
+    EXPECTED_WAITS,
     expected,
     run_limits,
     run_scenario,
     run_schedules,
+    run_waits,
 )
 from sdk_cloud import DLQ, RUN_QUEUE, SECRET, make_cloud
 
@@ -77,6 +79,15 @@ async def post(path, headers, body):
 
 webhooks_got = await run_webhooks(engine, post, cloud.drain, SECRET)
 assert webhooks_got == EXPECTED_WEBHOOKS, webhooks_got
+
+
+# a run that waits an hour (its shard's alarm resumes it), then on a child and a batch
+async def fire_index() -> int:
+    return int(await cloud.namespaces["RUN_INDEX"].fireAlarms())
+
+
+waits_got = await run_waits(engine, cloud.drain, fire_index, cloud.clock.advance)
+assert waits_got == EXPECTED_WAITS, waits_got
 
 # wait tokens: spread over the Waitpoints objects; one completed, one timed out by its
 # object's alarm (TRIGGER_WAITPOINT_TIMEOUT), an idempotency key found again

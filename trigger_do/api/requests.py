@@ -75,6 +75,8 @@ class TriggerOptionsBody(Body):
     maxDuration: Duration | None = None
     metadata: Any = None
     metadataType: MediaType | None = None
+    parentRunId: RunId | None = None  # a child run (api/links.py)
+    resumeParentOnCompletion: Annotated[bool, Strict()] | None = None
 
 
 class TriggerBody(Body):
@@ -96,12 +98,16 @@ class StreamItemBody(BatchItemBody):
 class BatchBody(Body):
     items: Annotated[list[BatchItemBody], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
     idempotencyKey: IdempotencyKey | None = None
+    parentRunId: RunId | None = None
+    resumeParentOnCompletion: Annotated[bool, Strict()] | None = None
 
 
 class CreateBatchBody(Body):
     runCount: RunCount
     taskIdentifiers: Annotated[list[TaskId], Field(max_length=MAX_BATCH_ITEMS)] | None = None
     idempotencyKey: IdempotencyKey | None = None
+    parentRunId: RunId | None = None
+    resumeParentOnCompletion: Annotated[bool, Strict()] | None = None
 
 
 # --- runs ---------------------------------------------------------------------------------

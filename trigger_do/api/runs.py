@@ -17,6 +17,7 @@ from . import auth, shapes
 from .errors import HTTPError
 from .fields import check_metadata
 from .jsonbody import read_json_object
+from .links import with_related
 from .requests import (
     AppendOp,
     DeleteOp,
@@ -49,7 +50,7 @@ async def retrieve(request: Request) -> Response:
         batch=row.get("batch_id"),
         tasks=row["task"],
     )
-    return JSONResponse(shapes.retrieve(row, engine.now()))
+    return JSONResponse(await with_related(engine, row, shapes.retrieve(row, engine.now())))
 
 
 async def cancel(request: Request) -> Response:

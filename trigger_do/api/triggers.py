@@ -17,6 +17,7 @@ from . import auth, packets, shapes
 from .errors import HTTPError
 from .fields import MAX_BATCH_ITEMS
 from .jsonbody import ndjson_objects, read_json_object
+from .links import linked, parent_links
 from .payloads import STORE, body_limit, decode_payload, trigger_options
 from .requests import (
     BatchBody,
@@ -77,6 +78,9 @@ async def trigger(request: Request) -> Response:
     caller = auth.require(request, "trigger", super_scopes=TRIGGER_SUPER, tasks=task_id)
     body = validate(TriggerBody, await read_json_object(request, body_limit(engine), required=True))
     req = await _request_for(engine, task_id, body)
+    if body.options is not None:  # a child of `options.parentRunId`
+        parent, resume = body.options.parentRunId, body.options.resumeParentOnCompletion
+        req = linked(req, await parent_links(engine, parent, resume, "options.parentRunId"))
     with auth.spending(request, caller):
         done = await engine.trigger(req)
     await _used_uploads(request, [body])
@@ -93,6 +97,10 @@ async def batch_v2(request: Request) -> Response:
     caller = _may_batch(request, [_task_of(i) for i in raw] if isinstance(raw, list) else [])
     body = validate(BatchBody, data)
     requests = [await _request_for(engine, item.task, item) for item in body.items]
+    links = await parent_links(
+        engine, body.parentRunId, body.resumeParentOnCompletion, "parentRunId"
+    )
+    requests = [linked(r, links) for r in requests]
     with auth.spending(request, caller):
         done = await engine.batch_trigger(requests, idempotency_key=body.idempotencyKey)
     await _used_uploads(request, list(body.items))
@@ -119,8 +127,13 @@ async def create_batch(request: Request) -> Response:
     caller = _may_batch(request, tasks if isinstance(tasks, list) else [])
     body = validate(CreateBatchBody, data)
     key = body.idempotencyKey
+    links = await parent_links(
+        engine, body.parentRunId, body.resumeParentOnCompletion, "parentRunId"
+    )
     with auth.spending(request, caller):
         made = await engine.create_batch(body.runCount, key)
+    if links:  # its items, sent later, become the parent's children
+        await engine.waits.link_batch(made["id"], links)
     out: dict[str, Any] = {"id": made["id"], "runCount": made["run_count"]}
     out["isCached"] = bool(made["cached"])
     if key:
@@ -137,6 +150,7 @@ async def batch_items(request: Request) -> Response:
     written, the chunks before it wait for a resend (which skips them)."""
     engine = engine_of(request)
     batch_id = request.path_params["batch_id"]
+    links = await engine.waits.batch_links(batch_id)  # a parent named when it was created
 
     async def chunks() -> AsyncIterator[list[tuple[int, TriggerRequest]]]:
         async for lines in ndjson_objects(request, BATCH_BODY_LIMIT, MAX_BATCH_ITEMS, STREAM_CHUNK):
@@ -152,7 +166,7 @@ async def batch_items(request: Request) -> Response:
                 raise invalid(
                     errors, f"invalid batch items, nothing from line {lines[0][0]} on was written"
                 )
-            yield [(b.index, await _request_for(engine, b.task, b)) for b in bodies]
+            yield [(b.index, linked(await _request_for(engine, b.task, b), links)) for b in bodies]
             await _used_uploads(request, list(bodies))  # written: the uploads go
 
     res = await engine.add_batch_stream(batch_id, chunks())

@@ -9,6 +9,7 @@ are re-enqueued with the outcome). Messages are acked only once their outcome is
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
@@ -28,8 +29,10 @@ from ..errors import (
 )
 from ..ports import Message, OutMessage, Platform
 from ..runs.client import RunIndex, RunObjects, RunStart
+from ..runs.index import RunIndexObject
 from ..runs.run_object import RunObject
 from ..shared.config import EngineConfig
+from ..shared.current import current_run
 from ..shared.ids import new_id
 from ..shared.limits import MAX_ERROR_MESSAGE_CHARS, MAX_STACK_CHARS, truncate
 from ..shared.messages import RunMessage
@@ -37,6 +40,7 @@ from ..shared.retry import Finish, decide_failure
 from ..shared.serialization import dumps, loads
 from ..shared.states import RunState
 from ..task import Task, arity
+from ..waits.suspend import RunWaits, Suspended
 from .context import RunContext
 from .writer import Next, Writer
 
@@ -57,6 +61,7 @@ class _Attempt:
     message: Message
     msg: RunMessage
     start: RunStart
+    recorded: dict[str, Any] | None = None  # a resumed run's waits so far (waits/)
 
 
 class Consumer:
@@ -199,13 +204,19 @@ class Consumer:
                 now,
                 self.config.lease_seconds,
             )
+            resumed = [d.id for d in decisions if d.start is not None and d.start.resumed]
+            recorded = (  # their waits, for their replays: one call for the shard's batch
+                await self.index.shard(shard)(RunIndexObject.waits_of_many, resumed)
+                if resumed
+                else {}
+            )
             for (message, msg), d in zip(pairs, decisions, strict=True):
                 if d.kind == "busy" or (d.kind == "skip" and d.state == RunState.RUNNING):
                     self.gate.forget(msg.run_id)  # its slot is the running holder's: keep it
                 elif d.kind != "start":  # nothing starts: free the slot it was granted
                     self.gate.release(msg.run_id)
                 if d.start is not None:
-                    attempts.append(_Attempt(message, msg, d.start))
+                    attempts.append(_Attempt(message, msg, d.start, recorded.get(d.id, {})))
                 elif d.kind == "early":
                     # a delay past the queue's maximum: a fresh message, not a retry (retries
                     # count as deliveries, and enough of them would dead-letter the run)
@@ -283,6 +294,17 @@ class Consumer:
                     f"{', '.join(sorted(self.tasks)) or 'none'})"
                 )
             raw = await self._payload(a)
+            current_run.set(  # this attempt's task only: its waits and children (waits/)
+                RunWaits(
+                    self.platform,
+                    msg.run_id,
+                    d.attempt,
+                    resumed=d.resumed,
+                    root_run_id=d.options.get("root_run_id"),
+                    depth=d.options.get("depth") or 0,
+                    recorded=a.recorded,
+                )
+            )
             ctx = await self._context(a, task, raw) if task.takes_context else None
             return await self._attempt(task, ctx, a, raw)
         except _SystemFailure as exc:
@@ -404,6 +426,9 @@ class Consumer:
                 raise AbortTaskRunError(
                     str(PayloadTooLargeError(size, self.config.payload_limit, "output"))
                 )
+        except Suspended:  # it waits: the delivery ends, its slot is released (waits/)
+            outcome["state"] = RunState.WAITING
+            return outcome, None
         except asyncio.CancelledError:
             running = self.running.get(run_id)
             reason = running.stop_reason if running else None
@@ -462,7 +487,9 @@ class Consumer:
         if task.is_async:
             work: Any = task.invoke(payload, ctx)
         else:
-            work = self.platform.run_sync(task.invoke, (payload, ctx))
+            # in the attempt's context: a wait in the thread finds the run, and refuses
+            in_run = contextvars.copy_context().run
+            work = self.platform.run_sync(in_run, (task.invoke, payload, ctx))
         deadline: asyncio.Timeout | None = None
         try:
             if max_duration is None:
@@ -479,7 +506,7 @@ class Consumer:
             raise
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except (Exception, Suspended):
             self._finishing(run_id)
             raise
         except BaseException as exc:  # SystemExit, KeyboardInterrupt, ... from the task

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from ..errors import InvalidArgumentError, MisuseError
+from ..errors import InvalidArgumentError, InvalidDurationError, MisuseError
 from ..ports import Clock, SyncRunner
 from ..shared.checkpoints import Checkpoint
+from ..shared.current import RunWaiter, current_run
+from ..shared.durations import MAX_DURATION_SECONDS, Duration, parse_duration
 from ..shared.limits import (
     MAX_CHECKPOINT_BYTES,
     MAX_LOG_BYTES,
@@ -23,6 +25,10 @@ from ..shared.serialization import dumps, loads, to_jsonable
 from .writer import Writer
 
 LEVELS = ("debug", "info", "warn", "error")
+_SYNC_WAIT = (
+    "ctx.{name}: only async tasks can wait (a wait suspends the run, which a sync def task "
+    "cannot do); make the task `async def` and `await ctx.wait_for(...)`"
+)
 
 
 class RunLogger:
@@ -168,6 +174,40 @@ class RunContext:
         if math.isnan(value) or not 0.0 <= value <= 1.0:
             raise InvalidArgumentError(f"progress is a fraction from 0 to 1, not {fraction!r}")
         await asyncio.shield(self._writer.update(self.run_id, progress=value))
+
+    # waits (waits/): the run suspends, WAITING, and replays when the time comes
+
+    def wait_for(self, duration: Duration, *, key: str | None = None) -> Awaitable[None]:
+        """Wait `duration` ("3d", seconds, timedelta). Up to 5 s it sleeps in place; longer,
+        the run suspends: no worker, no concurrency slot, until it is due. Async tasks only."""
+        seconds = parse_duration(duration)
+        return self._waiter("wait_for").wait_until(self._clock.now() + seconds, key)
+
+    def wait_until(self, when: datetime | float, *, key: str | None = None) -> Awaitable[None]:
+        """Wait until `when` (a datetime, naive meaning UTC, or epoch seconds)."""
+        if isinstance(when, datetime):
+            at = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+        elif isinstance(when, int | float) and not isinstance(when, bool) and math.isfinite(when):
+            at = float(when)
+        else:
+            raise InvalidArgumentError(f"wait_until takes a datetime or epoch seconds: {when!r}")
+        if at - self._clock.now() > MAX_DURATION_SECONDS:
+            raise InvalidDurationError(when, "more than 10 years ahead")
+        return self._waiter("wait_until").wait_until(at, key)
+
+    def wait_for_sync(self, duration: Duration, *, key: str | None = None) -> None:
+        raise MisuseError(_SYNC_WAIT.format(name="wait_for_sync"))
+
+    def wait_until_sync(self, when: datetime | float, *, key: str | None = None) -> None:
+        raise MisuseError(_SYNC_WAIT.format(name="wait_until_sync"))
+
+    def _waiter(self, name: str) -> RunWaiter:
+        if not self._in_loop():
+            raise MisuseError(_SYNC_WAIT.format(name=name))
+        waiter = current_run.get()
+        if waiter is None or waiter.run_id != self.run_id:
+            raise MisuseError(f"ctx.{name} works only inside the run's own attempt")
+        return waiter
 
     # sync twins, for sync task functions (they run in a thread on the embedded runtime)
 

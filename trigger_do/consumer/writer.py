@@ -14,6 +14,7 @@ from ..ports import OutMessage, Platform
 from ..runs.client import Finished, RunIndex, RunObjects
 from ..runs.run_object import RunObject
 from ..shared.messages import RunMessage
+from ..waits.service import Waits
 
 log = logging.getLogger("trigger_do.consumer")
 
@@ -57,6 +58,7 @@ class Writer:
         self._timer: asyncio.Handle | None = None
         self._soon = False
         self._flushing: asyncio.Future[None] | None = None  # (held: not collected mid-flight)
+        self.waits = Waits(platform)  # suspended runs and their parents (waits/)
 
     # --- what runs produce -----------------------------------------------------------------
 
@@ -196,6 +198,10 @@ class Writer:
         res, then = await self.platform.unit(write)
         applied = res.applied
         watched.update(res.watched)
+        try:  # resumed runs' messages, parents' waitpoints (housekeeping repairs a loss)
+            await self.waits.after_finish(res)
+        except Exception:
+            log.exception("could not resume the runs waiting on shard %d's outcomes", shard)
         for outcome, _, fut in entries:
             if not fut.done():
                 fut.set_result(applied.get(outcome["id"]))

@@ -28,6 +28,9 @@ from ..shared.serialization import dumps, loads
 from ..shared.specs import run_keys
 from ..task import Task, registered_tasks
 
+CHILD_OPTIONS = (
+    "parent_run_id", "root_run_id", "resume_parent", "waitpoint", "waitpoint_index", "depth",
+)  # fmt: skip
 CHUNK_RUNS = 1000  # at most this many runs per index call ...
 CHUNK_BYTES = 8 * 1024 * 1024  # ... and this many payload bytes (an RPC stays far below 32 MiB)
 
@@ -230,6 +233,10 @@ class Producer:
         )
         if rate_key is not None:
             options["rate_key"] = rate_key
+        for name in CHILD_OPTIONS:  # a child run's links (waits/)
+            value = getattr(opts, name)
+            if value is not None:
+                options[name] = value
         if req.schedule is not None:  # shown on the run, and what `filter[schedule]` matches
             options["schedule"] = req.schedule
         if req.event is not None:  # `{id, name, source}` of the event that started it

@@ -68,6 +68,8 @@ class Finished:
 
     applied: dict[str, int] = field(default_factory=dict)
     watched: dict[str, str] = field(default_factory=dict)
+    resumed: list[dict[str, Any]] = field(default_factory=list)  # runs/index_waits.py
+    children: list[dict[str, Any]] = field(default_factory=list)
 
 
 class RunIndex:
@@ -177,7 +179,12 @@ class RunIndex:
         self, shard: int, outcomes: list[dict[str, Any]], token: str, now: float
     ) -> Finished:
         res = await self._shards[shard](RunIndexObject.finish_many, outcomes, token, now)
-        return Finished(dict(res["applied"]), dict(res.get("watched") or {}))
+        return Finished(
+            dict(res["applied"]),
+            dict(res.get("watched") or {}),
+            list(res.get("resumed") or []),
+            list(res.get("children") or []),
+        )
 
     async def update_progress(
         self, shard: int, updates: list[dict[str, Any]], token: str, now: float

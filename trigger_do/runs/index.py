@@ -27,13 +27,16 @@ from .index_control import ControlWrites
 from .index_filters import run_filter_sql
 from .index_realtime import RealtimeReads
 from .index_schema import _INSERT, ROW_COLUMNS, SCHEMA, WATCHED, insert_rows, row_to_dict
+from .index_waits import WAITS_SCHEMA, WAITS_TIMER, WaitWrites
 
 __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
 
 TTL_TIMER = "ttl"  # due at the earliest expiry of a run that has not started
 
 
-class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, RealtimeReads):
+class RunIndexObject(
+    ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, RealtimeReads, WaitWrites
+):
     """One shard of the run index."""
 
     KIND = "run-index"
@@ -45,7 +48,7 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, Rea
 
     @staticmethod
     def schema() -> list[str]:
-        return SCHEMA + BATCH_SCHEMA + TIMERS_SCHEMA + BULK_SCHEMA
+        return SCHEMA + BATCH_SCHEMA + TIMERS_SCHEMA + BULK_SCHEMA + WAITS_SCHEMA
 
     # --- timers ----------------------------------------------------------------------------
 
@@ -54,13 +57,16 @@ class RunIndexObject(ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, Rea
         TTL timer ends EXPIRED the runs whose ttl has passed, at their due time, then waits
         for the next one. Returns what it did."""
         expired: list[str] = []
+        waits: dict[str, Any] = {"resumed": [], "more": False}
         for key in self.timers.take_due(now):
+            if key == WAITS_TIMER:  # waits whose time has come: their runs resume
+                waits = self.fire_waits(now)
             if key == TTL_TIMER:
                 expired += self.expire(now)
                 following = self.next_expiry()  # a backlog past `expire`'s limit: at once
                 if following is not None:
                     self.timers.set(TTL_TIMER, following)
-        return {"expired": expired}
+        return {"expired": expired, **waits}
 
     # --- producer ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ from ..shared.serialization import loads
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import FINAL_STATES, STARTABLE, RunState, sources_for
 from .index_schema import WATCHED, IndexBase, _in
+from .index_waits import resume_ready, waiting_children
 
 
 class ConsumerWrites(IndexBase):
@@ -160,6 +161,7 @@ class ConsumerWrites(IndexBase):
         watch them."""
         applied: dict[str, int] = {}
         watched: dict[str, str] = {}
+        waits: dict[str, list[Any]] = {"resumed": [], "children": []}  # index_waits.py
         for state in {o["state"] for o in outcomes}:
             group = [o for o in outcomes if o["state"] == state]
             sources = _in(sources_for(state))
@@ -199,7 +201,14 @@ class ConsumerWrites(IndexBase):
                     applied[rid] = dispatch
                     if final and has_object == WATCHED:
                         watched[rid] = state
-        return {"applied": applied, "watched": watched} if watched else {"applied": applied}
+                # suspended runs whose waits completed meanwhile resume at once; ended
+                # runs a parent waits on complete its waitpoint
+                if state == RunState.WAITING and rows:
+                    waits["resumed"] += resume_ready(self.sql, [r[0] for r in rows], now)
+                elif final and rows:
+                    waits["children"] += waiting_children(self.sql, [r[0] for r in rows])
+        out: dict[str, Any] = {"applied": applied, **{k: v for k, v in waits.items() if v}}
+        return {**out, "watched": watched} if watched else out
 
     def watch(self, run_id: str) -> str | None:
         """A live-log subscriber connects (Cloudflare's run object): mark the run watched

@@ -13,6 +13,8 @@ from typing import Any
 
 from ..engine import Engine
 from ..producer.producer import TriggerRequest
+from ..shared.current import current_run, outside_run_options
+from ..shared.options import BatchItem
 from ..task import Task, as_batch_item, set_client_resolver
 from .handles import BatchHandle, Client, RunHandle
 
@@ -135,24 +137,63 @@ class TasksApi:
     """Trigger by id, without importing the task: `trigger_do.tasks.trigger("id", payload)`."""
 
     async def trigger(self, task_id: str, payload: Any = None, **options: Any) -> RunHandle:
+        run = current_run.get()  # inside a run: a child of it (waits/)
+        options = run.child_options(options) if run else outside_run_options(options)
         return await current_client().trigger(task_id, payload, options)
 
     async def trigger_and_wait(
-        self, task_id: str, payload: Any = None, *, timeout: float | None = None, **options: Any
+        self,
+        task_id: str,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,
+        key: str | None = None,
+        **options: Any,
     ) -> Any:
+        """As `Task.trigger_and_wait`: inside an async task the caller suspends."""
+        run = current_run.get()
+        if run is not None:
+
+            async def start(extra: list[dict[str, Any]], _: str | None) -> list[tuple[str, bool]]:
+                made = await current_client().trigger(task_id, payload, extra[0])
+                return [(made.id, made.is_cached)]
+
+            return (await run.wait_children("run", 1, [options], start, key))[0]
         handle = await self.trigger(task_id, payload, **options)
         return await handle.result(timeout=timeout)
 
     async def batch_trigger(
         self, task_id: str, items: Iterable[Any], *, idempotency_key: str | None = None
     ) -> BatchHandle:
-        return await current_client().batch_trigger(
-            [(task_id, i) for i in items], idempotency_key=idempotency_key
-        )
+        pairs = [(task_id, i) for i in items]
+        run = current_run.get()
+        if run is not None:  # children of the run
+            split = [as_batch_item(i) for _, i in pairs]
+            pairs = [(task_id, BatchItem(p, **run.child_options(o))) for p, o in split]
+        return await current_client().batch_trigger(pairs, idempotency_key=idempotency_key)
 
     async def batch_trigger_and_wait(
-        self, task_id: str, items: Iterable[Any], *, timeout: float | None = None
+        self,
+        task_id: str,
+        items: Iterable[Any],
+        *,
+        timeout: float | None = None,
+        key: str | None = None,
     ) -> list[Any]:
+        """As `Task.batch_trigger_and_wait`: inside an async task the caller suspends."""
+        run = current_run.get()
+        if run is not None:
+            parts = [as_batch_item(i) for i in items]
+
+            async def start(
+                extra: list[dict[str, Any]], batch_key: str | None
+            ) -> list[tuple[str, bool]]:
+                payloads = [p for p, _ in parts]
+                pairs = [(task_id, BatchItem(p, **e)) for p, e in zip(payloads, extra, strict=True)]
+                batch = await current_client().batch_trigger(pairs, idempotency_key=batch_key)
+                return [(r.id, r.is_cached) for r in batch.runs]
+
+            return await run.wait_children("batch", len(parts), [o for _, o in parts], start, key)
         batch = await self.batch_trigger(task_id, items)
         return await batch.results(timeout=timeout)
 

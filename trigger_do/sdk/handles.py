@@ -100,6 +100,8 @@ class RunStatus:
     idempotency_key: str | None = None
     schedule: RunSchedule | None = None  # the schedule that started it (schedules/)
     event: dict[str, Any] | None = None  # the event that started it: `{id, name, source?}`
+    parent_run_id: str | None = None  # the run that triggered it from inside a task (waits/)
+    root_run_id: str | None = None  # the top of its tree of runs
 
     @property
     def is_final(self) -> bool:
@@ -133,6 +135,8 @@ class RunStatus:
             idempotency_key=user_key(row["task"], key),
             schedule=_schedule_of(row),
             event=(row.get("options") or {}).get("event"),
+            parent_run_id=(row.get("options") or {}).get("parent_run_id"),
+            root_run_id=(row.get("options") or {}).get("root_run_id"),
         )
 
 

@@ -46,6 +46,14 @@ class TriggerOptions(BaseModel):
     max_duration: float | None = None
     concurrency_key: str | None = Field(default=None, min_length=1, max_length=512)
     queue: str | None = Field(default=None, min_length=1, max_length=128)
+    # a child run (waits/): the run that triggered it, the root of its tree, and the
+    # parent's waitpoint (and its index there) that its end completes
+    parent_run_id: str | None = Field(default=None, min_length=1, max_length=128)
+    root_run_id: str | None = Field(default=None, min_length=1, max_length=128)
+    resume_parent: bool | None = None
+    waitpoint: str | None = Field(default=None, min_length=1, max_length=200)
+    waitpoint_index: int | None = Field(default=None, ge=0)
+    depth: int | None = Field(default=None, ge=0, le=1000)  # 1: a root's child
 
     @field_validator("idempotency_key_ttl", "ttl", "max_duration", mode="before")
     @classmethod

@@ -31,6 +31,7 @@ from ...shared.serialization import dumps, loads
 from ...shared.subscriptions import registry_options
 from ...task import registered_tasks
 from ...waitpoints.store import TokenStoreObject
+from ...waits.service import Waits
 from . import ffi, live_logs
 from . import realtime as realtime_routes
 from .live_logs import LiveLogs
@@ -159,9 +160,18 @@ class _EngineObject(_DurableObjectBase):  # type: ignore[misc]
 
 
 class RunIndex(_EngineObject):
-    """One shard of the run index (`shard-0` .. `shard-{n-1}`)."""
+    """One shard of the run index (`shard-0` .. `shard-{n-1}`). Its alarm fires its timers
+    in-process (`HostStub`) and sends the runs whose waits came due (waits/)."""
 
     engine_class = RunIndexObject
+
+    async def alarm(self, *_: Any) -> None:
+        name = self.host.fired()
+        if name is None:
+            return
+        platform = cloudflare_platform(self.env, clock=self.clock)
+        shard = Remote[RunIndexObject](HostStub(self.host, name))
+        await Waits(platform).fire(shard, platform.clock.now())
 
 
 class Run(_EngineObject):
