@@ -31,6 +31,7 @@ from .shared.options import scoped_key
 from .shared.serialization import dumps, loads
 from .shared.states import FINAL_STATES
 from .task import Task, declared_limits, find_task
+from .waitpoints.resume import resume_hook
 from .waitpoints.service import TokenService
 from .waitpoints.store import TokenStoreObject
 from .waits.service import Waits
@@ -77,6 +78,7 @@ class Engine:
         an event completes (`wait_for_event`, read from the event store)."""
         service = TokenService(self.platform)
         service.lookup_events = lambda name, since: self.events.lookup(name, since)
+        service.hooks.append(resume_hook(Waits(self.platform).complete))  # resume waiting runs
         return service
 
     # --- trigger -------------------------------------------------------------------------

@@ -148,9 +148,17 @@ async def test_housekeeping_redelivers(driver: Driver, clock: FakeClock) -> None
     tokens = driver.engine.tokens
     token, _ = await tokens.create()
     await tokens.wait_on(token["id"], "run_h:1")
-    await tokens.complete(token["id"], 7)  # no hook yet: nobody told, nothing forgotten
     told = Told()
     tokens.hooks.append(told)
+
+    async def dies(done: list[TokenCompletion]) -> None:
+        raise RuntimeError("the process died here")
+
+    tokens.hooks.append(dies)
+    with pytest.raises(RuntimeError):
+        await tokens.complete(token["id"], 7)  # told, but not forgotten
+    tokens.hooks.remove(dies)
+    told.calls.clear()
     assert (await driver.engine.housekeeping())["tokens_redelivered"] == 0  # not stale yet
     clock.t += 61
     assert (await driver.engine.housekeeping())["tokens_redelivered"] == 1

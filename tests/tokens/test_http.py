@@ -340,3 +340,49 @@ def test_cli_list_and_complete(server: Server, http: httpx.Client, where: str) -
             ENV.pop(k)
     got = http.get(f"/api/v1/waitpoints/tokens/{made['id']}").json()
     assert json.loads(got["output"]) == {"by": "cli"}
+
+
+# --- a run in a worker process waits on a token, completed through its callback URL -------
+
+
+def test_a_worker_run_resumes_through_the_callback_url(tmp_path: Path) -> None:
+    from trigger_do.platform.local.runtime import LocalRuntime
+
+    runtime = LocalRuntime(
+        ["tests.tokens.tasks_tokens"], tmp_path / "r.db", workers=1, poll_interval=0.01
+    )
+    port = free_port()
+    thread = ServerThread(create_app(runtime.engine, KEY), port, runtime)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}) as http:
+            run_id = http.post("/api/v1/tasks/tok-approve/trigger", json={"payload": {}}).json()[
+                "id"
+            ]
+            token = _poll(lambda: http.get("/api/v1/waitpoints/tokens").json()["data"])
+            _poll(lambda: http.get(f"/api/v3/runs/{run_id}").json()["status"] == "WAITING")
+            with httpx.Client() as anyone:  # no key: the URL authenticates itself
+                assert anyone.post(token[0]["url"], json={"approved": "yes"}).status_code == 200
+            run = _poll(lambda: _final(http.get(f"/api/v3/runs/{run_id}").json()))
+            assert run["status"] == "COMPLETED", run
+            assert run["output"]["output"] == {"approved": "yes"} and run["output"]["ok"]
+            assert run["output"]["token"] == token[0]["id"]
+    finally:
+        thread.stop()
+
+
+def _final(run: dict[str, Any]) -> dict[str, Any] | None:
+    return run if run["isCompleted"] else None
+
+
+def _poll(check: Any, timeout: float = 30.0) -> Any:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

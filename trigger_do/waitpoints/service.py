@@ -345,7 +345,10 @@ class TokenService:
             except InvalidDurationError as exc:
                 raise InvalidWaitTokenError(f"lookback: {exc}") from None
         token, cached = await self.create(
-            idempotency_key=idempotency_key, timeout=timeout, tags=tags
+            idempotency_key=idempotency_key,
+            idempotency_key_ttl="3650d" if idempotency_key else None,
+            timeout=timeout,
+            tags=tags,
         )
         if cached or token["status"] != "WAITING":
             return token
