@@ -10,6 +10,7 @@ import math
 
 from cf_fakes import FakeRequest, make_cloud
 
+from tests.tokens import tasks_tokens  # the tasks that wait on tokens and events
 from trigger_do.shared.ids import shard_of
 from trigger_do.waitpoints import TokenStoreObject, callback_hash
 
@@ -79,3 +80,34 @@ async def test_the_waitpoint_api_through_the_workers_fetch() -> None:
         FakeRequest("GET", f"{BASE}/api/v1/waitpoints/tokens?filter[tags]=cf", AUTH)
     )
     assert [t["id"] for t in res.json()["data"]] == [made["id"]]
+
+
+async def test_runs_waiting_on_tokens_and_an_event_on_cloudflare() -> None:
+    """A run suspends on its token (WAITING, no message held) and resumes when the token is
+    completed; another when its token's Waitpoints alarm times it out; a third when the event
+    it waits for is sent through the Events object."""
+    from trigger_do.producer.producer import TriggerRequest
+
+    tasks_tokens.TOKENS.clear()
+    cloud = make_cloud(shards=4)
+    engine = cloud.engine()
+    approved = await engine.trigger(TriggerRequest("tok-approve", {}))
+    timed = await engine.trigger(TriggerRequest("tok-approve", {"timeout": "10m"}))
+    paid = await engine.trigger(TriggerRequest("tok-paid", {"account": "cf"}))
+    await cloud.drain()
+    for run in (approved, timed, paid):
+        assert (await engine.get_run(run.id))["state"] == "waiting"
+    assert cloud.queues.pending() == {"trigger-do-runs": 0, "trigger-do-runs-dlq": 0}
+    await engine.tokens.complete(tasks_tokens.TOKENS[approved.id], {"approved": True})
+    await engine.events.send("invoice.paid", {"account": "cf"}, id="cf-inv")
+    await cloud.drain()
+    one = await engine.get_run(approved.id)
+    assert one["state"] == "completed" and one["output"]["output"] == {"approved": True}
+    three = await engine.get_run(paid.id)
+    assert three["state"] == "completed" and three["output"]["output"]["id"] == "cf-inv"
+    cloud.clock.advance(601)
+    assert await cloud.namespaces["WAITPOINTS"].fire_alarms() >= 1
+    await cloud.drain()
+    two = await engine.get_run(timed.id)
+    assert two["state"] == "completed" and two["output"]["ok"] is False
+    assert two["output"]["error"]["code"] == "TRIGGER_WAITPOINT_TIMEOUT"
