@@ -1,11 +1,14 @@
-"""`python -m load tokens --count 1000`: N wait tokens, each with a waiter, completed in one
-burst over HTTP (the official client's `POST /api/v1/waitpoints/tokens/{id}/complete`, N
+"""`python -m load tokens --count 1000 [--runs]`: N wait tokens, each with a waiter, completed
+in one burst over HTTP (the official client's `POST /api/v1/waitpoints/tokens/{id}/complete`, N
 requests at once on a real socket, half of them through the key-less callback URL); every
 waiter must be told exactly once (the completion hook, what resumes a waiting run). Reports
 the burst's wall time and completions per second, read back from the tokens' rows.
 
 Runs the HTTP API in this process on a fresh SQLite file (no workers: only the requests
-write), the engine's real clock."""
+write), the engine's real clock. With `--runs`, each waiter is a run of `load-token-wait`
+(load/token_tasks.py) on the embedded runtime's `--workers` processes, suspended on its own
+token (`ctx.wait_token` + `token.wait()`): the report adds how long until every run resumed
+and completed, and that each completed once with its token's output."""
 
 from __future__ import annotations
 
@@ -32,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--count", type=int, default=1000, help="tokens (default 1,000)")
     p.add_argument("--concurrency", type=int, default=50, help="requests in flight (50)")
+    p.add_argument("--runs", action="store_true", help="the waiters are suspended runs")
+    p.add_argument("--workers", type=int, default=2, help="with --runs: worker processes (2)")
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the report as JSON")
     return p
 
@@ -52,8 +57,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from trigger_do.waitpoints import TokenCompletion
 
     folder = Path(tempfile.mkdtemp(prefix="load-tokens-"))
-    platform, sql = open_local(folder / "t.db")
-    engine = Engine(platform)
+    runtime = None
+    if args.runs:
+        from trigger_do.platform.local.runtime import LocalRuntime
+
+        runtime = LocalRuntime("load.token_tasks", folder / "t.db", workers=args.workers)
+        await runtime.start()
+        engine, sql = runtime.engine, runtime.sql
+    else:
+        platform, sql = open_local(folder / "t.db")
+        engine = Engine(platform)
     told: dict[str, int] = {}
 
     async def hook(done: list[TokenCompletion]) -> None:
@@ -72,10 +85,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits) as http:
             made = []
-            for i in range(args.count):
-                r = await http.post("/api/v1/waitpoints/tokens", json={"tags": ["load"]})
-                made.append(r.json())
-                await engine.tokens.wait_on(made[-1]["id"], f"run_load{i}:1")
+            if runtime is not None:
+                from trigger_do.producer.producer import TriggerRequest
+
+                reqs = [TriggerRequest("load-token-wait", {}) for _ in range(args.count)]
+                await engine.batch_trigger(reqs)
+                while len(made) < args.count:  # every run suspended on its token
+                    await asyncio.sleep(0.2)
+                    made = await _all_tokens(http)
+                while int(sql.exec("SELECT count(*) FROM runs WHERE state = 'waiting'")[0][0]) < (
+                    args.count
+                ):
+                    await asyncio.sleep(0.2)
+            else:
+                for i in range(args.count):
+                    r = await http.post("/api/v1/waitpoints/tokens", json={"tags": ["load"]})
+                    made.append(r.json())
+                    await engine.tokens.wait_on(made[-1]["id"], f"run_load{i}:1")
             gate = asyncio.Semaphore(args.concurrency)
 
             async def complete(i: int, token: dict[str, Any]) -> int:
@@ -90,12 +116,37 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             started = time.perf_counter()
             statuses = await asyncio.gather(*(complete(i, t) for i, t in enumerate(made)))
             burst = time.perf_counter() - started
+            resumed = None
+            if runtime is not None:
+                while (
+                    int(sql.exec("SELECT count(*) FROM runs WHERE state = 'completed'")[0][0])
+                    < args.count
+                    and time.perf_counter() - started < 600
+                ):
+                    await asyncio.sleep(0.05)
+                resumed = time.perf_counter() - started
     finally:
         server.should_exit = True
         await serving
+    runs_report: dict[str, Any] = {}
+    if runtime is not None:
+        rows = sql.exec("SELECT state, output, attempt FROM runs")
+        outs = [json.loads(o) for st, o, _ in rows if st == "completed" and o]
+        by_token = {o["token"]: o for o in outs}
+        runs_report = {
+            "runs_completed": len(outs),
+            "runs_with_their_tokens_output": sum(
+                1 for t in made if by_token.get(t["id"], {}).get("ok")
+            ),
+            "resume_all_seconds": round(resumed or 0.0, 3),
+            "workers": args.workers,
+        }
     rows = sql.exec("SELECT status, count(*), min(completed_at), max(completed_at) "
                     "FROM waitpoint_tokens GROUP BY status")  # fmt: skip
-    sql.close()
+    if runtime is not None:
+        await runtime.stop()
+    else:
+        sql.close()
     import shutil
 
     shutil.rmtree(folder, ignore_errors=True)
@@ -110,9 +161,21 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "waiters_told_twice_or_more": sum(1 for n in told.values() if n > 1),
         "burst_seconds": round(burst, 3),
         "completions_per_second": round(args.count / burst, 1),
+        **runs_report,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} cores, Python {sys.version.split()[0]}",
     }
+
+
+async def _all_tokens(http: Any) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    params: dict[str, str] = {"page[size]": "100", "filter[tags]": "load-run"}
+    while True:
+        got = (await http.get("/api/v1/waitpoints/tokens", params=params)).json()
+        out += got["data"]
+        if not got["pagination"].get("next"):
+            return out
+        params["page[after]"] = got["pagination"]["next"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,5 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report, indent=2))
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(report, indent=2))
-    ok = report["completed"] == args.count == report["waiters_told_once"] == report["http_200"]
+    ok = report["completed"] == args.count == report["http_200"]
+    if args.runs:  # the waiters are the engine's own resume hook's: the runs say it
+        ok = (
+            ok and report["runs_completed"] == report["runs_with_their_tokens_output"] == args.count
+        )
+    else:
+        ok = ok and report["waiters_told_once"] == args.count
     return 0 if ok else 1

@@ -8,3 +8,8 @@ from load.cli import main
 
 def test_load_tokens_small(capsys: object) -> None:
     assert main(["tokens", "--count", "30", "--concurrency", "5"]) == 0
+
+
+def test_load_tokens_with_runs_small() -> None:
+    """Each waiter a suspended run in a worker process: every run resumes with its output."""
+    assert main(["tokens", "--count", "10", "--runs", "--workers", "1"]) == 0
