@@ -54,11 +54,11 @@ class LargeFile(BaseModel):
 # Checkpointing for long-running tasks: resumes after the last finished chunk
 @task(id="process-large-file")
 async def process_large_file(payload: LargeFile, ctx: RunContext) -> dict[str, int]:
-    done = ctx.last_checkpoint.data["processed"] if ctx.last_checkpoint else 0
+    # (the last checkpoint may be "downloaded", which has no chunk count yet)
+    done = ctx.last_checkpoint.data.get("processed", 0) if ctx.last_checkpoint else 0
     if done == 0:
         size = await ctx.step("download", lambda: {"size": payload.chunks * 1024})
         await ctx.checkpoint("downloaded", size)
-        done = 0
     for i in range(done, payload.chunks):
         if payload.chunk_seconds:
             await asyncio.sleep(payload.chunk_seconds)

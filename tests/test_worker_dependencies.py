@@ -233,3 +233,24 @@ def test_uv_sees_the_pyodide_314_interpreter(resolver: PyodideResolver) -> None:
     )
     assert compiled.returncode == 0, compiled.stderr
     assert set(compiled.packages) == {"iniconfig"}, compiled.packages
+
+
+# Extras the Worker never installs (a Python Worker depends on plain `trigger-do`): each
+# requirement carries the marker, so even `trigger-do[extra]` in a Worker adds nothing there.
+WORKER_FREE_EXTRAS = ("mcp", "otel")
+
+
+def test_extras_stay_off_the_worker() -> None:
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    core = {canonicalize_name(Requirement(d).name) for d in project["dependencies"]}
+    for extra in WORKER_FREE_EXTRAS:
+        reqs = [Requirement(r) for r in project["optional-dependencies"][extra]]
+        assert reqs, extra
+        for req in reqs:
+            assert canonicalize_name(req.name) not in core, (extra, req.name)
+            assert req.marker is not None and WORKER_MARKER in str(req.marker), (extra, str(req))
+            assert not req.marker.evaluate(dict(PYODIDE_MARKERS)), (extra, str(req))
+            assert any(s.operator == ">=" for s in req.specifier), (extra, str(req))
+    mcp = Requirement(project["optional-dependencies"]["mcp"][0])
+    assert {(s.operator, s.version) for s in mcp.specifier} >= {("<", "3")}  # the major pinned

@@ -174,6 +174,36 @@ UnitRunner = Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]]
 """Runs an async function's object calls and queue sends as one transaction (`Platform.unit`)."""
 
 
+class Meter(Protocol):
+    """Where the engine counts what it causes, in the process that causes it (metrics):
+    true counters, never recomputed from rows. Each call is cheap and never raises.
+    `count(event, task, n)`: triggered, started, completed, failed, retried, crashed,
+    dead_lettered; `observe(what, task, seconds)`: trigger_to_start, duration.
+    `collect()`: prometheus-client metric families of the counts of every process so far."""
+
+    def count(self, event: str, task: str, n: int = 1) -> None: ...
+
+    def observe(self, what: str, task: str, seconds: float) -> None: ...
+
+    def collect(self) -> list[Any]: ...
+
+
+class NoMeter:
+    """Counts nothing (metrics off, or a platform without them)."""
+
+    def count(self, event: str, task: str, n: int = 1) -> None:
+        pass
+
+    def observe(self, what: str, task: str, seconds: float) -> None:
+        pass
+
+    def collect(self) -> list[Any]:
+        return []
+
+
+NO_METER = NoMeter()
+
+
 @dataclass
 class Platform:
     """Everything the engine needs from a platform, bundled."""
@@ -188,6 +218,7 @@ class Platform:
     timers: Timers | None = None  # None: objects wake themselves (Durable Object alarms)
     changes: Changes | None = None  # None: Realtime watchers read their feeds every second
     units: UnitRunner | None = None  # None: every object call is a transaction of its own
+    meter: Meter = NO_METER  # metrics: what this process causes (platform/local/meter.py)
 
     async def unit(self, work: Callable[[], Awaitable[T]]) -> T:
         """`await work()` as one unit of work where the platform can make it one: locally

@@ -26,6 +26,7 @@ from tests.http.conftest import QuietServer, ServerThread, free_port
 from trigger_do.api.app import create_app
 from trigger_do.engine import Engine
 from trigger_do.platform.local.platform import open_local
+from trigger_do.task import tasks_in
 
 KEY = "tr_dev_EventsTestKey0000000000001"
 GITHUB_SECRET = "gh-secret-for-tests"
@@ -45,7 +46,7 @@ def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuietServer]:
     os.environ["HMAC_WEBHOOK_SECRET"] = HMAC_SECRET
     db = tmp_path_factory.mktemp("events") / "e.db"
     platform, _ = open_local(db)
-    engine = Engine(platform)
+    engine = Engine(platform, find=tasks_in(tasks_events).get)  # whatever else is imported
     port = free_port()
     thread = ServerThread(create_app(engine, KEY), port)
     thread.start()

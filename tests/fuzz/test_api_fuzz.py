@@ -353,3 +353,33 @@ def test_packets(fuzzed: Fuzzed, data: st.DataObject, op: str) -> None:
 
 def test_the_deep_sentinel_is_spliced() -> None:
     assert encode([f"{DEEP}3"]) == b"[[[[]]]]"
+
+
+MCP_ACCEPT = [{}, {"accept": "application/json, text/event-stream"}, {"accept": "text/html"}]
+
+
+@FUZZ
+@given(data=st.data(), op=st.sampled_from(["tasks", "dead-letters", "requeue", "mcp"]))
+def test_tasks_dead_letters_and_mcp(fuzzed: Fuzzed, data: st.DataObject, op: str) -> None:
+    from trigger_do.api.dead_letters import RequeueBody
+
+    if op == "tasks":
+        req = Req("GET", "/api/v1/tasks", params=data.draw(query(["page", "limit"])))
+    elif op == "dead-letters":
+        req = Req("GET", "/api/v1/deadLetters")
+    elif op == "requeue":
+        req = Req("POST", "/api/v1/deadLetters/requeue", data.draw(body_of(RequeueBody)))
+    else:  # JSON-RPC-ish bodies and raw ones, with and without the Accept MCP needs
+        methods = st.sampled_from(["initialize", "tools/list", "tools/call", "nope"])
+        rpc = st.fixed_dictionaries(
+            {
+                "jsonrpc": st.sampled_from(["2.0", "1.0"]),
+                "id": json_values,
+                "method": methods | hostile_strings,
+                "params": json_values,
+            }
+        ).map(encode)
+        body = data.draw(rpc | st.sampled_from(RAW) | hostile.map(encode))
+        h = {"content-type": "application/json", **data.draw(st.sampled_from(MCP_ACCEPT))}
+        req = Req(data.draw(st.sampled_from(["POST", "GET", "DELETE"])), "/mcp", body, {}, h)
+    check(fuzzed, req)

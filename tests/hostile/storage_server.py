@@ -53,7 +53,8 @@ async def main() -> None:
     async with httpx.AsyncClient() as client:
         ok = await client.post(url, json={"payload": {"a": 1}}, headers=headers)
         answers.append([ok.status_code, None, ""])
-        with open(MOUNT / "filler", "wb") as filler:  # fill the disk to the last block
+        # unbuffered: nothing is left in a buffer for close() to fail on
+        with open(MOUNT / "filler", "wb", buffering=0) as filler:  # fill to the last block
             try:
                 while True:
                     filler.write(b"\0" * 65536)

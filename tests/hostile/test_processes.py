@@ -70,6 +70,33 @@ async def test_a_run_that_kills_every_worker_is_dead_lettered_in_seconds(
         assert [d["run_id"] for d in await rt.engine.dead_letters()] == [handle.id]
 
 
+async def test_a_run_that_kills_its_worker_takes_no_retry_from_its_neighbours(
+    make_runtime: MakeRuntime, tmp_path: Path
+) -> None:
+    """A run that hard-kills its process while 20 neighbours run beside it, on every
+    delivery: the neighbours' deliveries are given back and they run apart from it (in
+    halves), so they complete whatever the queue's retry budget, and only the poison run,
+    once alone, spends its deliveries and is dead-lettered."""
+    flag = tmp_path / "kill"
+    flag.touch()
+    async with make_runtime(workers=1, lease_seconds=30.0, max_retries=1) as rt:
+        batch = await rt.engine.batch_trigger(
+            [TriggerRequest(t.sleeper.id, {"dir": str(tmp_path), "seconds": 0.5})] * 20
+            + [TriggerRequest(t.suicide.id, {"dir": str(tmp_path), "flag": str(flag)})]
+        )
+        ids = [r.id for r in batch.runs]
+        poison, neighbours = ids[-1], ids[:-1]
+        await until(lambda: _all_in(rt.engine, [poison], "crashed"), "CRASHED", timeout=90)
+        await until(lambda: _all_in(rt.engine, neighbours, "completed"), "done", timeout=60)
+        assert [d["run_id"] for d in await rt.engine.dead_letters()] == [poison]
+        # the deliveries beside others were given back; alone, it spent its two (max_retries=1)
+        assert len(t.lines(tmp_path, "deliveries")) >= 3
+
+
+async def _all_in(engine: Engine, ids: list[str], state: str) -> bool:
+    return all(s[0] == state for s in (await engine.get_states(ids)).values())
+
+
 async def _crashed(handle: RunHandle) -> bool:
     return (await handle.status()).state == RunState.CRASHED
 

@@ -65,3 +65,9 @@ async def steps(payload: dict[str, float], ctx: RunContext) -> dict[str, int]:
         ctx.metadata.set("step", i)
         await asyncio.sleep(payload.get("interval", 0.4))
     return {"steps": count}
+
+
+@task(id="http-parent")
+async def parent(payload: object, ctx: RunContext) -> object:
+    """Awaits one `http-echo` child: suspended (WAITING) while it runs (waits/)."""
+    return {"child": await echo.trigger_and_wait(payload)}

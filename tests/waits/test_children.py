@@ -166,3 +166,34 @@ async def test_a_key_naming_a_child_that_already_ended_resumes_the_parent_at_onc
     await run_until_final(fake_driver, [second.id])  # no housekeeping needed
     assert await second.result() == "made once"
     assert len(await fake_driver.engine.list_runs(tasks=["w-echo"])) == 1
+
+
+async def test_a_key_naming_a_child_still_running_resumes_both_parents(
+    fake_driver: Driver,
+) -> None:
+    """Two parents await one child by a global key: its end resumes both."""
+    d = fake_driver
+    first = await w.keyed_parent.trigger({"value": "shared"})
+    second = await w.keyed_parent.trigger({"value": "ignored"})
+    await d.step()  # both run, both wait on the one child
+    assert state(d, first.id) == state(d, second.id) == "waiting"
+    await settle(d)
+    assert await first.result() == "shared" and await second.result() == "shared"
+
+
+async def test_the_sweep_completes_a_second_parents_wait_with_its_own_children(
+    fake_driver: Driver, clock: FakeClock
+) -> None:
+    """Housekeeping matches ended children to each open waitpoint by its own list (a child a
+    key shared names only the parent that made it)."""
+    d = fake_driver
+    first = await w.keyed_parent.trigger({"value": "shared"})
+    second = await w.keyed_parent.trigger({"value": "ignored"})
+    await d.step()
+    d.sql.exec("DELETE FROM child_waiters")  # as if the second parent's link were lost
+    await settle(d)
+    assert await first.result() == "shared" and state(d, second.id) == "waiting"
+    clock.advance(d.config.stale_after + 1)
+    assert (await d.engine.housekeeping())["waits_completed"] == 1
+    await settle(d)
+    assert await second.result() == "shared"

@@ -36,6 +36,9 @@ async def test_a_wait_resumes_on_time_after_the_runtime_restarts(
         parent = await w.parent.trigger({"value": "from a child"})
         await _until(RunHandle(rt.client, sleeper.id), RunState.WAITING)
         assert await RunHandle(rt.client, parent.id).result(timeout=20) == {"child": "from a child"}
+        # a parent and its child on one queue with a limit of 1: the parent gives its slot up
+        shared = await w.shared_parent.trigger("one slot")
+        assert await RunHandle(rt.client, shared.id).result(timeout=20) == {"child": "one slot"}
         # while it waits, the worker holds nothing of it
         held = rt.sql.exec(
             "SELECT count(*) FROM queue_messages WHERE body->>'run_id' = ?", sleeper.id

@@ -29,11 +29,15 @@ from . import (
     triggers,
 )
 from . import bulk as bulk_actions
+from . import dead_letters as dead_letter_api
 from . import events as event_api
+from . import metrics as metrics_api
 from . import realtime as realtime_api
 from . import schedules as schedule_api
+from . import tasks as task_api
 from . import waitpoints as waitpoint_api
 from .errors import HTTPError, handle
+from .mcp_route import McpEndpoint
 
 ROUTES = [
     Route("/healthz", lambda request: JSONResponse({"ok": True}), methods=["GET"]),
@@ -100,6 +104,14 @@ ROUTES = [
     # a run's offloaded payload or output, for Realtime rows (`application/store`)
     Route("/api/v1/runs/{run_id}/packets/{field}", run_packets.presign, methods=["GET"]),
     Route("/run-packets/{run_id}/{field}", run_packets.serve, methods=["GET"], name="run_packet"),
+    # tasks and dead letters (trigger.do's own; the MCP tools read them): api/tasks.py, ...
+    Route("/api/v1/tasks", task_api.list_tasks, methods=["GET"]),
+    Route("/api/v1/deadLetters", dead_letter_api.list_dead_letters, methods=["GET"]),
+    Route("/api/v1/deadLetters/requeue", dead_letter_api.requeue, methods=["POST"]),
+    # MCP over streamable HTTP: outside /api/, behind the key all the same (auth.GUARDED_PATHS)
+    Route("/mcp", McpEndpoint(), methods=["GET", "POST", "DELETE"]),
+    # Prometheus metrics: behind the key unless create_app(metrics_public=True)
+    Route("/metrics", metrics_api.metrics, methods=["GET"]),
     # wait tokens (`wait.createToken` ...): api/waitpoints.py; the callback is served without
     # a key (the HMAC in its path authenticates it)
     Route("/api/v1/waitpoints/tokens", waitpoint_api.create, methods=["POST"]),
@@ -116,7 +128,7 @@ ROUTES = [
 ]
 
 
-def create_app(engine: Engine, secret_key: str) -> Starlette:
+def create_app(engine: Engine, secret_key: str, *, metrics_public: bool = False) -> Starlette:
     """The HTTP API on `engine`, guarded by `secret_key`."""
     if not secret_key:
         raise ConfigurationError("the HTTP API needs a secret key")
@@ -131,5 +143,8 @@ def create_app(engine: Engine, secret_key: str) -> Starlette:
     app.state.engine = engine
     app.state.secret_key = secret_key
     app.state.spent_tokens = {}  # one-time public tokens used so far (auth.spending)
-    app.add_middleware(auth.Authenticate, secret_key=secret_key, routes=app.routes)
+    guarded = auth.GUARDED_PATHS - ({"/metrics"} if metrics_public else set())
+    app.add_middleware(
+        auth.Authenticate, secret_key=secret_key, routes=app.routes, guarded=guarded
+    )
     return app

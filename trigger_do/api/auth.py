@@ -43,6 +43,8 @@ ADDITIONAL_KEY = re.compile(r"^tr_(dev|stg|prod|preview)_sk_[0-9a-zA-Z]{24}$")
 CALLER = "trigger_do.caller"  # the ASGI scope key the middleware stores the caller under
 _MARK = "_trigger_do_accepts_public_tokens"
 PUBLIC_PATHS = frozenset({"/api/v1/timezones"})  # no key needed: `schedules.timezones` sends none
+# outside /api/ but behind the key all the same (`/metrics` may be made public: create_app)
+GUARDED_PATHS = frozenset({"/mcp", "/metrics"})
 # No key needed: a wait token's callback URL, called by third parties that hold no key. The
 # HMAC-SHA256 of the token id in its path is its authentication (api/waitpoints.py checks it).
 PUBLIC_PATTERNS = (re.compile(r"/api/v1/waitpoints/tokens/[^/]+/callback/[^/]+"),)
@@ -245,13 +247,21 @@ class Authenticate:
     WebSocket may send `?token=<key>`), 403 for a token on a route not marked
     `@accepts_public_tokens`. Stores the `Caller` in the scope for `caller_of`."""
 
-    def __init__(self, app: ASGIApp, secret_key: str, routes: list[BaseRoute]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        secret_key: str,
+        routes: list[BaseRoute],
+        guarded: frozenset[str] = GUARDED_PATHS,
+    ) -> None:
         self.app = app
         self.secret_key = secret_key
         self.routes = routes
+        self.guarded = guarded
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not route_path(scope).startswith("/api/"):
+        path = route_path(scope) if scope["type"] in ("http", "websocket") else ""
+        if not (path.startswith("/api/") or path.rstrip("/") in self.guarded):
             await self.app(scope, receive, send)
             return
         if scope["type"] == "http" and (

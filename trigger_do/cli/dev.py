@@ -49,7 +49,13 @@ async def _serve(args: argparse.Namespace, *, reload: bool) -> int:
         f"{', '.join(runtime.modules)} from {runtime.db_path}",
         flush=True,
     )
-    http = _http_server(runtime, args.host, args.port)
+    http = _http_server(
+        runtime,
+        args.host,
+        args.port,
+        getattr(args, "metrics_public", False),
+        getattr(args, "mcp_readonly", False),
+    )
     _print_tasks()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -76,7 +82,9 @@ async def _serve(args: argparse.Namespace, *, reload: bool) -> int:
     return 0
 
 
-def _http_server(runtime: Any, host: str, port: int) -> Any:
+def _http_server(
+    runtime: Any, host: str, port: int, metrics_public: bool = False, mcp_readonly: bool = False
+) -> Any:
     """The HTTP API's server coroutine (the tasks are imported in this process already, so
     the API validates payloads against their schemas before anything is written)."""
     from ..api.app import create_app
@@ -88,11 +96,11 @@ def _http_server(runtime: Any, host: str, port: int) -> Any:
     key = load_or_create_key(runtime.db_path)
     print(f"trigger.do: API on http://{host}:{port} (secret key: {key})", flush=True)
     record_api_url(runtime.db_path, f"http://{_reachable(host)}:{port}")  # for wait tokens
-    api = create_app(runtime.engine, key)
+    api = create_app(runtime.engine, key, metrics_public=metrics_public)
+    api.state.mcp_readonly = mcp_readonly  # /mcp: only the tools that change nothing
     link = login_url(api, browser_base(host, port), runtime.engine.now())
     print(f"trigger.do: dashboard on {link} (a one-time login link)", flush=True)
-    app = StorageGuard(api, runtime)
-    return serve_http(app, host, port, handle_signals=False)
+    return serve_http(StorageGuard(api, runtime), host, port, handle_signals=False)
 
 
 def _reachable(host: str) -> str:

@@ -68,6 +68,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .events import run as _events
 
         return asyncio.run(_events(args))
+    if args.command == "mcp":
+        from .agent import run_mcp
+
+        return asyncio.run(run_mcp(args))
     if args.command == "tokens":
         from .tokens import _tokens
 

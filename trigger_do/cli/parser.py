@@ -149,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="SECONDS",
             help="seconds a short batch may wait to fill up (default 0)",
         )
+        p.add_argument(
+            "--metrics-public",
+            action="store_true",
+            help="serve GET /metrics without the secret key (for a Prometheus scraper)",
+        )
+        p.add_argument(
+            "--mcp-readonly",
+            action="store_true",
+            help="offer only the MCP tools that change nothing at /mcp",
+        )
 
     trig = sub.add_parser(
         "trigger",
@@ -271,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _events_parsers(sub, _db_arg, _target_arg)  # `events ...`, `webhooks ...` (cli/events.py)
     tokens_parser(sub, _db_arg, _target_arg)
+
+    from .agent import add_parser as _mcp_parser  # `trigger-do mcp` (cli/agent.py)
+
+    _mcp_parser(sub, _positive_int)
 
     init = sub.add_parser("init", help="write a wrangler.toml for Cloudflare into a project")
     init.add_argument("path", nargs="?", default=".", help="the project folder (default: this one)")

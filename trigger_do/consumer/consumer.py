@@ -31,6 +31,7 @@ from ..ports import Message, OutMessage, Platform
 from ..runs.client import RunIndex, RunObjects, RunStart
 from ..runs.index import RunIndexObject
 from ..runs.run_object import RunObject
+from ..shared import tracing
 from ..shared.config import EngineConfig
 from ..shared.current import current_run
 from ..shared.ids import new_id
@@ -131,7 +132,8 @@ class Consumer:
 
         waiting: list[str] = []
         for a in attempts:
-            task = _start_task(loop, self._execute(a))
+            run = self._execute(a) if tracing.active is None else self._execute_traced(a)
+            task = _start_task(loop, run)
             self.running[a.msg.run_id] = _Running(task)
             if task.done():
                 ended.append((a, task))
@@ -217,6 +219,10 @@ class Consumer:
                     self.gate.release(msg.run_id)
                 if d.start is not None:
                     attempts.append(_Attempt(message, msg, d.start, recorded.get(d.id, {})))
+                    if d.start.attempt == 1 and not d.start.resumed:  # metrics
+                        self.platform.meter.count("started", d.start.task)
+                        wait = now - d.start.created_at
+                        self.platform.meter.observe("trigger_to_start", d.start.task, wait)
                 elif d.kind == "early":
                     # a delay past the queue's maximum: a fresh message, not a retry (retries
                     # count as deliveries, and enough of them would dead-letter the run)
@@ -281,6 +287,15 @@ class Consumer:
 
     # --- one attempt -----------------------------------------------------------------------
 
+    async def _execute_traced(self, a: _Attempt) -> _Result:
+        """`_execute` in a span of its own, a child of the run's trigger span (`tracing`)."""
+        otel = tracing.active
+        assert otel is not None
+        with otel.attempt(a.msg.trace, a.start.task, a.msg.run_id, a.start.attempt) as span:
+            result = await self._execute(a)
+            otel.outcome(span, result[0])
+            return result
+
     async def _execute(self, a: _Attempt) -> _Result:
         """Run one attempt; its outcome to record (no state: canceled or lost, nothing to
         record) and its next message, if any."""
@@ -344,9 +359,10 @@ class Consumer:
             for a, _ in gone:
                 a.message.ack()
         written: list[tuple[_Attempt, asyncio.Future[Any]]] = []
+        states: dict[str, str] = {}  # run -> the state its outcome writes (metrics)
         for a, (outcome, message) in done:
             if outcome.get("state") is not None:
-                outcome["state"] = str(outcome["state"])
+                outcome["state"] = states[a.msg.run_id] = str(outcome["state"])
                 written.append((a, self.writer.finish(outcome, message)))
         if not written:
             return
@@ -363,6 +379,8 @@ class Consumer:
                 continue
             self.gate.release(a.msg.run_id)
             a.message.ack()
+            if fut.result() is not None:  # applied (not a stale outcome): count it
+                _count_outcome(self.platform, a, states[a.msg.run_id])
 
     async def _payload(self, a: _Attempt) -> Any:
         text = a.msg.payload if a.msg.payload is not None else a.start.payload
@@ -573,9 +591,28 @@ class Consumer:
                 m.ack()
                 ended.append({"run_id": msg.run_id, "task": msg.task, "queue": msg.queue})
         await self.gate.release_finished(ended)  # the crashed runs' coordinator slots
+        for run in ended:  # metrics: locally a dead-lettered run ends crashed, at once
+            self.platform.meter.count("dead_lettered", run["task"])
+            self.platform.meter.count("crashed", run["task"])
 
 
 _Result = tuple[dict[str, Any], Next | None]  # an attempt's outcome and its next message
+_COUNTED = {
+    RunState.COMPLETED.value: "completed",
+    RunState.FAILED.value: "failed",
+    RunState.TIMED_OUT.value: "failed",
+    RunState.WAITING_FOR_RETRY.value: "retried",
+}
+
+
+def _count_outcome(platform: Platform, a: _Attempt, state: str) -> None:
+    """Metrics: an applied outcome, and a final one's duration since the run first started."""
+    event = _COUNTED.get(state)
+    if event is None:
+        return
+    platform.meter.count(event, a.start.task)
+    if event != "retried":
+        platform.meter.observe("duration", a.start.task, platform.clock.now() - a.start.started_at)
 
 
 def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
@@ -592,7 +629,13 @@ _EAGER = sys.version_info >= (3, 12)
 def _next(msg: RunMessage, attempt: int) -> RunMessage:
     """The message of a run's next attempt or continuation (its queue and keys kept)."""
     return RunMessage(
-        msg.run_id, msg.task, attempt, queue=msg.queue, key=msg.key, rate_key=msg.rate_key
+        msg.run_id,
+        msg.task,
+        attempt,
+        queue=msg.queue,
+        key=msg.key,
+        rate_key=msg.rate_key,
+        trace=msg.trace,
     )
 
 

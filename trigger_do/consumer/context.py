@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError, InvalidDurationError, MisuseError
 from ..ports import Clock, SyncRunner
+from ..shared import tracing
 from ..shared.checkpoints import Checkpoint
 from ..shared.current import RunWaiter, current_run
 from ..shared.durations import MAX_DURATION_SECONDS, Duration, parse_duration
@@ -119,6 +120,7 @@ class RunContext:
         self._steps = dict(steps or {})
         self.metadata = RunMetadata(self, metadata or {})
         self.logger = RunLogger(self)
+        self._span = tracing.active.current() if tracing.active is not None else None
         self._tokens_made = 0  # ctx.wait_token calls so far (a replay makes the same again)
         self._events_waited = 0  # ctx.wait_for_event calls so far
 
@@ -158,6 +160,12 @@ class RunContext:
     async def step(self, name: str, fn: Callable[[], Any]) -> Any:
         """A durable step: `fn`'s first successful result is stored and returned again,
         without calling `fn`, on every later attempt (as its JSON round-trip)."""
+        if tracing.active is not None:
+            with tracing.active.step(name, name in self._steps):
+                return await self._step(name, fn)
+        return await self._step(name, fn)
+
+    async def _step(self, name: str, fn: Callable[[], Any]) -> Any:
         if name in self._steps:
             stored = self._steps[name]
             return loads(stored) if stored is not None else None
@@ -309,6 +317,8 @@ class RunContext:
             "extras": text,
         }
         self._soon(self._writer.append, self.run_id, "logs", record)
+        if self._span is not None and tracing.active is not None:  # an event on the attempt
+            tracing.active.log(self._span, level, message, text)
 
     def _changed_metadata(self) -> None:
         data = self.metadata.to_dict()

@@ -12,9 +12,10 @@ from ..errors import (
     PayloadValidationError,
     UnknownTaskError,
 )
-from ..ports import OutMessage, Platform
+from ..ports import Meter, OutMessage, Platform
 from ..runs.client import Registry, RunIndex
 from ..runs.index import RunIndexObject
+from ..shared import tracing
 from ..shared.config import EngineConfig
 from ..shared.ids import new_sharded_id
 from ..shared.messages import RunMessage
@@ -100,6 +101,14 @@ class Producer:
         idempotency_key: str | None = None,
     ) -> BatchTriggered:
         """Validate all requests (one bad item rejects all, naming its index), then write."""
+        if tracing.active is not None:  # a span for the call; each run's message carries it
+            with tracing.active.trigger([r.task_id for r in requests], batch):
+                return await self._trigger_many(requests, batch, idempotency_key)
+        return await self._trigger_many(requests, batch, idempotency_key)
+
+    async def _trigger_many(
+        self, requests: Sequence[TriggerRequest], batch: bool, idempotency_key: str | None
+    ) -> BatchTriggered:
         now = self.platform.clock.now()
         prepared = await self.prepare_all(requests, now, batch=batch)
         if not batch:
@@ -144,11 +153,17 @@ class Producer:
         await self.index.shard(own)(RunIndexObject.seal_batch, batch_id)
         now = self.platform.clock.now()
         if messages is None:
-            messages = []
+            rows: list[list[Any]] = []
             for shard in sorted(shards):
-                rows = await self.index.shard(shard)(RunIndexObject.batch_dispatch, batch_id)
-                messages += self.dispatch_rows(rows, now)
-        await self.platform.queue.send_all(messages)
+                rows += await self.index.shard(shard)(RunIndexObject.batch_dispatch, batch_id)
+            if tracing.active is not None and rows:  # the span of the batch's runs, sent now
+                with tracing.active.trigger([r[1] for r in rows], True) as span:
+                    span.set_attribute("trigger_do.batch_id", batch_id)
+                    await self.platform.queue.send_all(self.dispatch_rows(rows, now))
+            else:
+                await self.platform.queue.send_all(self.dispatch_rows(rows, now))
+        else:
+            await self.platform.queue.send_all(messages)
         for shard in sorted(shards | {own}):
             await self.index.shard(shard)(RunIndexObject.release_batch, batch_id)
 
@@ -237,6 +252,9 @@ class Producer:
             value = getattr(opts, name)
             if value is not None:
                 options[name] = value
+        if "parent_run_id" in options:  # named by id alone: a child of a root
+            options.setdefault("root_run_id", options["parent_run_id"])
+            options.setdefault("depth", 1)
         if req.schedule is not None:  # shown on the run, and what `filter[schedule]` matches
             options["schedule"] = req.schedule
         if req.event is not None:  # `{id, name, source}` of the event that started it
@@ -270,13 +288,19 @@ class Producer:
                 key = f"packets/{row['id']}/payload.json"
                 await self.platform.blobs.put(key, row["payload"].encode())
                 row["payload_packet"], row["payload"] = key, None
-        return await self.index.insert_runs(rows, now)
+        cached = await self.index.insert_runs(rows, now)
+        _count_triggered(self.platform.meter, rows, cached)
+        return cached
 
     def _messages(
         self, rows: list[dict[str, Any]], cached: dict[str, str], now: float
     ) -> list[OutMessage]:
         """The first message of each run written (the payload inline when small)."""
         inline = self.config.inline_message_limit
+        if tracing.active is not None:
+            traced = self._traced(rows, cached, now, inline)
+            if traced is not None:
+                return traced
         return [
             OutMessage(
                 RunMessage.first_body(
@@ -294,13 +318,45 @@ class Producer:
             for payload in (row["payload"],)
         ]
 
+    def _traced(
+        self, rows: list[dict[str, Any]], cached: dict[str, str], now: float, inline: int
+    ) -> list[OutMessage] | None:
+        """The first messages, each carrying the current trace context (None: no span)."""
+        assert tracing.active is not None
+        parent = tracing.active.carrier()
+        if parent is None:
+            return None
+        span = tracing.active.current()
+        if span is not None and len(rows) == 1:
+            span.set_attribute("trigger_do.run_id", rows[0]["id"])
+        out: list[OutMessage] = []
+        for row in rows:
+            if row["id"] in cached:
+                continue
+            payload = row["payload"]
+            msg = RunMessage(
+                row["id"],
+                row["task"],
+                1,
+                payload=payload if payload is not None and len(payload) <= inline else None,
+                queue=row["queue"],
+                key=row["concurrency_key"],
+                rate_key=row.get("rate_key"),
+                trace=parent,
+            )
+            delay = self._delay(row["delay_until"], now) if row["delay_until"] else 0.0
+            out.append(OutMessage(msg.to_body(), delay))
+        return out
+
     def dispatch_rows(self, rows: list[list[Any]], now: float) -> list[OutMessage]:
         """First messages from run-index rows (`index_batches._FIRST_DISPATCH`): for a
-        batch sealed after its items were written by other calls."""
+        batch sealed after its items were written by other calls. Traced: each carries the
+        current span's context."""
+        trace = tracing.active.carrier() if tracing.active is not None else None
         return [
             OutMessage(
                 RunMessage(
-                    run_id, task, 1, dispatch, queue=queue, key=key, rate_key=rate_key
+                    run_id, task, 1, dispatch, queue=queue, key=key, rate_key=rate_key, trace=trace
                 ).to_body(),
                 delay_seconds=self._delay(delay_until, now),
             )
@@ -311,6 +367,16 @@ class Producer:
         if not delay_until:
             return 0.0
         return max(0.0, min(delay_until - now, self.config.max_message_delay))
+
+
+def _count_triggered(meter: Meter, rows: list[dict[str, Any]], cached: dict[str, str]) -> None:
+    """Metrics: the runs written (not those an idempotency key found), by task."""
+    by_task: dict[str, int] = {}
+    for row in rows:
+        if row["id"] not in cached:
+            by_task[row["task"]] = by_task.get(row["task"], 0) + 1
+    for task, n in by_task.items():
+        meter.count("triggered", task, n)
 
 
 def _triggered(rows: list[dict[str, Any]], cached: dict[str, str]) -> list[Triggered]:

@@ -155,6 +155,19 @@ class RunIndex:
         merged = list(heapq.merge(*pages, key=lambda r: (r["created_at"], r["id"]), reverse=True))
         return merged[-limit:] if filters.get("before") else merged[:limit]
 
+    async def metric_counts(self) -> list[list[Any]]:
+        """Every shard's metric counts (`[name, task, le, value]`, summed by the reader)."""
+        pages = await self.each(lambda s: s(RunIndexObject.metric_counts))
+        return [row for page in pages for row in page]
+
+    async def oldest_queued(self) -> dict[str, float]:
+        """Per queue, when its oldest queued run was created (the earliest over the shards)."""
+        out: dict[str, float] = {}
+        for page in await self.each(lambda s: s(RunIndexObject.oldest_queued)):
+            for queue, at in page.items():
+                out[queue] = min(at, out.get(queue, at))
+        return out
+
     async def queue_counts(self) -> dict[str, dict[str, int]]:
         """Unfinished runs per queue and state, summed over the shards."""
         out: dict[str, dict[str, int]] = {}

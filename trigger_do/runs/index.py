@@ -25,6 +25,8 @@ from .index_bulk import BULK_SCHEMA, BulkWrites
 from .index_consumer import ConsumerWrites
 from .index_control import ControlWrites
 from .index_filters import run_filter_sql
+from .index_metrics import SCHEMA as METRICS_SCHEMA
+from .index_metrics import read_counts
 from .index_realtime import RealtimeReads
 from .index_schema import _INSERT, ROW_COLUMNS, SCHEMA, WATCHED, insert_rows, row_to_dict
 from .index_waits import WAITS_SCHEMA, WAITS_TIMER, WaitWrites
@@ -48,7 +50,9 @@ class RunIndexObject(
 
     @staticmethod
     def schema() -> list[str]:
-        return SCHEMA + BATCH_SCHEMA + TIMERS_SCHEMA + BULK_SCHEMA + WAITS_SCHEMA
+        return (
+            SCHEMA + BATCH_SCHEMA + TIMERS_SCHEMA + BULK_SCHEMA + WAITS_SCHEMA + METRICS_SCHEMA
+        )
 
     # --- timers ----------------------------------------------------------------------------
 
@@ -215,6 +219,20 @@ class RunIndexObject(
         if order == "ASC":
             rows.reverse()
         return rows
+
+    def metric_counts(self) -> list[list[Any]]:
+        """This shard's metric counts (`index_metrics`: kept by triggers on Cloudflare)."""
+        return read_counts(self.sql)
+
+    def oldest_queued(self) -> dict[str, float]:
+        """Per queue, when its oldest run waiting for a consumer was created (metrics)."""
+        return {
+            queue or "": float(at)
+            for queue, at in self.sql.exec(
+                "SELECT queue, min(created_at) FROM runs WHERE finished_at IS NULL AND "
+                f"state = 'queued' AND {VISIBLE} GROUP BY queue"
+            )
+        }
 
     def queue_counts(self) -> dict[str, dict[str, int]]:
         """Unfinished runs per queue and state (the queues listing's running/queued)."""

@@ -22,7 +22,7 @@ from typing import Any
 from ..ports import Sql
 from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
-from ..shared.states import RunState, sources_for
+from ..shared.states import FINAL_STATES, RunState, sources_for
 from .index_schema import ROW_COLUMNS, IndexBase, _in, row_to_dict
 
 WAITS_TIMER = "waits"  # the shard's one timer: due at its earliest open timer waitpoint
@@ -47,6 +47,11 @@ WAITS_SCHEMA = [
     # a run's children, for its `relatedRuns` (a child's parent is in its options)
     "CREATE INDEX IF NOT EXISTS runs_parent ON runs(options->>'parent_run_id') "
     "WHERE options->>'parent_run_id' IS NOT NULL",
+    # more parents awaiting a run than the one that made it (an idempotency key named it)
+    """CREATE TABLE IF NOT EXISTS child_waiters (
+        child TEXT NOT NULL, waitpoint TEXT NOT NULL, idx INTEGER NOT NULL,
+        PRIMARY KEY (child, waitpoint, idx)
+    ) WITHOUT ROWID""",
     # the parent a two-phase batch's runs get, given when the batch was created (HTTP API)
     """CREATE TABLE IF NOT EXISTS batch_links (
         batch_id TEXT PRIMARY KEY, links TEXT NOT NULL
@@ -95,27 +100,29 @@ def resume_ready(sql: Sql, run_ids: list[str], now: float) -> list[dict[str, Any
 
 
 def waiting_children(sql: Sql, finished: list[str]) -> list[dict[str, Any]]:
-    """Of the runs just ended (`finished`), those a parent waits on: each as the item it
-    completes (`{waitpoint, idx, run_id, state, output, output_packet, error}`)."""
+    """Of the ended runs among `finished`, those a parent waits on: each as the item it
+    completes (`{waitpoint, idx, run_id, state, output, output_packet, error}`), for the
+    parent that made it and for any other that awaits it (`child_waiters`)."""
     out: list[dict[str, Any]] = []
+    final = _in(sorted(FINAL_STATES))
     for chunk in json_chunks(finished):
-        for wp, idx, rid, state, output, packet, error in sql.exec(
+        rows = sql.exec(
             "SELECT options->>'waitpoint', options->>'waitpoint_index', id, state, output, "
             "output_packet, error FROM runs WHERE id IN (SELECT value FROM json_each(?)) "
-            "AND options != '{}' AND options->>'waitpoint' IS NOT NULL",
+            f"AND options != '{{}}' AND options->>'waitpoint' IS NOT NULL AND state IN ({final})",
             chunk,
-        ):
+        )
+        rows += sql.exec(
+            "SELECT c.waitpoint, c.idx, r.id, r.state, r.output, r.output_packet, r.error "
+            "FROM child_waiters c JOIN runs r ON r.id = c.child "
+            f"WHERE c.child IN (SELECT value FROM json_each(?)) AND r.state IN ({final})",
+            chunk,
+        )
+        for wp, idx, rid, state, output, packet, error in rows:
             out.append(
-                {
-                    "waitpoint": wp,
-                    "idx": int(idx or 0),
-                    "run_id": rid,
-                    "state": state,
-                    "output": output,
-                    "output_packet": packet,
-                    "error": error,
-                }
-            )
+                {"waitpoint": wp, "idx": int(idx or 0), "run_id": rid, "state": state,
+                 "output": output, "output_packet": packet, "error": error}
+            )  # fmt: skip
     return out
 
 
@@ -170,6 +177,22 @@ class WaitWrites(IndexBase):
             "SELECT completed_at FROM waitpoints WHERE id = ?", waitpoint_id(run_id, seq)
         )
         return found[0][0] is not None
+
+    def add_waiter(self, child: str, waitpoint: str, idx: int) -> list[dict[str, Any]]:
+        """Another parent awaits `child` (on the child's shard): its end completes that
+        parent's `waitpoint` too. Returns the item at once if it has ended already."""
+        self.sql.exec(
+            "INSERT OR IGNORE INTO child_waiters (child, waitpoint, idx) VALUES (?, ?, ?)",
+            child,
+            waitpoint,
+            idx,
+        )
+        return [i for i in waiting_children(self.sql, [child]) if i["waitpoint"] == waitpoint]
+
+    def ended_children(self, run_ids: list[str]) -> list[dict[str, Any]]:
+        """`waiting_children` across the object boundary: runs that ended outside an
+        attempt's outcome (a cancel, an expiry)."""
+        return waiting_children(self.sql, run_ids)
 
     def set_children(self, waitpoint: str, children: list[str]) -> None:
         """The runs (or batch runs) a `run`/`batch` waitpoint waits on: what a cancel of
@@ -342,4 +365,7 @@ class WaitWrites(IndexBase):
             )
             self.sql.exec(
                 "DELETE FROM waitpoints WHERE run_id IN (SELECT value FROM json_each(?))", chunk
+            )
+            self.sql.exec(
+                "DELETE FROM child_waiters WHERE child IN (SELECT value FROM json_each(?))", chunk
             )

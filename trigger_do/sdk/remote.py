@@ -74,6 +74,10 @@ def encode_options(opts: TriggerOptions) -> dict[str, Any]:
         out["concurrencyKey"] = opts.concurrency_key
     if opts.queue:
         out["queue"] = {"name": opts.queue}
+    if opts.parent_run_id:  # a child of that run (the server works out its root and depth)
+        out["parentRunId"] = opts.parent_run_id
+    if opts.resume_parent is not None:
+        out["resumeParentOnCompletion"] = opts.resume_parent
     return out
 
 
@@ -137,7 +141,12 @@ def row_from(api: dict[str, Any]) -> dict[str, Any]:
         "expires_at": x.get("expiresAt"),
         "batch_id": api.get("batchId"),
         "idempotency_key": x.get("idempotencyKey"),
-        "options": {"schedule": run_ref_from_api(api.get("schedule")), "event": api.get("event")},
+        "options": {
+            "schedule": run_ref_from_api(api.get("schedule")),
+            "event": api.get("event"),
+            "parent_run_id": x.get("parentRunId"),
+            "root_run_id": x.get("rootRunId"),
+        },
     }
 
 

@@ -29,6 +29,7 @@ class RunMessage:
     key: str | None = None  # its concurrency key
     rate_key: str | None = None  # its rate-limit key
     handed: bool = False  # its coordinator handed it back (parked, then freed)
+    trace: str | None = None  # its trigger's trace context (a W3C traceparent), when traced
 
     def to_body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -45,6 +46,8 @@ class RunMessage:
                 body[name] = value
         if self.handed:
             body["h"] = 1
+        if self.trace is not None:
+            body["tp"] = self.trace
         return body
 
     @staticmethod
@@ -83,6 +86,7 @@ class RunMessage:
             key=body.get("k"),
             rate_key=body.get("rk"),
             handed=bool(body.get("h")),
+            trace=body.get("tp") if isinstance(body.get("tp"), str) else None,
         )
 
 

@@ -77,7 +77,10 @@ class Waits:
     async def ended(self, run_ids: list[str]) -> int:
         """Runs that ended outside an attempt's outcome (canceled, expired, crashed): their
         parents' waitpoints, if any wait on them."""
-        return await self.complete(ended_items(await self.index.get_many(run_ids)))
+        items: list[dict[str, Any]] = []
+        for shard, ids in self.index.by_shard(run_ids).items():
+            items += await self.index.shard(shard)(RunIndexObject.ended_children, ids)
+        return await self.complete(items)
 
     async def canceled(self, run_ids: list[str]) -> list[str]:
         """Runs were canceled: cancel the children they wait on, and theirs (a level at a
@@ -106,7 +109,13 @@ class Waits:
         items: list[dict[str, Any]] = []
         for n in range(self.index.count):
             for w in await self.index.shard(n)(RunIndexObject.open_child_waits, before):
-                items += ended_items(await self.index.get_many(list(w["children"])))
+                # as this waitpoint's items (a child a key shared may name another parent)
+                at = {rid: i for i, rid in enumerate(w["children"])}
+                rows = await self.index.get_many(list(at))
+                items += [
+                    {**item, "waitpoint": w["id"], "idx": at[item["run_id"]]}
+                    for item in ended_items(rows, any_waitpoint=True)
+                ]
         return await self.complete(items)
 
     # --- links over the HTTP API: a parent named by id (`options.parentRunId`) ------------

@@ -24,7 +24,7 @@ from ..runs.index_waits import waitpoint_id
 from ..shared.current import SCOPES, Start
 from ..shared.serialization import loads
 from ..shared.states import RunState
-from .service import Waits, ended_items
+from .service import Waits
 
 INLINE_WAIT = 5.0  # seconds: a wait this short sleeps in place (as Trigger.dev's do)
 
@@ -173,14 +173,14 @@ class RunWaits:
                 o["idempotency_key"] = f"waitpoint:{wp}"
         made = await start(extra, f"waitpoint:{wp}" if kind == "batch" else None)
         await self._index(RunIndexObject.set_children, wp, [rid for rid, _ in made])
-        cached = {rid: i for i, (rid, was) in enumerate(made) if was}
-        if cached:  # an idempotency key named runs that exist: those already ended count now
-            rows = await RunIndex(self.platform).get_many(list(cached))
-            ended = [
-                {**item, "waitpoint": wp, "idx": cached[item["run_id"]]}
-                for item in ended_items(rows, any_waitpoint=True)
-            ]
-            await Waits(self.platform).complete(ended)
+        # an idempotency key named runs that exist (another parent's, perhaps): their ends
+        # complete this waitpoint too, and those that ended already count now
+        ended: list[dict[str, Any]] = []
+        index = RunIndex(self.platform)
+        for i, (rid, cached) in enumerate(made):
+            if cached:
+                ended += await index.on(rid)(RunIndexObject.add_waiter, rid, wp, i)
+        await Waits(self.platform).complete(ended)
         raise Suspended(self.run_id, seq, kind)
 
     async def _outcomes(self, items: list[dict[str, Any]]) -> list[Any]:

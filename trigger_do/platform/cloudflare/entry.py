@@ -22,6 +22,7 @@ from ...events.store import EventStoreObject
 from ...ports import Remote
 from ...runs import client as runs_client
 from ...runs.index import RunIndexObject
+from ...runs.index_metrics import COUNT_TRIGGERS
 from ...runs.registry import RegistryObject
 from ...runs.run_object import RunObject
 from ...schedules.scheduler import SchedulerObject
@@ -164,6 +165,7 @@ class RunIndex(_EngineObject):
     in-process (`HostStub`) and sends the runs whose waits came due (waits/)."""
 
     engine_class = RunIndexObject
+    extra_schema = tuple(COUNT_TRIGGERS)  # /metrics' counters, kept in the shard's SQLite
 
     async def alarm(self, *_: Any) -> None:
         name = self.host.fired()

@@ -21,6 +21,7 @@ from ...runs.index import RunIndexObject
 from ...runs.registry import RegistryObject
 from ...runs.run_object import RunObject
 from ...schedules.scheduler import SchedulerObject
+from ...shared import tracing
 from ...shared.timers import SCHEMA as TIMERS_SCHEMA
 from ...shared.timers import due_objects
 from ...waitpoints.store import TokenStoreObject
@@ -248,4 +249,9 @@ def open_local(
         units=local_units(sql),
         changes=DataVersion(path),  # Realtime subscriptions' one watcher per process
     )
+    if (settings.get("TRIGGER_DO_METRICS") or "on").lower() not in ("off", "0", "false"):
+        from .meter import FileMeter, metrics_dir  # prometheus-client, only when counting
+
+        platform.meter = FileMeter(metrics_dir(path), sql)
+    tracing.configure(settings)  # on only if asked (OTEL_EXPORTER_OTLP_ENDPOINT, ...)
     return platform, sql

@@ -20,6 +20,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from ...engine import Engine
 from ...runs.index import RunIndexObject
@@ -69,6 +70,13 @@ def is_worker(pid: int) -> bool:
     return False
 
 
+def suspect_group(body: Any) -> int:
+    """The size of the group of runs a message's run was running in when its worker died
+    (0: it is no suspect)."""
+    group = body.get("x") if isinstance(body, dict) else None
+    return group if isinstance(group, int) and group > 1 else 0
+
+
 async def release(engine: Engine, sql: LocalSql, pid: int) -> int:
     """A worker that is gone: its in-flight messages visible now, its runs' leases lapsed.
     Returns how many runs it held."""
@@ -77,16 +85,22 @@ async def release(engine: Engine, sql: LocalSql, pid: int) -> int:
         return 0
     token, now = found[0][0], engine.now()
     held = await engine.index.lapse_leases(token, now)
-    # a message whose run the worker had claimed but not started ran no user code: its
+    # A message whose run the worker had claimed but not started ran no user code: its
     # delivery is given back (the worker's death is not the run's fault). A run that was
-    # running keeps the delivery: a run that kills its process again and again is poison
-    # and ends in the dead-letter queue.
+    # running alone keeps the delivery: a run that kills its process again and again is
+    # poison and ends in the dead-letter queue. Runs that were running together get theirs
+    # back too (any one of them may be the culprit), marked with the size of the group
+    # they died in: they run apart, in halves (Worker._isolate), until the culprit is alone.
+    group = len(held) if len(held) > 1 else 0
     sql.exec(
         "UPDATE queue_messages SET visible_at = ?, lease_token = NULL, "
-        "attempts = CASE WHEN body->>'run_id' IN (SELECT value FROM json_each(?)) "
-        "THEN attempts ELSE max(attempts - 1, 0) END "
-        "WHERE lease_token = ? AND queue IN (?, ?)",
+        "attempts = CASE WHEN ?2 = 0 AND body->>'run_id' IN (SELECT value FROM json_each(?3)) "
+        "THEN attempts ELSE max(attempts - 1, 0) END, "
+        "body = CASE WHEN ?2 > 0 AND body->>'run_id' IN (SELECT value FROM json_each(?3)) "
+        "THEN json_set(body, '$.x', ?2) ELSE body END "
+        "WHERE lease_token = ?4 AND queue IN (?5, ?6)",
         now,
+        group,
         dumps(held),
         token,
         RUN_QUEUE,

@@ -29,7 +29,7 @@ from ...shared.config import EngineConfig
 from ...shared.serialization import dumps
 from ...task import registered_tasks
 from .platform import RUN_QUEUE, open_local
-from .processes import end_session, register_session
+from .processes import end_session, register_session, suspect_group
 from .queue import LocalMessage, LocalQueueConsumer
 from .watchdog import LoopWatchdog
 
@@ -92,6 +92,9 @@ class Worker:
                 if not messages:
                     await self._sleep(self.poll_interval)
                     continue
+                if launch is None and any(suspect_group(m.body) for m in messages):
+                    await self._isolate(messages, batches)
+                    continue
                 batch = asyncio.ensure_future(self._batch(messages, launch))
                 batches.add(batch)
                 batch.add_done_callback(batches.discard)
@@ -116,7 +119,7 @@ class Worker:
 
         async def claim() -> tuple[list[LocalMessage], Launch | None]:
             messages = self.queue.receive(n, settle=finished)
-            if len(messages) < n:
+            if len(messages) < n or any(suspect_group(m.body) for m in messages):
                 return messages, None
             return messages, await self.consumer.begin(messages)
 
@@ -139,6 +142,29 @@ class Worker:
             await asyncio.wait_for(self.stop_event.wait(), seconds)
         except TimeoutError:
             pass
+
+    async def _isolate(
+        self, messages: list[LocalMessage], batches: set[asyncio.Task[None]]
+    ) -> None:
+        """Runs that were running in a worker that died (`suspect_group`): one of them may
+        have killed it, so they run apart from all other work, in groups half the size of
+        the one they died in. Their deliveries were given back (processes.release); only a
+        run that kills its process while alone keeps one, so a poison run ends in the
+        dead-letter queue without taking its neighbours' retries with it."""
+        key = id(messages)
+        self.inflight[key] = messages  # (their visibility kept while they wait their turn)
+        try:
+            if batches:  # nothing else runs beside them
+                await asyncio.wait(set(batches))
+            suspects = [m for m in messages if suspect_group(m.body)]
+            others = [m for m in messages if not suspect_group(m.body)]
+            size = max(1, min(suspect_group(m.body) for m in suspects) // 2)
+            for i in range(0, len(suspects), size):
+                await self._batch(suspects[i : i + size], None)
+            if others:
+                await self._batch(others, None)
+        finally:
+            self.inflight.pop(key, None)
 
     async def _batch(self, messages: list[LocalMessage], launch: Launch | None) -> None:
         key = id(messages)
