@@ -11,8 +11,18 @@ from trigger_do.platform.cloudflare.entry import (
     Run,
     RunIndex,
     Scheduler,
+    Waitpoints,
 )
 
 importlib.import_module("examples.tasks")  # registers the example tasks
 
-__all__ = ["Coordinator", "Default", "Events", "Registry", "Run", "RunIndex", "Scheduler"]
+__all__ = [
+    "Coordinator",
+    "Default",
+    "Events",
+    "Registry",
+    "Run",
+    "RunIndex",
+    "Scheduler",
+    "Waitpoints",
+]

@@ -78,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         from .schedules import main as schedules_main  # its own options (load/schedules.py)
 
         return schedules_main((argv if argv is not None else sys.argv[1:])[1:])
+    if (argv if argv is not None else sys.argv[1:])[:1] == ["tokens"]:
+        from .tokens import main as tokens_main  # its own options (load/tokens.py)
+
+        return tokens_main((argv if argv is not None else sys.argv[1:])[1:])
     if (argv if argv is not None else sys.argv[1:])[:1] == ["events"]:
         from .events import main as events_main  # its own options (load/events.py)
 

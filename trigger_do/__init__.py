@@ -1,6 +1,6 @@
 """trigger.do: background jobs for Python, on Cloudflare or embedded on one machine."""
 
-from . import events, schedules, webhooks
+from . import events, schedules, wait_tokens, webhooks
 from .consumer.context import RunContext
 from .errors import (
     AbortTaskRunError,
@@ -71,5 +71,6 @@ __all__ = [
     "task",
     "tasks",
     "trigger",
+    "wait_tokens",
     "webhooks",
 ]

@@ -31,6 +31,9 @@ from .shared.options import scoped_key
 from .shared.serialization import dumps, loads
 from .shared.states import FINAL_STATES
 from .task import Task, declared_limits, find_task
+from .waitpoints.resume import resume_hook
+from .waitpoints.service import TokenService
+from .waitpoints.store import TokenStoreObject
 from .waits.service import Waits
 
 MAX_HOUSEKEEPING_ROUNDS = 20  # per shard and call: at most 10,000 runs purged at once
@@ -65,7 +68,18 @@ class Engine:
     @functools.cached_property
     def events(self) -> EventService:
         """Events and webhook deliveries, fanned out to their subscribers (events/)."""
-        return EventService(self.platform, self.producer, self.config)
+        service = EventService(self.platform, self.producer, self.config)
+        service.on_sent.append(lambda event: self.tokens.event_sent(event))  # event waits
+        return service
+
+    @functools.cached_property
+    def tokens(self) -> TokenService:
+        """Wait tokens (waitpoints/service.py): Trigger.dev's waitpoint tokens, and tokens
+        an event completes (`wait_for_event`, read from the event store)."""
+        service = TokenService(self.platform)
+        service.lookup_events = lambda name, since: self.events.lookup(name, since)
+        service.hooks.append(resume_hook(Waits(self.platform).complete))  # resume waiting runs
+        return service
 
     # --- trigger -------------------------------------------------------------------------
 
@@ -381,6 +395,8 @@ class Engine:
         """Let the object `name` of `kind` act on its due timers (in its transaction)."""
         if kind == SchedulerObject.KIND:  # claims what is due, triggers through the producer
             return {"fired": await self.schedules.fire_due()}
+        if kind == TokenStoreObject.KIND:  # wait tokens timing out
+            return await self.tokens.fire_timers(name)
         if kind != RunIndexObject.KIND:
             raise InvalidArgumentError(f"no timers on {kind!r} objects")
         # ttl expiry, and waits that came due: their runs sent (waits/)
@@ -435,6 +451,8 @@ class Engine:
         bulk = await self.bulk_housekeeping(budget=2.0)
         totals["bulk_resumed"], totals["bulk_purged"] = bulk["bulk_resumed"], bulk["bulk_purged"]
         totals.update(await self.events.housekeeping())  # events: kept as long as runs
+        totals["tokens_redelivered"] = await self.tokens.redeliver()  # a token's cut-short hooks
+        totals["event_waits_rechecked"] = await self.tokens.recheck_event_waits()
         return totals
 
 

@@ -139,6 +139,24 @@ class ScheduleNotFoundError(TriggerDoError, LookupError):
         super().__init__(f"no schedule with id {schedule_id!r}")
 
 
+class InvalidWaitTokenError(TriggerDoError, ValueError):
+    """A wait token request that cannot be: a bad timeout, TTL, tag or key (HTTP 422)."""
+
+
+class WaitpointTimeoutError(TriggerDoError):
+    """`WaitResult.unwrap()` of a wait that timed out (Trigger.dev's own name)."""
+
+    def __init__(self, message: str, error: dict[str, object] | None = None) -> None:
+        self.error = error
+        super().__init__(message)
+
+
+class WaitTokenNotFoundError(TriggerDoError, LookupError):
+    def __init__(self, token_id: str) -> None:
+        self.token_id = token_id
+        super().__init__(f"no wait token with id {token_id!r}")
+
+
 class SchemaVersionError(TriggerDoError):
     """The database was written by a newer trigger.do."""
 

@@ -915,6 +915,7 @@ def make_cloud(
         "COORDINATOR": FakeNamespace("COORDINATOR", timed(entry.Coordinator), env, clock),
         "SCHEDULER": FakeNamespace("SCHEDULER", timed(entry.Scheduler), env, clock),
         "EVENTS": FakeNamespace("EVENTS", timed(entry.Events), env, clock),
+        "WAITPOINTS": FakeNamespace("WAITPOINTS", timed(entry.Waitpoints), env, clock),
     }
     for binding, ns in namespaces.items():
         setattr(env, binding, ns)

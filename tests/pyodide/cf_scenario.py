@@ -89,6 +89,18 @@ async def fire_index() -> int:
 waits_got = await run_waits(engine, cloud.drain, fire_index, cloud.clock.advance)
 assert waits_got == EXPECTED_WAITS, waits_got
 
+# wait tokens: spread over the Waitpoints objects; one completed, one timed out by its
+# object's alarm (TRIGGER_WAITPOINT_TIMEOUT), an idempotency key found again
+approve, _ = await engine.tokens.create(idempotency_key="cf-approve", tags=["cf"])
+await engine.tokens.complete(approve["id"], {"approved": True})
+again, cached = await engine.tokens.create(idempotency_key="cf-approve")
+assert cached and again["id"] == approve["id"] and again["status"] == "COMPLETED"
+short, _ = await engine.tokens.create(timeout="1m")
+cloud.clock.advance(61)
+assert int(await cloud.namespaces["WAITPOINTS"].fireAlarms()) >= 1
+timed = await engine.tokens.get(short["id"])
+assert timed["status"] == "TIMED_OUT" and "TRIGGER_WAITPOINT_TIMEOUT" in timed["output"], timed
+
 # a run whose consumer dies on every delivery is dead-lettered and ends CRASHED
 run = await engine.trigger(TriggerRequest("add", {"a": 1, "b": 2}))
 

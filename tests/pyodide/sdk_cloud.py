@@ -168,6 +168,7 @@ def make_cloud(
         "COORDINATOR": entry.Coordinator,
         "SCHEDULER": entry.Scheduler,
         "EVENTS": entry.Events,
+        "WAITPOINTS": entry.Waitpoints,
     }.items():
         timed = type(cls.__name__, (cls,), {"clock": clock})  # alarms act at the test's clock
         namespaces[binding] = _workerd.DurableObjectNamespace.new(

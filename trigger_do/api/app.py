@@ -35,6 +35,7 @@ from . import metrics as metrics_api
 from . import realtime as realtime_api
 from . import schedules as schedule_api
 from . import tasks as task_api
+from . import waitpoints as waitpoint_api
 from .errors import HTTPError, handle
 from .mcp_route import McpEndpoint
 
@@ -111,6 +112,19 @@ ROUTES = [
     Route("/mcp", McpEndpoint(), methods=["GET", "POST", "DELETE"]),
     # Prometheus metrics: behind the key unless create_app(metrics_public=True)
     Route("/metrics", metrics_api.metrics, methods=["GET"]),
+    # wait tokens (`wait.createToken` ...): api/waitpoints.py; the callback is served without
+    # a key (the HMAC in its path authenticates it)
+    Route("/api/v1/waitpoints/tokens", waitpoint_api.create, methods=["POST"]),
+    Route("/api/v1/waitpoints/tokens", waitpoint_api.list_tokens, methods=["GET"]),
+    Route("/api/v1/waitpoints/tokens/{token_id}", waitpoint_api.retrieve, methods=["GET"]),
+    Route(
+        "/api/v1/waitpoints/tokens/{token_id}/complete", waitpoint_api.complete, methods=["POST"]
+    ),
+    Route(
+        "/api/v1/waitpoints/tokens/{token_id}/callback/{hash}",
+        waitpoint_api.callback,
+        methods=["POST"],
+    ),
 ]
 
 

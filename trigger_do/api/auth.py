@@ -45,6 +45,9 @@ _MARK = "_trigger_do_accepts_public_tokens"
 PUBLIC_PATHS = frozenset({"/api/v1/timezones"})  # no key needed: `schedules.timezones` sends none
 # outside /api/ but behind the key all the same (`/metrics` may be made public: create_app)
 GUARDED_PATHS = frozenset({"/mcp", "/metrics"})
+# No key needed: a wait token's callback URL, called by third parties that hold no key. The
+# HMAC-SHA256 of the token id in its path is its authentication (api/waitpoints.py checks it).
+PUBLIC_PATTERNS = (re.compile(r"/api/v1/waitpoints/tokens/[^/]+/callback/[^/]+"),)
 
 
 # Trigger.dev's keys are 31 characters, below what PyJWT recommends for HS256; the format is
@@ -275,7 +278,10 @@ class Authenticate:
         if not (path.startswith("/api/") or path.rstrip("/") in self.guarded):
             await self.app(scope, receive, send)
             return
-        if scope["type"] == "http" and route_path(scope) in PUBLIC_PATHS:
+        if scope["type"] == "http" and (
+            route_path(scope) in PUBLIC_PATHS
+            or any(p.fullmatch(route_path(scope)) for p in PUBLIC_PATTERNS)
+        ):
             await self.app(scope, receive, send)
             return
         given = bearer(scope.get("headers", []))

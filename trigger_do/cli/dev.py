@@ -91,14 +91,23 @@ def _http_server(
     from ..api.keys import load_or_create_key
     from ..api.server import serve_http
     from ..dashboard.login import browser_base, login_url
+    from ..waitpoints.service import record_api_url
 
     key = load_or_create_key(runtime.db_path)
     print(f"trigger.do: API on http://{host}:{port} (secret key: {key})", flush=True)
+    record_api_url(runtime.db_path, f"http://{_reachable(host)}:{port}")  # for wait tokens
     api = create_app(runtime.engine, key, metrics_public=metrics_public)
     api.state.mcp_readonly = mcp_readonly  # /mcp: only the tools that change nothing
     link = login_url(api, browser_base(host, port), runtime.engine.now())
     print(f"trigger.do: dashboard on {link} (a one-time login link)", flush=True)
     return serve_http(StorageGuard(api, runtime), host, port, handle_signals=False)
+
+
+def _reachable(host: str) -> str:
+    """A host to reach a server listening on `host` from this machine."""
+    if host in ("0.0.0.0", "", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 class StorageGuard:

@@ -72,6 +72,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from .agent import run_mcp
 
         return asyncio.run(run_mcp(args))
+    if args.command == "tokens":
+        from .tokens import _tokens
+
+        return asyncio.run(_tokens(args))
     if args.command in ("init", "deploy"):
         return _cloudflare(args)
     raise AssertionError(args.command)

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..errors import TriggerDoError
+from .tokens_args import add_parser as tokens_parser
 
 if TYPE_CHECKING:
     pass
@@ -279,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .events_parser import add_parsers as _events_parsers
 
     _events_parsers(sub, _db_arg, _target_arg)  # `events ...`, `webhooks ...` (cli/events.py)
+    tokens_parser(sub, _db_arg, _target_arg)
 
     from .agent import add_parser as _mcp_parser  # `trigger-do mcp` (cli/agent.py)
 

@@ -7,7 +7,7 @@ import inspect
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InvalidArgumentError, InvalidDurationError, MisuseError
 from ..ports import Clock, SyncRunner
@@ -24,6 +24,10 @@ from ..shared.limits import (
 )
 from ..shared.serialization import dumps, loads, to_jsonable
 from .writer import Writer
+
+if TYPE_CHECKING:
+    from ..waitpoints.resume import WaitResult
+    from ..waitpoints.run_tokens import RunToken
 
 LEVELS = ("debug", "info", "warn", "error")
 _SYNC_WAIT = (
@@ -117,6 +121,8 @@ class RunContext:
         self.metadata = RunMetadata(self, metadata or {})
         self.logger = RunLogger(self)
         self._span = tracing.active.current() if tracing.active is not None else None
+        self._tokens_made = 0  # ctx.wait_token calls so far (a replay makes the same again)
+        self._events_waited = 0  # ctx.wait_for_event calls so far
 
     def __repr__(self) -> str:
         return f"<RunContext {self.run_id} {self.task_id} attempt {self.attempt}>"
@@ -202,6 +208,52 @@ class RunContext:
         if at - self._clock.now() > MAX_DURATION_SECONDS:
             raise InvalidDurationError(when, "more than 10 years ahead")
         return self._waiter("wait_until").wait_until(at, key)
+
+    async def wait_token(
+        self,
+        *,
+        timeout: Any = None,
+        idempotency_key: str | None = None,
+        idempotency_key_ttl: Any = None,
+        tags: str | list[str] | None = None,
+    ) -> RunToken:
+        """A wait token (Trigger.dev's `wait.createToken`): hand out `token.url`, then
+        `await token.wait()` suspends the run until it is completed (waitpoints/)."""
+        from ..waitpoints.run_tokens import create_token
+
+        self._tokens_made += 1
+        return await create_token(
+            self._waiter("wait_token"),  # type: ignore[arg-type]
+            self._tokens_made,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            idempotency_key_ttl=idempotency_key_ttl,
+            tags=tags,
+        )
+
+    async def wait_for_event(
+        self,
+        name: str,
+        *,
+        match: dict[str, Any] | None = None,
+        timeout: Any = None,
+        lookback: Any = None,
+    ) -> WaitResult:
+        """Suspend the run until the first event `name` whose fields equal `match` (dotted
+        paths: `{"payload.account": "a1"}`) is sent, after this call or within `lookback`
+        before it: `WaitResult(ok=True, output={id, name, payload, timestamp})`, or
+        `ok=False` on `timeout`."""
+        from ..waitpoints.run_tokens import wait_for_event
+
+        self._events_waited += 1
+        return await wait_for_event(
+            self._waiter("wait_for_event"),  # type: ignore[arg-type]
+            self._events_waited,
+            name,
+            match=match,
+            timeout=timeout,
+            lookback=lookback,
+        )
 
     def wait_for_sync(self, duration: Duration, *, key: str | None = None) -> None:
         raise MisuseError(_SYNC_WAIT.format(name="wait_for_sync"))

@@ -13,7 +13,7 @@ field; the other subscribers still run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from ..errors import (
@@ -76,6 +76,9 @@ class EventService:
             ns = platform.objects(EventStoreObject.KIND)
             store = Remote[EventStoreObject](ns.get(EventStoreObject.NAME))
         self.store = store
+        # told of every event sent, after its fan-out (`{id, name, payload, created_at,
+        # source}`, payload decoded): waits for events (waitpoints/events.py)
+        self.on_sent: list[Callable[[dict[str, Any]], Awaitable[Any]]] = []
 
     def now(self) -> float:
         return self.platform.clock.now()
@@ -149,6 +152,10 @@ class EventService:
                 return {"id": stored["id"], "runs": stored["runs"], "cached": True}
             text = await self._payload_text(stored)  # its sender died: finish its fan-out
         runs = await self._fan_out(stored, text)
+        if self.on_sent:
+            sent = {**stored, "payload": loads(text)}
+            for hook in self.on_sent:
+                await hook(sent)
         return {"id": stored["id"], "runs": runs, "cached": not claimed["fresh"]}
 
     async def _payload_text(self, stored: dict[str, Any]) -> str:

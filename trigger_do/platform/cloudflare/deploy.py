@@ -30,6 +30,7 @@ DURABLE_OBJECTS = {
     "COORDINATOR": "Coordinator",
     "SCHEDULER": "Scheduler",
     "EVENTS": "Events",
+    "WAITPOINTS": "Waitpoints",
 }
 
 WRANGLER_TOML = f"""\
@@ -100,6 +101,10 @@ class_name = "Scheduler"
 name = "EVENTS"
 class_name = "Events"
 
+[[durable_objects.bindings]]
+name = "WAITPOINTS"
+class_name = "Waitpoints"
+
 [[migrations]]
 tag = "v1"
 new_sqlite_classes = ["RunIndex", "Run", "Registry", "Coordinator"]
@@ -111,6 +116,10 @@ new_sqlite_classes = ["Scheduler"]
 [[migrations]]
 tag = "v3"                  # events and webhook deliveries: one Durable Object, the event store
 new_sqlite_classes = ["Events"]
+
+[[migrations]]
+tag = "v4"                  # wait tokens: one Durable Object per shard, alarms for timeouts
+new_sqlite_classes = ["Waitpoints"]
 
 [triggers]
 crons = ["* * * * *"]       # heartbeat: housekeeping, task registration, declarative schedules
@@ -134,6 +143,7 @@ from trigger_do.platform.cloudflare.entry import (  # noqa: F401
     Run,
     RunIndex,
     Scheduler,
+    Waitpoints,
 )
 '''
 

@@ -4,7 +4,7 @@ each a thin adapter over the engine's class. A user's Worker module re-exports t
 
     import tasks  # noqa: F401  (registers the user's tasks)
     from trigger_do.platform.cloudflare.entry import (
-        Coordinator, Default, Events, Registry, Run, RunIndex, Scheduler,
+        Coordinator, Default, Events, Registry, Run, RunIndex, Scheduler, Waitpoints,
     )
 
 Durable Objects never run task code; only `queue` (the consumer) does.
@@ -31,6 +31,7 @@ from ...sdk.client import EmbeddedClient, client_scope
 from ...shared.serialization import dumps, loads
 from ...shared.subscriptions import registry_options
 from ...task import registered_tasks
+from ...waitpoints.store import TokenStoreObject
 from ...waits.service import Waits
 from . import ffi, live_logs
 from . import realtime as realtime_routes
@@ -262,3 +263,19 @@ class Scheduler(_EngineObject):
             engine.platform, engine.producer, Remote[SchedulerObject](HostStub(self.host, name))
         )
         await service.fire_due()
+
+
+class Waitpoints(_EngineObject):
+    """One shard of wait tokens (`waitpoints/store.py`), its alarm at the earliest token
+    timeout. When it fires, the due tokens time out here (in-process: `HostStub`) and
+    whatever waits on them is told, through the engine's token service."""
+
+    engine_class = TokenStoreObject
+
+    async def alarm(self, *_: Any) -> None:
+        name = self.host.fired()
+        if name is None:
+            return
+        engine = Engine(cloudflare_platform(self.env, clock=self.clock))
+        shard = Remote[TokenStoreObject](HostStub(self.host, name))
+        await engine.tokens.fire_timers(name, shard)

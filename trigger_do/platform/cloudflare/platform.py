@@ -22,6 +22,7 @@ BINDINGS = {
     "coordinator": "COORDINATOR",
     "scheduler": "SCHEDULER",
     "events": "EVENTS",
+    "waitpoints": "WAITPOINTS",  # wait tokens (trigger_do/waitpoints/)
 }
 QUEUE_BINDING = "RUN_QUEUE"
 PACKETS_BINDING = "PACKETS"

@@ -24,6 +24,7 @@ from ...schedules.scheduler import SchedulerObject
 from ...shared import tracing
 from ...shared.timers import SCHEMA as TIMERS_SCHEMA
 from ...shared.timers import due_objects
+from ...waitpoints.store import TokenStoreObject
 from .changes import DataVersion
 from .database import LocalSql, init_schema
 from .objects import LocalNamespace
@@ -38,6 +39,7 @@ OBJECT_CLASSES: dict[str, type] = {
     "coordinator": CoordinatorObject,
     "scheduler": SchedulerObject,  # schedules (trigger_do/schedules/)
     "events": EventStoreObject,  # events and webhook deliveries (trigger_do/events/)
+    "waitpoints": TokenStoreObject,  # wait tokens (trigger_do/waitpoints/)
 }
 DEFAULT_DB = Path(".trigger-do") / "trigger.db"
 
@@ -227,6 +229,7 @@ def open_local(
     """The local platform on the database file `db` (created with its schema if new)."""
     settings = settings or EnvSettings()
     path = Path(db) if db is not None else default_db_path(settings)
+    settings.overrides.setdefault("TRIGGER_DO_DB", str(path.resolve()))  # files beside it
     sql = LocalSql(path)
     init_schema(sql, schema_statements())
     clock = SystemClock()
