@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from ..errors import TriggerDoError
 from ..shared.options import KEY_SEPARATOR
-from . import web
+from . import changes, web
 from .assets import is_final, status_of
 from .filters import PAGE_SIZE, STATUSES, FilterError, RunFilters, cursor_of
 
@@ -41,6 +41,7 @@ async def runs_context(request: Request) -> dict[str, Any]:
 
 @web.guarded
 async def runs_page(request: Request) -> Response:
+    offset = await changes.offset_of(request, changes.list_feed(request))
     context = await runs_context(request)
     engine = web.engine_of(request)
     tasks = sorted({t["id"] for t in await engine.registry.tasks()} | set(context["filters"].task))
@@ -58,6 +59,7 @@ async def runs_page(request: Request) -> Response:
         statuses=STATUSES,
         tasks=tasks,
         done=done,
+        offset=offset,
         here=request.url.path[len(web.root(request)) :] + _query(request),
         **context,
     )
@@ -129,8 +131,9 @@ def _caller_key(stored: str | None) -> str | None:
 
 @web.guarded
 async def run_page(request: Request) -> Response:
+    offset = await changes.offset_of(request, changes.run_feed(request.path_params["run_id"]))
     context = await run_context(request)
-    return web.render(request, "run.html", **context)
+    return web.render(request, "run.html", offset=offset, **context)
 
 
 @web.guarded
