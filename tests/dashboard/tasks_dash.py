@@ -46,3 +46,8 @@ async def parent(payload: dict[str, str], ctx: RunContext) -> dict[str, object]:
 @task(id="dash-on-event", event="dash.ping")
 async def on_event(payload: object = None) -> str:
     return "pinged"
+
+
+@task(id="dash-on-hook", source="hmac", event="dash.hook", secret="dash-secret")
+async def on_hook(payload: object = None) -> str:
+    return "hooked"
