@@ -89,4 +89,13 @@ def test_the_runs_list_is_held_until_a_run_appears(dashboard: Dashboard) -> None
         thread.join(10.0)
         assert not thread.is_alive()
         assert run_id in answer["response"].text
-    dashboard.cancel(run_id)
+        # it now watches from its oldest row: a change to a shown run wakes it too
+        again = live_url(answer["response"].text)
+        assert "&since=" in again and again != url
+        thread, answer = held(client, again)
+        thread.join(0.5)
+        assert thread.is_alive()
+        dashboard.cancel(run_id)
+        thread.join(10.0)
+        assert not thread.is_alive()
+        assert "CANCELED" in answer["response"].text

@@ -16,29 +16,31 @@ from starlette.responses import Response
 from ..realtime.feeds import Feed
 from ..realtime.watcher import watcher_for
 from . import web
-from .changes import list_feed, offset_of, run_feed
+from .changes import list_feed, list_since, offset_of, run_feed
 from .runs import run_context, runs_context
 
 HOLD = 20.0  # seconds a live request is held with no change before it answers anyway
 
 
-async def _hold(request: Request, feed: Feed) -> str:
+async def _hold(request: Request, feed: Feed) -> str | None:
     """Wait until `feed` moved past the request's `seen` (at once without one); the offset
-    to draw the fragment with."""
+    to draw the fragment with: the new one, or `seen` when the hold ended unchanged (None
+    without a `seen`)."""
     seen = request.query_params.get("seen")
-    if seen is not None:
-        snapshot = await watcher_for(web.engine_of(request)).wait(feed, seen=seen, timeout=HOLD)
-        if snapshot is not None:
-            return snapshot.offset
-    return await offset_of(request, feed)
+    if seen is None:
+        return None
+    snapshot = await watcher_for(web.engine_of(request)).wait(feed, seen=seen, timeout=HOLD)
+    return snapshot.offset if snapshot is not None else seen
 
 
 @web.guarded
 async def runs_rows(request: Request) -> Response:
     """`GET /runs/_rows?<filters>&seen=<offset>`: the list's rows once they changed."""
-    offset = await _hold(request, list_feed(request))
+    await _hold(request, list_feed(request))
     context = await runs_context(request)
-    return web.render(request, "_runs_rows.html", offset=offset, **context)
+    since = list_since(request, context["rows"])
+    offset = await offset_of(request, list_feed(request, since))
+    return web.render(request, "_runs_rows.html", offset=offset, since=since, **context)
 
 
 @web.guarded
@@ -46,6 +48,7 @@ async def run_live(request: Request) -> Response:
     """`GET /runs/{id}/_live?seen=<offset>`: the changing part of a run's page (status,
     metadata, output, error, timeline, checkpoints, steps, logs) once the run changed.
     Once the run is final the fragment comes without a live trigger."""
-    offset = await _hold(request, run_feed(request.path_params["run_id"]))
+    feed = run_feed(request.path_params["run_id"])
+    offset = await _hold(request, feed) or await offset_of(request, feed)
     context = await run_context(request)
     return web.render(request, "_run_live.html", offset=offset, **context)

@@ -42,8 +42,9 @@ async def runs_context(request: Request) -> dict[str, Any]:
 
 @web.guarded
 async def runs_page(request: Request) -> Response:
-    offset = await changes.offset_of(request, changes.list_feed(request))
     context = await runs_context(request)
+    since = changes.list_since(request, context["rows"])
+    offset = await changes.offset_of(request, changes.list_feed(request, since))
     engine = web.engine_of(request)
     tasks = sorted({t["id"] for t in await engine.registry.tasks()} | set(context["filters"].task))
     done = None
@@ -61,6 +62,7 @@ async def runs_page(request: Request) -> Response:
         tasks=tasks,
         done=done,
         offset=offset,
+        since=since,
         here=request.url.path[len(web.root(request)) :] + _query(request),
         **context,
     )
