@@ -46,6 +46,7 @@ async def test_sign_in_see_and_cancel_a_run_on_the_worker() -> None:
 
     res = await cloud.worker.fetch(FakeRequest("GET", f"{BASE}/runs/{run_id}", session))
     assert res.status == 200 and b"DELAYED" in res.body, res.body[:500]
+    page = res.body
     csrf = re.search(rb'name="csrf" value="([^"]+)"', res.body)
     assert csrf
     form = urlencode({"csrf": csrf.group(1).decode()}).encode()
@@ -55,6 +56,14 @@ async def test_sign_in_see_and_cancel_a_run_on_the_worker() -> None:
     assert res.status == 303, res.body
     res = await cloud.worker.fetch(FakeRequest("GET", f"{BASE}/api/v3/runs/{run_id}", api))
     assert res.json()["status"] == "CANCELED"
+    # the live fragment, asked from the offset the page was drawn at, answers the change
+    seen = re.search(rb'_live\?seen=([^"]+)"', page)
+    assert seen
+    live = f"{BASE}/runs/{run_id}/_live?seen={seen.group(1).decode()}"
+    res = await cloud.worker.fetch(FakeRequest("GET", live, session))
+    assert res.status == 200 and b">CANCELED<" in res.body, res.body[:500]
+    res = await cloud.worker.fetch(FakeRequest("GET", f"{BASE}/events", session))
+    assert res.status == 200 and b"<h1>Events</h1>" in res.body
 
     res = await cloud.worker.fetch(FakeRequest("GET", f"{BASE}/static/htmx.min.js", {}))
     assert res.status == 200 and header(res, "content-type").startswith("text/javascript")

@@ -5,6 +5,9 @@ on a fresh database, makes runs of every kind, and photographs each page in Chro
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import sys
 import tempfile
 import time
@@ -54,8 +57,23 @@ def seed(api: httpx.Client, db: Path) -> dict[str, str]:
     made["delayed"] = trigger("http-echo", {"remind": "invoice"}, delay="2h", tags=["billing"])
     made["running"] = trigger("http-sleep", {"seconds": 600})
     made["dead"] = trigger("http-echo", {"n": 1}, delay="1h")
-    for run_id in (made["work"], made["email"], made["failed"], made["retry"]):
+    made["parent"] = trigger("dash-parent", {"wait": "1s"}, tags=["customer_42"])
+    made["waiting"] = trigger("dash-parent", {"wait": "3d"})
+    for run_id in (made["work"], made["email"], made["failed"], made["retry"], made["waiting"]):
         wait(run_id)
+    for _ in range(400):  # the parent waits on its child, then completes
+        if api.get(f"/api/v3/runs/{made['parent']}").json()["status"] == "COMPLETED":
+            break
+        time.sleep(0.05)
+    sent = api.post("/api/v1/events", json={"name": "dash.ping", "payload": {"user": "u1"}})
+    made["event_run"] = sent.json()["runs"][0]
+    api.post("/api/v1/events", json={"name": "user.signed_up", "payload": {"user": "u2"}})
+    body = json.dumps({"type": "dash.hook", "order": 17}).encode()
+    signature = hmac.new(b"dash-secret", body, hashlib.sha256).hexdigest()
+    api.post(
+        "/webhooks/hmac", content=body,
+        headers={"X-Signature": signature, "X-Event": "dash.hook", "X-Delivery-Id": "dlv_0017"},
+    ).raise_for_status()  # fmt: skip
     api.post(f"/api/v1/runs/{made['email']}/replay").raise_for_status()
 
     async def bury() -> None:
@@ -110,6 +128,10 @@ def main() -> int:
                     "dead-letters": "/dead-letters",
                     "schedules": "/schedules",
                     "bulk-actions": "/bulk-actions",
+                    "run-parent": f"/runs/{made['parent']}",
+                    "run-waiting": f"/runs/{made['waiting']}",
+                    "events": "/events",
+                    "webhooks": "/webhooks",
                 }
                 for name, path in shots.items():
                     page.goto(url + path)

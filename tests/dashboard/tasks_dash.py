@@ -28,3 +28,26 @@ async def work(payload: Work, ctx: RunContext) -> dict[str, int]:
 @schedules.task(id="dash-report")  # no cron: imperative schedules only
 async def report(payload: object = None) -> str:
     return "reported"
+
+
+@task(id="dash-child")
+async def child(payload: object = None) -> dict[str, bool]:
+    return {"child": True}
+
+
+@task(id="dash-parent")
+async def parent(payload: dict[str, str], ctx: RunContext) -> dict[str, object]:
+    """Waits (a timer, keyed), then waits on a child: what a run page shows of waits."""
+    await ctx.wait_for(payload.get("wait", "1h"), key="cooling-off")
+    await child.trigger_and_wait({"from": ctx.run_id})
+    return {"waited": True}
+
+
+@task(id="dash-on-event", event="dash.ping")
+async def on_event(payload: object = None) -> str:
+    return "pinged"
+
+
+@task(id="dash-on-hook", source="hmac", event="dash.hook", secret="dash-secret")
+async def on_hook(payload: object = None) -> str:
+    return "hooked"

@@ -191,7 +191,7 @@ def test_the_list_filters_live_in_the_url(dashboard: Dashboard, browser: Browser
     # the live fragment keeps the filters
     rows = browser.get("/runs/_rows", tag="filter-me", status="DELAYED")
     assert rows.text.lstrip().startswith("<tbody") and listed(rows.text) == {waiting}
-    assert 'hx-get="/runs/_rows?status=DELAYED&amp;tag=filter-me"' in rows.text
+    assert 'hx-get="/runs/_rows?status=DELAYED&amp;tag=filter-me&amp;seen=' in rows.text
     dashboard.trigger("http-echo", {}, tags=["filter-me"], delay="1h")  # tidy: cancel them
     with dashboard.api() as api:
         for run in api.get("/api/v1/runs", params={"filter[tag]": "filter-me"}).json()["data"]:

@@ -84,6 +84,31 @@ def test_trigger_from_the_test_page_and_watch_it_complete(page: Page, dashboard:
     expect(page.get_by_role("button", name="Cancel run")).to_have_count(0)
 
 
+def test_a_metadata_change_and_a_new_run_show_up_without_reloading(
+    page: Page, dashboard: Dashboard
+) -> None:
+    run_id = dashboard.trigger("http-echo", {}, delay="1h")
+    page.goto(f"{dashboard.url}/runs/{run_id}")
+    expect(page.locator("#run-status")).to_have_text("DELAYED")
+    marked(page)
+    with dashboard.api() as api:
+        body = {"metadata": {"stage": "<i>shipped</i>"}}
+        assert api.put(f"/api/v1/runs/{run_id}/metadata", json=body).status_code == 200
+    metadata = page.get_by_role("region", name="Metadata")
+    expect(metadata).to_contain_text('"stage": "<i>shipped</i>"')  # as text: escaped
+    assert still_marked(page)
+    dashboard.cancel(run_id)
+    expect(page.locator("#run-status")).to_have_text("CANCELED")
+    # the list: a new run with its tag appears in the rows while the page is open
+    label = tag()
+    page.goto(f"{dashboard.url}/runs?tag={label}")
+    marked(page)
+    fresh = dashboard.trigger("http-echo", {}, tags=[label], delay="1h")
+    expect(page.get_by_role("link", name=fresh)).to_be_visible()
+    assert still_marked(page)
+    dashboard.cancel(fresh)
+
+
 def test_filter_the_list(page: Page, dashboard: Dashboard) -> None:
     mine = tag()
     done = dashboard.trigger("http-echo", {"f": 1}, tags=[mine])

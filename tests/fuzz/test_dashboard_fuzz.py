@@ -17,14 +17,15 @@ from tests.fuzz.test_api_fuzz import FUZZ, RAW, TYPES, query, query_strings, seg
 
 pytestmark = [pytest.mark.timeout(300)]
 FILTERS = ["status", "task", "tag", "period", "from", "to", "batch", "schedule", "key", "bulk",
-           "after", "before", "done", "page"]  # fmt: skip
+           "after", "before", "done", "page", "name", "source", "cursor"]  # fmt: skip
 FIELDS = ["action", "run", "payload", "delay", "tags", "idempotency_key", "name", "limit",
           "all", "back", "next", "key"]  # fmt: skip
 ACTIONS = ["/runs/bulk", "/runs/{id}/cancel", "/runs/{id}/replay", "/tasks/{id}/trigger",
            "/queues/action", "/dead-letters/requeue", "/schedules/{id}/action",
-           "/login"]  # fmt: skip
+           "/login", "/events/{id}/replay", "/webhooks/{id}/{id}/replay"]  # fmt: skip
 PAGES = ["/runs", "/runs/_rows", "/runs/{id}", "/runs/{id}/_live", "/tasks", "/tasks/{id}",
-         "/queues", "/dead-letters", "/schedules", "/bulk-actions"]  # fmt: skip
+         "/queues", "/dead-letters", "/schedules", "/bulk-actions", "/events",
+         "/webhooks"]  # fmt: skip
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..engine import Engine
 
-POLL_SECONDS = {"run": 1, "list": 2}  # live.py: how often a page asks for what changed
+POLL_SECONDS = {"run": 30, "list": 30}  # live.py: the fallback, when a held request failed
 
 
 @dataclass(frozen=True)

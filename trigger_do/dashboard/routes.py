@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import assets, live, login, nav, runs, sections, web
+from . import assets, events_pages, live, login, nav, runs, sections, web
 
 
 async def home(request: Request) -> Response:
@@ -52,6 +52,7 @@ def routes() -> list[BaseRoute]:
         Route("/schedules", sections.schedules_page, methods=["GET"]),
         Route("/schedules/{schedule_id}/action", sections.schedule_action, methods=["POST"]),
         Route("/bulk-actions", sections.bulk_actions_page, methods=["GET"]),
+        *events_pages.routes(),
     ]
     for page in nav.EXTRA:
         found.append(Route(page.entry.path, page.endpoint, methods=list(page.methods)))

@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..errors import TriggerDoError
+from ..runs.index import RunIndexObject
 from ..shared.options import KEY_SEPARATOR
-from . import web
+from . import changes, web
 from .assets import is_final, status_of
 from .filters import PAGE_SIZE, STATUSES, FilterError, RunFilters, cursor_of
 
@@ -42,6 +43,8 @@ async def runs_context(request: Request) -> dict[str, Any]:
 @web.guarded
 async def runs_page(request: Request) -> Response:
     context = await runs_context(request)
+    since = changes.list_since(request, context["rows"])
+    offset = await changes.offset_of(request, changes.list_feed(request, since))
     engine = web.engine_of(request)
     tasks = sorted({t["id"] for t in await engine.registry.tasks()} | set(context["filters"].task))
     done = None
@@ -58,6 +61,8 @@ async def runs_page(request: Request) -> Response:
         statuses=STATUSES,
         tasks=tasks,
         done=done,
+        offset=offset,
+        since=since,
         here=request.url.path[len(web.root(request)) :] + _query(request),
         **context,
     )
@@ -93,25 +98,50 @@ async def run_context(request: Request) -> dict[str, Any]:
     run = await engine.get_run(request.path_params["run_id"])
     logs = await engine.logs(run["id"], 0, LOG_LIMIT) if run.get("has_object") else []
     schedule = (run.get("options") or {}).get("schedule") or {}
+    waits = await engine.index.on(run["id"])(RunIndexObject.waitpoints_of, run["id"])
+    related = await engine.waits.related(run)
     return {
         "run": run,
+        "related": related,
+        "waits": waits,
+        "started_by": (run.get("options") or {}).get("event") or None,
         "run_status": status_of(run["state"]),
         "final": is_final(run["state"]),
         "logs": logs,
         "log_limit": LOG_LIMIT,
-        "timeline": timeline(run, logs),
+        "timeline": timeline(run, logs, waits),
         "schedule_id": schedule.get("id") if isinstance(schedule, dict) else None,
         "key": _caller_key(run.get("idempotency_key")),
     }
 
 
-def timeline(run: dict[str, Any], logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """What happened between its start and its end, in order: checkpoints, and the warnings
-    and errors its attempts logged (a failed attempt says so)."""
+def timeline(
+    run: dict[str, Any], logs: list[dict[str, Any]], waits: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """What happened between its start and its end, in order: checkpoints, waits (their
+    kind, due time and whether they are done), and the warnings and errors its attempts
+    logged (a failed attempt says so)."""
     events = [
         {"at": c["at"], "text": "checkpoint", "name": c["name"], "attempt": c["attempt"]}
         for c in run.get("checkpoints") or []
     ]
+    for w in waits:
+        state = "done" if w["completed_at"] else "waiting"
+        events.append(
+            {
+                "at": w["created_at"],
+                "text": f"waits ({w['kind']})",
+                "name": w["key"] or "",
+                "attempt": 0,
+                "due": w["due"],
+                "wait_state": state,
+                "children": w["children"],
+            }
+        )
+        if w["completed_at"] and w["completed_at"] != w["created_at"]:
+            done = f"wait done ({w['kind']})"
+            key = w["key"] or ""
+            events.append({"at": w["completed_at"], "text": done, "name": key, "attempt": 0})
     events += [
         {"at": line["at"], "text": line["message"], "name": "", "attempt": line["attempt"]}
         for line in logs
@@ -129,8 +159,9 @@ def _caller_key(stored: str | None) -> str | None:
 
 @web.guarded
 async def run_page(request: Request) -> Response:
+    offset = await changes.offset_of(request, changes.run_feed(request.path_params["run_id"]))
     context = await run_context(request)
-    return web.render(request, "run.html", **context)
+    return web.render(request, "run.html", offset=offset, **context)
 
 
 @web.guarded

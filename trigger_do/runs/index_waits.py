@@ -331,6 +331,27 @@ class WaitWrites(IndexBase):
         """Cancel runs (a canceled parent's children); returns those that were canceled."""
         return self._finish_simple(run_ids, RunState.CANCELED, now)
 
+    def waitpoints_of(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's waitpoints as the dashboard shows them, in order: `{seq, kind, key, due,
+        created_at, completed_at, children}` (the run ids it waits on)."""
+        out: list[dict[str, Any]] = []
+        for wid, seq, kind, key, due, created, completed in self.sql.exec(
+            "SELECT id, seq, kind, key, due, created_at, completed_at FROM waitpoints "
+            "WHERE run_id = ? ORDER BY seq",
+            run_id,
+        ):
+            children = [
+                rid
+                for (rid,) in self.sql.exec(
+                    "SELECT run_id FROM waitpoint_items WHERE waitpoint = ? ORDER BY idx", wid
+                )
+            ]
+            out.append(
+                {"seq": seq, "kind": kind, "key": key, "due": due, "created_at": created,
+                 "completed_at": completed, "children": children}
+            )  # fmt: skip
+        return out
+
     def children_of(self, parent_run_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """The runs on this shard that `parent_run_id` triggered, oldest first."""
         return [
