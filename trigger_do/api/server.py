@@ -34,7 +34,14 @@ def make_server(
 ) -> Any:
     import uvicorn
 
-    options: dict[str, Any] = {"log_level": "warning", "lifespan": "off", "ws": "websockets-sansio"}
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "lifespan": "off",
+        "ws": "websockets-sansio",
+        # a stop waits this long for requests in flight, then cancels them: a held realtime
+        # or dashboard request (up to 20 s) does not hold up a Ctrl-C or a reload
+        "timeout_graceful_shutdown": 5,
+    }
     options.update(config)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, **options))
     if not handle_signals:  # the caller handles SIGINT/SIGTERM and sets should_exit
