@@ -24,6 +24,9 @@ WRITES = {
     "delete_schedule",
     "activate_schedule",
     "deactivate_schedule",
+    "send_event",
+    "replay_event",
+    "replay_webhook_delivery",
 }
 READS = {
     "get_tasks",
@@ -34,6 +37,8 @@ READS = {
     "list_queues",
     "list_dead_letters",
     "list_schedules",
+    "list_events",
+    "list_webhook_deliveries",
 }
 
 

@@ -53,3 +53,9 @@ def modules(payload: dict[str, int]) -> list[str]:
     import sys
 
     return sorted(m for m in sys.modules if m.startswith("opentelemetry"))
+
+
+@task(id="obs-waits")
+async def waits(payload: dict[str, float], ctx: RunContext) -> bool:
+    await ctx.wait_for("1h", key="cool")
+    return bool((await ok.trigger_and_wait({}))["ok"])

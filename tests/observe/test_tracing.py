@@ -227,3 +227,42 @@ async def test_a_two_phase_batch_is_traced_when_it_is_sealed(
     assert all(
         a.parent is not None and a.parent.span_id == sealed.context.span_id for a in attempts
     )
+
+
+async def test_a_span_per_wait_in_the_attempt_that_reached_it(
+    fake_driver: Driver, exporter: InMemorySpanExporter
+) -> None:
+    from tests.waits.drive import run_until_final, settle
+
+    driver = fake_driver
+    handle = await driver.client.trigger("obs-waits", {}, {})
+    await settle(driver)
+    assert (await handle.status()).state == "waiting"
+    await run_until_final(driver, [handle.id])  # the timer fires; the child runs
+    assert await handle.result(timeout=5) is True
+
+    spans = exporter.get_finished_spans()
+    waits = [s for s in spans if s.name.startswith("wait ")]
+    attempts = {s.context.span_id: s for s in spans if s.name == "attempt obs-waits"}
+    described = [
+        (
+            s.name,
+            s.attributes.get("trigger_do.wait.key"),
+            s.attributes["trigger_do.wait.position"],
+            s.attributes["trigger_do.wait.replayed"],
+            s.attributes.get("trigger_do.wait.suspended", False),
+        )
+        for s in waits
+    ]
+    assert described == [
+        ("wait timer", "cool", 1, False, True),  # the first attempt suspends on the timer
+        ("wait timer", "cool", 1, True, False),  # resumed: replayed at once
+        ("wait run", None, 2, False, True),  # suspends on the child
+        ("wait timer", "cool", 1, True, False),  # resumed again: both replayed
+        ("wait run", None, 2, True, False),
+    ]
+    for s in waits:  # each a child of the attempt (span) that reached it, never an error
+        assert s.parent is not None and s.parent.span_id in attempts
+        assert s.status.status_code != StatusCode.ERROR
+        assert s.attributes["trigger_do.wait.kind"] == s.name.removeprefix("wait ")
+    assert waits[2].attributes["trigger_do.wait.runs"] == 1

@@ -70,4 +70,7 @@ async def with_related(engine: Engine, row: dict[str, Any], out: dict[str, Any])
     for name, key in (("parentRunId", "parent_run_id"), ("rootRunId", "root_run_id")):
         if opts.get(key):
             out["triggerDo"][name] = opts[key]
+    waits = await engine.waits.summary(row["id"])
+    if waits:  # omitted when none, as every optional field (the CLI's shape has none)
+        out["triggerDo"]["waits"] = waits
     return out

@@ -14,6 +14,7 @@ from mcp.server.context import ServerRequestContext
 from pydantic import ValidationError
 
 from .backend import Api, McpToolError
+from .event_tools import EVENT_TOOLS
 from .tools import TOOLS, Tool
 
 log = logging.getLogger("trigger_do.mcp")
@@ -25,7 +26,7 @@ INSTRUCTIONS = (
 
 
 def tools_for(readonly: bool) -> list[Tool]:
-    return [t for t in TOOLS if t.read_only or not readonly]
+    return [t for t in (*TOOLS, *EVENT_TOOLS) if t.read_only or not readonly]
 
 
 def describe(t: Tool) -> types.Tool:

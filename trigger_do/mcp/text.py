@@ -92,6 +92,7 @@ def details(run: dict[str, Any], logs: list[dict[str, Any]]) -> str:
         err = run["error"]
         name = f"{err['name']}: " if err.get("name") else ""
         lines.append(f"error: {name}{err.get('message', '')}")
+    lines += family(run)
     checkpoints = extra.get("checkpoints") or []
     if checkpoints:
         lines.append(f"checkpoints ({len(checkpoints)}):")
@@ -100,6 +101,31 @@ def details(run: dict[str, Any], logs: list[dict[str, Any]]) -> str:
         lines.append(f"last {len(logs)} log line(s):")
         lines += [f"  [{rec['level']}] (attempt {rec['attempt']}) {rec['message']}" for rec in logs]
     return "\n".join(lines)
+
+
+def family(run: dict[str, Any]) -> list[str]:
+    """A run's parent, root, children and waits (child runs and durable waits)."""
+    extra = run.get("triggerDo") or {}
+    related = run.get("relatedRuns") or {}
+    lines = []
+    if extra.get("parentRunId"):
+        root = extra.get("rootRunId")
+        top = f" (root {root})" if root and root != extra["parentRunId"] else ""
+        lines.append(f"parent: {extra['parentRunId']}{top}")
+    children = related.get("children") or []
+    if children:
+        lines.append(f"children ({len(children)}):")
+        lines += [f"  - {c['id']} {c['taskIdentifier']} {c['status']}" for c in children]
+    waits = extra.get("waits") or []
+    if waits:
+        lines.append(f"waits ({len(waits)}):")
+        for w in waits:
+            key = f" key {w['key']!r}" if w.get("key") else ""
+            ended = "".join(f", {e['id']} {e['state']}" for e in w.get("ended") or [])
+            lines.append(
+                f"  {w['position']}. {w['kind']}{key}: {'done' if w['done'] else 'open'}{ended}"
+            )
+    return lines
 
 
 def queues(items: list[dict[str, Any]]) -> str:

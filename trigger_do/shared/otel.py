@@ -78,6 +78,18 @@ class OtelTracing:
             span.set_attribute("trigger_do.step.cached", cached)
             yield span
 
+    @contextmanager
+    def wait(self, kind: str, key: str | None) -> Iterator[Span]:
+        """A wait (`timer`, `run`, `batch`), a child of the attempt that reached it; a
+        suspension is no error (the attempt ends there, the run resumes later)."""
+        with self.tracer.start_as_current_span(
+            f"wait {kind}", record_exception=False, set_status_on_exception=False
+        ) as span:
+            span.set_attribute("trigger_do.wait.kind", kind)
+            if key is not None:
+                span.set_attribute("trigger_do.wait.key", key)
+            yield span
+
     def current(self) -> Span | None:
         span = trace.get_current_span()
         return span if span.get_span_context().is_valid else None

@@ -141,6 +141,21 @@ class Waits:
     async def batch_links(self, batch_id: str) -> dict[str, Any]:
         return await self.index.on(batch_id)(RunIndexObject.batch_links, batch_id)
 
+    async def summary(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's waitpoints in call order, for people and agents: `[{position, kind, key,
+        done, ended: [{id, state}]}]` (a child wait's children that have ended; no outputs)."""
+        found = await self.index.on(run_id)(RunIndexObject.waits_of, run_id)
+        return [
+            {
+                "position": int(seq),
+                "kind": w["kind"],
+                "key": w["key"],
+                "done": w["done"],
+                "ended": [{"id": i["run_id"], "state": i["state"]} for i in w["items"]],
+            }
+            for seq, w in sorted(found.items(), key=lambda kv: int(kv[0]))
+        ]
+
     async def related(self, row: dict[str, Any], limit: int = 100) -> dict[str, Any]:
         """A run's root, parent (rows, when it has them) and children (oldest first)."""
         opts = row.get("options") or {}

@@ -14,6 +14,8 @@ does not sleep them again).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..errors import MisuseError, PayloadValidationError, RunFailedError, WaitMismatchError
@@ -21,6 +23,7 @@ from ..ports import Platform, Remote
 from ..runs.client import RunIndex
 from ..runs.index import RunIndexObject
 from ..runs.index_waits import waitpoint_id
+from ..shared import tracing
 from ..shared.current import SCOPES, Start
 from ..shared.serialization import loads
 from ..shared.states import RunState
@@ -135,7 +138,12 @@ class RunWaits:
     # --- waits -----------------------------------------------------------------------------
 
     async def wait_until(self, when: float, key: str | None = None) -> None:
+        with _traced("timer", key) as span:
+            await self._wait_until(when, key, span)
+
+    async def _wait_until(self, when: float, key: str | None, span: Any) -> None:
         seq, rec = await self._position("timer", key)
+        _mark(span, seq, rec)
         if rec is not None and rec["done"]:
             return
         remaining = when - self.platform.clock.now()
@@ -156,7 +164,22 @@ class RunWaits:
         start: Start,
         key: str | None = None,
     ) -> list[Any]:
+        with _traced(kind, key) as span:
+            return await self._wait_children(kind, count, options, start, key, span)
+
+    async def _wait_children(
+        self,
+        kind: str,
+        count: int,
+        options: list[dict[str, Any]],
+        start: Start,
+        key: str | None,
+        span: Any,
+    ) -> list[Any]:
         seq, rec = await self._position(kind, key)
+        _mark(span, seq, rec)
+        if span is not None:
+            span.set_attribute("trigger_do.wait.runs", count)
         wp = waitpoint_id(self.run_id, seq)
         if rec is not None and rec["done"]:
             return await self._outcomes(rec["items"])
@@ -194,6 +217,28 @@ class RunWaits:
                 text = data.decode() if data is not None else None
             out.append(loads(text) if text is not None else None)
         return out
+
+
+@contextmanager
+def _traced(kind: str, key: str | None) -> Iterator[Any]:
+    """The wait's span (None: tracing off), `trigger_do.wait.suspended` when the attempt
+    suspends there (tracing.py)."""
+    otel = tracing.active
+    if otel is None:
+        yield None
+        return
+    with otel.wait(kind, key) as span:
+        try:
+            yield span
+        except Suspended:
+            span.set_attribute("trigger_do.wait.suspended", True)
+            raise
+
+
+def _mark(span: Any, seq: int, rec: dict[str, Any] | None) -> None:
+    if span is not None:
+        span.set_attribute("trigger_do.wait.position", seq)
+        span.set_attribute("trigger_do.wait.replayed", bool(rec is not None and rec["done"]))
 
 
 def _describe(kind: str, key: str | None) -> str:
