@@ -91,7 +91,7 @@ async def test_a_webhook_delivery_listed_and_replayed(tmp_path: Path) -> None:
         signature = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
         headers = {
             "Content-Type": "application/json",
-            "X-GitHub-Event": "push",
+            "X-GitHub-Event": "release",
             "X-GitHub-Delivery": "d-1",
             "X-Hub-Signature-256": signature,
         }
@@ -105,8 +105,8 @@ async def test_a_webhook_delivery_listed_and_replayed(tmp_path: Path) -> None:
             listed = await call(client, "list_webhook_deliveries", {"source": "github"})
             assert listed.structured_content is not None
             [row] = listed.structured_content["data"]
-            assert (row["id"], row["event"], row["source"]) == ("d-1", "push", "github")
-            assert said(listed).startswith("d-1  push  github  ")
+            assert (row["id"], row["event"], row["source"]) == ("d-1", "release", "github")
+            assert said(listed).startswith("d-1  release  github  ")
             assert said(await call(client, "list_webhook_deliveries", {"event": "nope"})) == (
                 "No webhook deliveries."
             )
