@@ -14,16 +14,14 @@ import builtins
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import quote
 
 from .errors import (
-    ApiError,
     ConfigurationError,
     InvalidDurationError,
     InvalidWaitTokenError,
-    PayloadValidationError,
     WaitTokenNotFoundError,
 )
+from .sdk.resource import RemoteResource
 from .shared.durations import parse_duration
 from .shared.serialization import loads
 from .waitpoints.shapes import page, parse_cursor, token_item
@@ -144,25 +142,16 @@ class EmbeddedTokens:
         return {"data": data, "pagination": pagination}
 
 
-class RemoteTokens:
+class RemoteTokens(RemoteResource):
     """Token calls over a trigger.do server's HTTP API (Trigger.dev's paths)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    BASE = "/api/v1/waitpoints/tokens"
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            return await self.client._call(method, path, **kwargs)
-        except PayloadValidationError as exc:  # 422: what embedded mode raises
-            raise InvalidWaitTokenError(str(exc)) from None
-        except ApiError as exc:
-            if exc.status == 404 and "/tokens/" in path:
-                raise WaitTokenNotFoundError(path.split("/tokens/")[1].split("/")[0]) from None
-            raise
+    def invalid(self, message: str) -> Exception:
+        return InvalidWaitTokenError(message)
 
-    @staticmethod
-    def _path(token_id: str, tail: str = "") -> str:
-        return f"/api/v1/waitpoints/tokens/{quote(str(token_id), safe='')}{tail}"
+    def not_found(self, resource_id: str) -> Exception:
+        return WaitTokenNotFoundError(resource_id)
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._call("POST", "/api/v1/waitpoints/tokens", json=body))

@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import builtins
 from typing import Any, Protocol
-from urllib.parse import quote
 
-from ..errors import (
-    ApiError,
-    ConfigurationError,
-    InvalidScheduleError,
-    PayloadValidationError,
-    ScheduleNotFoundError,
-)
+from ..errors import ConfigurationError, InvalidScheduleError, ScheduleNotFoundError
+from ..sdk.resource import RemoteResource
 from .cron import timezones as _timezones
 from .event import Schedule, SchedulePage
 from .shapes import schedule_object
@@ -99,25 +93,16 @@ class EmbeddedSchedules:
         return _timezones(exclude_utc=exclude_utc)
 
 
-class RemoteSchedules:
+class RemoteSchedules(RemoteResource):
     """Schedule calls over a trigger.do server's HTTP API (Trigger.dev's paths)."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+    BASE = "/api/v1/schedules"
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            return await self.client._call(method, path, **kwargs)
-        except PayloadValidationError as exc:  # 422: what embedded mode raises
-            raise InvalidScheduleError(str(exc)) from None
-        except ApiError as exc:
-            if exc.status == 404 and "/schedules/" in path:
-                raise ScheduleNotFoundError(path.split("/schedules/")[1].split("/")[0]) from None
-            raise
+    def invalid(self, message: str) -> Exception:
+        return InvalidScheduleError(message)
 
-    @staticmethod
-    def _path(schedule_id: str, tail: str = "") -> str:
-        return f"/api/v1/schedules/{quote(str(schedule_id), safe='')}{tail}"
+    def not_found(self, resource_id: str) -> Exception:
+        return ScheduleNotFoundError(resource_id)
 
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:
         return dict(await self._call("POST", "/api/v1/schedules", json=body))
