@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..ports import Sql
-from ..shared.serialization import dumps, loads
+from ..shared.rows import RowReader
+from ..shared.serialization import dumps
 from ..shared.timers import SCHEMA as TIMERS_SCHEMA
 
 DEDUP_WINDOW = 24 * 3600.0  # seconds an event id (a delivery id) deduplicates
@@ -47,22 +48,12 @@ COLUMNS = (
     "uid, id, name, names, source, payload, payload_packet, runs, status, replay_of, "
     "created_at, completed_at"
 )
-_NAMES = [c.strip() for c in COLUMNS.split(",")]
+_row = RowReader(COLUMNS, json=("names", "runs"), real=("created_at", "completed_at"))
 
 
 def key_of(source: str | None, event_id: str) -> str:
     """An event's deduplication key: a source name holds no `:`."""
     return f"{source or ''}:{event_id}"
-
-
-def _row(row: Any) -> dict[str, Any]:
-    out = dict(zip(_NAMES, row, strict=True))
-    out["names"] = loads(out["names"])
-    out["runs"] = loads(out["runs"]) if out["runs"] is not None else None
-    for col in ("created_at", "completed_at"):
-        if out[col] is not None:  # a Durable Object hands numbers back as JS numbers
-            out[col] = float(out[col])
-    return out
 
 
 class EventStoreObject:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..shared.serialization import dumps, loads
+from ..shared.rows import RowReader
+from ..shared.serialization import dumps
 from ..shared.sqlbulk import json_chunks
 from .index_control import ControlWrites
 from .index_filters import run_filter_sql
@@ -62,19 +63,11 @@ _NAMES = [
     "cursor", "pending", "chunks", "interruptions", "error", "lease_until", "created_at",
     "updated_at", "completed_at",
 ]  # fmt: skip
-_JSON = ("filters", "cursor", "pending")
-_REAL = ("lease_until", "created_at", "updated_at", "completed_at")
-
-
-def _record(row: tuple[Any, ...]) -> dict[str, Any]:
-    out = dict(zip(_NAMES, row, strict=True))
-    for col in _JSON:
-        if out[col] is not None:
-            out[col] = loads(out[col])
-    for col in _REAL:  # a Durable Object hands 2.0 back as 2
-        if out[col] is not None:
-            out[col] = float(out[col])
-    return out
+_record = RowReader(
+    ", ".join(_NAMES),
+    json=("filters", "cursor", "pending"),
+    real=("lease_until", "created_at", "updated_at", "completed_at"),
+)
 
 
 class BulkWrites(ControlWrites):

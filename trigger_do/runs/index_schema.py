@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ports import Sql
-from ..shared.serialization import loads
+from ..shared.rows import RowReader
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import RunState, sources_for
 
@@ -87,24 +87,14 @@ ROW_COLUMNS = (
     "batch_index, progress, has_object, replay_of, created_at, updated_at, delay_until, ttl, "
     "expires_at, started_at, finished_at"
 )
-_JSON_COLUMNS = {"error", "tags", "metadata", "options"}
-# REAL columns: a Durable Object hands every number back as a JS number, so 2.0 arrives as 2
-_REAL_COLUMNS = {
-    "progress", "created_at", "updated_at", "delay_until", "ttl", "expires_at", "started_at",
-    "finished_at",
-}  # fmt: skip
-_NAMES = [c.strip() for c in ROW_COLUMNS.split(",")]
-
-
-def row_to_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    out = dict(zip(_NAMES, row, strict=True))
-    for col in _JSON_COLUMNS:
-        if out[col] is not None:
-            out[col] = loads(out[col])
-    for col in _REAL_COLUMNS:
-        if out[col] is not None:
-            out[col] = float(out[col])
-    return out
+row_to_dict = RowReader(
+    ROW_COLUMNS,
+    json=("error", "tags", "metadata", "options"),
+    real=(
+        "progress", "created_at", "updated_at", "delay_until", "ttl", "expires_at",
+        "started_at", "finished_at",
+    ),
+)  # fmt: skip
 
 
 def _in(states: list[str]) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..ports import Sql
 from ..shared.ids import new_id
+from ..shared.rows import RowReader
 from ..shared.sqlbulk import json_chunks
 from ..shared.timers import SCHEMA as TIMERS_SCHEMA
 from ..shared.timers import ObjectTimers
@@ -59,17 +60,9 @@ COLUMNS = (
     "id, type, task, cron, timezone, dedup_key, external_id, active, next_at, last_at, "
     "created_at, updated_at"
 )
-_NAMES = [c.strip() for c in COLUMNS.split(",")]
-_REAL = ("next_at", "last_at", "created_at", "updated_at")
-
-
-def _record(row: tuple[Any, ...]) -> dict[str, Any]:
-    out = dict(zip(_NAMES, row, strict=True))
-    out["active"] = bool(out["active"])
-    for col in _REAL:  # a Durable Object hands an integral REAL back as an int
-        if out[col] is not None:
-            out[col] = float(out[col])
-    return out
+_record = RowReader(
+    COLUMNS, real=("next_at", "last_at", "created_at", "updated_at"), flags=("active",)
+)
 
 
 class SchedulerObject:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ports import Sql
+from ..shared.rows import RowReader
 from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
 from ..shared.timers import SCHEMA as TIMERS_SCHEMA
@@ -65,8 +66,11 @@ COLUMNS = (
     "id, status, idempotency_key, idempotency_key_expires_at, timeout_at, tags, output, "
     "output_is_error, created_at, completed_at"
 )
-_NAMES = [c.strip() for c in COLUMNS.split(",")]
-_REAL = ("idempotency_key_expires_at", "timeout_at", "created_at", "completed_at")
+_read = RowReader(
+    COLUMNS,
+    real=("idempotency_key_expires_at", "timeout_at", "created_at", "completed_at"),
+    flags=("output_is_error",),
+)
 
 
 def timer_key(token_id: str) -> str:
@@ -83,12 +87,8 @@ def timeout_output(timeout_at: float) -> dict[str, str]:
 
 
 def _record(row: tuple[Any, ...]) -> dict[str, Any]:
-    out = dict(zip(_NAMES, row, strict=True))
+    out = _read(row)
     out["tags"] = loads(out["tags"]) if out["tags"] else []
-    out["output_is_error"] = bool(out["output_is_error"])
-    for col in _REAL:  # a Durable Object hands an integral REAL back as an int
-        if out[col] is not None:
-            out[col] = float(out[col])
     return out
 
 
