@@ -179,11 +179,15 @@ class Meter(Protocol):
     true counters, never recomputed from rows. Each call is cheap and never raises.
     `count(event, task, n)`: triggered, started, completed, failed, retried, crashed,
     dead_lettered; `observe(what, task, seconds)`: trigger_to_start, duration.
+    `flush()`: what was counted reaches the other processes now (the consumer calls it once
+    its outcomes are durable, so a process killed after loses none of their counts);
     `collect()`: prometheus-client metric families of the counts of every process so far."""
 
     def count(self, event: str, task: str, n: int = 1) -> None: ...
 
     def observe(self, what: str, task: str, seconds: float) -> None: ...
+
+    def flush(self) -> None: ...
 
     def collect(self) -> list[Any]: ...
 
@@ -195,6 +199,9 @@ class NoMeter:
         pass
 
     def observe(self, what: str, task: str, seconds: float) -> None:
+        pass
+
+    def flush(self) -> None:
         pass
 
     def collect(self) -> list[Any]:

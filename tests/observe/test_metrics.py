@@ -308,6 +308,7 @@ mount.mkdir(parents=True, exist_ok=True)
 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)], check=True)
 meter = FileMeter(mount / "m.metrics")
 meter.count("triggered", "first")
+meter.flush()  # its file is written
 with open(mount / "filler", "wb", buffering=0) as filler:  # the disk full to the last block
     try:
         while True:
@@ -316,6 +317,11 @@ with open(mount / "filler", "wb", buffering=0) as filler:  # the disk full to th
         pass
 for i in range(2000):  # new keys: the file must grow, on a full disk
     meter.count("triggered", f"task-{i}")
+meter.flush()
+other = FileMeter(mount / "other.metrics")  # a file created on the full disk
+other.count("triggered", "first")
+other.flush()
+print("alive", other._broken, flush=True)
 print("alive", meter._broken, flush=True)
 """
 
@@ -332,5 +338,5 @@ def test_a_full_disk_turns_metrics_off_and_never_kills_the_process(tmp_path: Pat
         timeout=60,
     )
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
-    assert done.stdout.split() == ["alive", "True"]
+    assert done.stdout.split() == ["alive", "True", "alive", "True"]
     assert "metrics off in this process" in done.stderr

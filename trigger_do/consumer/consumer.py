@@ -117,6 +117,7 @@ class Consumer:
     async def _run_started(self, attempts: list[_Attempt], deadline: float) -> None:
         if not attempts:
             return
+        self.platform.meter.flush()  # their starts are durable: so are those counts
         # A task per attempt (on Python 3.12+ started eagerly: a run that never waits, a
         # noop or a quick transform, is done before the next one starts, with nothing
         # scheduled); the outcomes are recorded in waves, all the attempts that ended since
@@ -381,6 +382,7 @@ class Consumer:
             a.message.ack()
             if fut.result() is not None:  # applied (not a stale outcome): count it
                 _count_outcome(self.platform, a, states[a.msg.run_id])
+        self.platform.meter.flush()
 
     async def _payload(self, a: _Attempt) -> Any:
         text = a.msg.payload if a.msg.payload is not None else a.start.payload
@@ -594,6 +596,7 @@ class Consumer:
         for run in ended:  # metrics: locally a dead-lettered run ends crashed, at once
             self.platform.meter.count("dead_lettered", run["task"])
             self.platform.meter.count("crashed", run["task"])
+        self.platform.meter.flush()
 
 
 _Result = tuple[dict[str, Any], Next | None]  # an attempt's outcome and its next message

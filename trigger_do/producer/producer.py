@@ -377,6 +377,7 @@ def _count_triggered(meter: Meter, rows: list[dict[str, Any]], cached: dict[str,
             by_task[row["task"]] = by_task.get(row["task"], 0) + 1
     for task, n in by_task.items():
         meter.count("triggered", task, n)
+    meter.flush()
 
 
 def _triggered(rows: list[dict[str, Any]], cached: dict[str, str]) -> list[Triggered]:

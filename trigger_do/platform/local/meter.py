@@ -9,20 +9,28 @@ so the counters only ever grow (a purge of old runs changes none of them). The f
 database's own rather than `$PROMETHEUS_MULTIPROC_DIR`, so that several databases (and an
 application's own prometheus-client metrics) never mix.
 
+Counts are added up in memory first, so a run costs a few dict updates rather than six
+memory-map writes, and reach the files at `flush()` (the consumer calls it once the outcomes
+or starts it counted are durable, the producer once its runs are), at exit, or at the latest
+`FLUSH_SECONDS` later (a thread of the meter's own).
+
 `TRIGGER_DO_METRICS=off` turns counting off (`NoMeter`)."""
 
 from __future__ import annotations
 
+import atexit
+import bisect
 import fcntl
 import logging
 import os
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.mmap_dict import MmapedDict, mmap_key
+from prometheus_client.mmap_dict import _INITIAL_MMAP_SIZE, MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.utils import floatToGoString
 
@@ -33,6 +41,7 @@ from .database import LocalSql
 log = logging.getLogger("trigger_do.metrics")
 
 BUCKETS = _BUCKETS  # the same names and buckets as the shards' counts (Cloudflare)
+FLUSH_SECONDS = 0.1  # counts reach the files (and a scrape) at most this late
 
 
 def metrics_dir(db_path: Path) -> Path:
@@ -51,52 +60,85 @@ class FileMeter:
         self._keys: dict[tuple[str, str, str], str] = {}
         self._seen: set[tuple[str, str]] = set()  # histograms whose buckets are written
         self._broken = False
+        self._counts: dict[tuple[str, str], float] = {}  # counted, not yet in the files
+        self._hists: dict[tuple[str, str], list[float]] = {}  # observed, the same
+        self._due = threading.Event()  # set: counts wait for the flusher thread
+        self._flusher_pid = -1  # the process whose flusher thread runs
+        atexit.register(self.flush)
 
     # --- counting (in the process that causes it) ---------------------------------------------
 
     def count(self, event: str, task: str, n: int = 1) -> None:
-        found = COUNTERS.get(event)
-        if found is not None and n:
-            name, help_text = found
-            self._inc("counter", name, f"{name}_total", task, None, float(n), help_text)
+        if n and event in COUNTERS and not self._broken:
+            key = (event, task)
+            with self._lock:
+                self._counts[key] = self._counts.get(key, 0.0) + n
+                self._soon()
 
     def observe(self, what: str, task: str, seconds: float) -> None:
-        found = HISTOGRAMS.get(what)
-        if found is None:
-            return
-        name, help_text = found
-        value = max(0.0, seconds)
-        if (name, task) not in self._seen:  # every bucket shown, empty ones too
-            self._seen.add((name, task))
-            for b in BUCKETS:
-                self._inc("histogram", name, f"{name}_bucket", task, b, 0.0, help_text)
-        bound = next(b for b in BUCKETS if value <= b)  # multiprocess buckets: not cumulative
-        self._inc("histogram", name, f"{name}_bucket", task, bound, 1.0, help_text)
-        self._inc("histogram", name, f"{name}_sum", task, None, value, help_text)
-
-    def _inc(
-        self,
-        kind: str,
-        name: str,
-        sample: str,
-        task: str,
-        le: float | None,
-        amount: float,
-        help_text: str,
-    ) -> None:
-        if self._broken:
-            return
-        try:
+        if what in HISTOGRAMS and not self._broken:
+            value = max(0.0, seconds)
+            key = (what, task)
             with self._lock:
-                key = self._key(name, sample, task, le, help_text)
-                f = self._file(kind)
-                if key not in f._positions:  # a new entry: its bytes allocated first
-                    _allocate(f, len(key.encode()) + 40)
-                value, _ = f.read_value(key)
-                f.write_value(key, value + amount, 0.0)
-        except (OSError, ValueError) as exc:  # never the run's problem: say it once, go on
-            self._broken = True
-            log.warning("metrics off in this process: cannot write %s: %s", self.directory, exc)
+                counts = self._hists.get(key)
+                if counts is None:  # a count per bucket (not cumulative), then the sum
+                    counts = self._hists[key] = [0.0] * (len(BUCKETS) + 1)
+                counts[bisect.bisect_left(BUCKETS, value)] += 1
+                counts[-1] += value
+                self._soon()
+
+    def _soon(self) -> None:
+        """(Under the lock.) Counts are waiting: the flusher thread writes them shortly."""
+        if not self._due.is_set():
+            self._due.set()
+            if self._flusher_pid != os.getpid():  # none yet, or a forked child's
+                self._flusher_pid = os.getpid()
+                threading.Thread(
+                    target=self._flush_soon, name="trigger-do-metrics", daemon=True
+                ).start()
+
+    def _flush_soon(self) -> None:
+        while True:
+            self._due.wait()
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what was counted so far to this process's files."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            hists, self._hists = self._hists, {}
+            self._due.clear()
+            if self._broken:
+                return
+            try:
+                for (event, task), n in counts.items():
+                    name, help_text = COUNTERS[event]
+                    self._add("counter", name, f"{name}_total", task, None, n, help_text)
+                for (what, task), buckets in hists.items():
+                    name, help_text = HISTOGRAMS[what]
+                    new = (name, task) not in self._seen  # every bucket shown, empty ones too
+                    self._seen.add((name, task))
+                    for bound, n in zip(BUCKETS, buckets, strict=False):
+                        if n or new:
+                            self._add(
+                                "histogram", name, f"{name}_bucket", task, bound, n, help_text
+                            )
+                    self._add("histogram", name, f"{name}_sum", task, None, buckets[-1], help_text)
+            except (OSError, ValueError) as exc:  # never the run's problem: say it once, go on
+                self._broken = True
+                log.warning("metrics off in this process: cannot write %s: %s", self.directory, exc)
+
+    def _add(
+        self, kind: str, name: str, sample: str, task: str, le: float | None, amount: float,
+        help_text: str,
+    ) -> None:  # fmt: skip
+        key = self._key(name, sample, task, le, help_text)
+        f = self._file(kind)
+        if key not in f._positions:  # a new entry: its bytes allocated first
+            _allocate(f, len(key.encode()) + 40)
+        value, _ = f.read_value(key)
+        f.write_value(key, value + amount, 0.0)
 
     def _key(self, name: str, sample: str, task: str, le: float | None, help_text: str) -> str:
         tag = (sample, task, "" if le is None else floatToGoString(le))
@@ -117,7 +159,11 @@ class FileMeter:
         f = self._files.get(kind)
         if f is None:
             self.directory.mkdir(parents=True, exist_ok=True)
-            f = MmapedDict(str(self.directory / f"{kind}_{pid}.db"))
+            path = self.directory / f"{kind}_{pid}.db"
+            with open(path, "ab") as fresh:  # its first blocks allocated before it is mapped
+                if hasattr(os, "posix_fallocate") and not os.fstat(fresh.fileno()).st_size:
+                    os.posix_fallocate(fresh.fileno(), 0, _INITIAL_MMAP_SIZE)
+            f = MmapedDict(str(path))
             _allocate(f, 0)
             self._files[kind] = f
         return f
@@ -129,6 +175,7 @@ class FileMeter:
         that are gone are first folded into one (`<kind>_merged.db`), under a lock that
         scrapes share, so that short-lived processes (a `trigger-do trigger`, a script) do
         not leave a file each forever."""
+        self.flush()
         families: list[Any] = []
         if self.directory.is_dir():
             with open(self.directory / ".lock", "a+") as lock:
