@@ -53,7 +53,18 @@ class LocalSql:
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
             self._local.depth = 0
+            self._local.hooks = []
         return conn
+
+    def after_commit(self, hook: Callable[[], None]) -> None:
+        """Call `hook` once what was just written is committed: now, outside a transaction;
+        else when the outermost one commits (once however often it is asked for; never
+        should it roll back). A hook must not raise."""
+        self.conn  # noqa: B018  (this thread's state)
+        if not self._local.depth:
+            hook()
+        elif hook not in self._local.hooks:
+            self._local.hooks.append(hook)
 
     def exec(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         check_statement(query, params)
@@ -108,10 +119,12 @@ class LocalSql:
             result = fn()
         except BaseException:
             self._local.depth = 0
+            self._local.hooks = []
             if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
                 conn.execute("ROLLBACK")
             raise
         self._local.depth = 0
+        hooks, self._local.hooks = self._local.hooks, []
         with self._unavailable():
             try:
                 conn.execute("COMMIT")
@@ -121,6 +134,8 @@ class LocalSql:
                 raise
         if conn.total_changes != before:
             self.writes += 1
+        for hook in hooks:
+            hook()
         return result
 
     def _nested(self, conn: sqlite3.Connection, fn: Callable[[], T]) -> T:

@@ -27,6 +27,7 @@ from ...shared.timers import due_objects
 from ...waitpoints.store import TokenStoreObject
 from .changes import DataVersion
 from .database import LocalSql, init_schema
+from .doorbell import Doorbell
 from .objects import LocalNamespace
 from .queue import SCHEMA as QUEUE_SCHEMA
 from .queue import LocalQueue
@@ -238,7 +239,7 @@ def open_local(
         for kind, cls in OBJECT_CLASSES.items()
     }
     platform = Platform(
-        queue=LocalQueue(sql, RUN_QUEUE, clock),
+        queue=LocalQueue(sql, RUN_QUEUE, clock, Doorbell(path)),  # workers woken at once
         objects=namespaces.__getitem__,
         blobs=FileBlobs(path.parent / "packets"),
         settings=settings,

@@ -13,6 +13,7 @@ from ...ports import MAX_SEND_BATCH, OutMessage
 from ...shared.serialization import loads
 from ...shared.sqlbulk import json_chunks
 from .database import LocalSql
+from .doorbell import Doorbell
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS queue_messages (
@@ -31,10 +32,13 @@ SCHEMA = [
 class LocalQueue:
     """The producer side (the `Queue` port)."""
 
-    def __init__(self, sql: LocalSql, name: str, clock: Any) -> None:
+    def __init__(
+        self, sql: LocalSql, name: str, clock: Any, doorbell: Doorbell | None = None
+    ) -> None:
         self.sql = sql
         self.name = name
         self.clock = clock
+        self.doorbell = doorbell  # rung once messages that are visible at once are committed
 
     async def send_batch(self, messages: Sequence[OutMessage]) -> None:
         if len(messages) > MAX_SEND_BATCH:
@@ -56,6 +60,8 @@ class LocalQueue:
                 now,
                 chunk,
             )
+        if self.doorbell is not None and any(m.delay_seconds <= 0 for m in messages):
+            self.sql.after_commit(self.doorbell.ring)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from ...sdk.client import EmbeddedClient, pop_client, push_client
 from ...shared.config import EngineConfig
 from ...shared.serialization import dumps
 from ...task import registered_tasks
+from .doorbell import Listener
 from .platform import RUN_QUEUE, open_local
 from .processes import end_session, register_session, suspect_group
 from .queue import LocalMessage, LocalQueueConsumer
@@ -72,6 +73,7 @@ class Worker:
         self.inflight: dict[int, list[LocalMessage]] = {}
         self.finished: list[LocalMessage] = []  # settled with the next claim (or heartbeat)
         self.stop_event = asyncio.Event()
+        self.doorbell = Listener(Path(db))  # woken by a commit of work, not only by polling
         # the supervisor that started us (named by it: should it die before we get here, our
         # parent is already another process); it dies: so do we
         self.parent = int(os.environ.get(SUPERVISOR_ENV) or os.getppid())
@@ -82,6 +84,7 @@ class Worker:
         watchdog.start(asyncio.get_running_loop())
         heartbeat = asyncio.ensure_future(self._heartbeat())
         batches: set[asyncio.Task[None]] = set()
+        self.doorbell.start(asyncio.get_running_loop())
         try:
             while not self.stop_event.is_set():
                 room = self.max_running - len(self.consumer.running)
@@ -90,7 +93,7 @@ class Worker:
                     continue
                 messages, launch = await self._receive(min(self.batch_size, room))
                 if not messages:
-                    await self._sleep(self.poll_interval)
+                    await self.doorbell.wait(self.poll_interval, self.stop_event)
                     continue
                 if launch is None and any(suspect_group(m.body) for m in messages):
                     await self._isolate(messages, batches)
@@ -100,6 +103,7 @@ class Worker:
                 batch.add_done_callback(batches.discard)
                 await asyncio.sleep(0)  # let the batch start before claiming more
         finally:
+            self.doorbell.stop(asyncio.get_running_loop())
             await self.consumer.shutdown(self.config.shutdown_grace)
             if batches:
                 await asyncio.wait(batches, timeout=self.config.shutdown_grace + 10)
