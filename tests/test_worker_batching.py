@@ -48,3 +48,35 @@ async def test_without_batch_wait_a_batch_goes_at_once(tmp_path: Path) -> None:
     worker = Worker(str(db), EngineConfig(), batch_size=10)
     assert len((await worker._receive(10))[0]) == 3
     assert await worker._receive(10) == ([], None)
+
+
+async def test_quick_full_batches_grow_the_claim_and_a_slow_one_takes_it_back(
+    tmp_path: Path,
+) -> None:
+    from trigger_do.platform.local.queue import LocalMessage
+    from trigger_do.platform.local.worker import QUICK_BATCH
+
+    db = tmp_path / "b.db"
+    open_local(db)
+    worker = Worker(str(db), EngineConfig(), batch_size=10, max_batch_size=35)
+
+    def batch(n: int) -> list[LocalMessage]:
+        return [LocalMessage(str(i), 1, 0.0, {}) for i in range(n)]
+
+    async def quick() -> None:
+        return None
+
+    async def slow() -> None:
+        await asyncio.sleep(QUICK_BATCH * 2)
+
+    sizes = []
+    for _ in range(4):
+        await worker._batch(batch(worker.claim_size), quick)
+        sizes.append(worker.claim_size)
+    assert sizes == [20, 35, 35, 35]  # doubled while full and quick, up to the maximum
+    await worker._batch(batch(3), quick)  # a short batch (the queue ran dry): as it was
+    assert worker.claim_size == 35
+    await worker._batch(batch(35), slow)  # runs that take time: back to batch_size
+    assert worker.claim_size == 10
+    await worker._batch(batch(10), slow)
+    assert worker.claim_size == 10

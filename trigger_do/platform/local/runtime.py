@@ -25,10 +25,9 @@ from ...sdk.client import EmbeddedClient, pop_client, push_client
 from ...shared.config import EngineConfig
 from . import processes
 from .platform import EnvSettings, default_db_path, open_local
-from .worker import SUPERVISOR_ENV
+from .worker import SUPERVISOR_ENV, WORKER_OPTIONS
 
 log = logging.getLogger("trigger_do.runtime")
-WORKER_OPTIONS = ("batch_size", "max_running", "poll_interval", "max_retries", "batch_wait")
 
 
 def module_names(tasks: str | ModuleType | list[str | ModuleType]) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import importlib
 import json
 import logging
@@ -38,6 +39,10 @@ log = logging.getLogger("trigger_do.worker")
 
 Launch = Callable[[], Awaitable[None]]  # runs the runs a claimed batch started
 SUPERVISOR_ENV = "TRIGGER_DO_SUPERVISOR"  # the supervisor's pid, set by runtime.py
+WORKER_OPTIONS = (
+    "batch_size", "max_batch_size", "max_running", "poll_interval", "max_retries", "batch_wait",
+)  # fmt: skip: the Worker's own options (the rest of a config is the engine's)
+QUICK_BATCH = 0.1  # seconds: a full batch whose runs all ended this fast doubles the claim
 
 
 class Worker:
@@ -47,6 +52,7 @@ class Worker:
         config: EngineConfig,
         *,
         batch_size: int = 100,
+        max_batch_size: int = 500,
         max_running: int = 1000,
         poll_interval: float = 0.005,
         max_retries: int = 3,
@@ -67,6 +73,11 @@ class Worker:
             self.sql, RUN_QUEUE + "-dlq", clock, token=token, visibility=visibility
         )
         self.batch_size = batch_size
+        # a worker whose full batches end quickly (short runs, a deep queue) claims more at a
+        # time, up to max_batch_size: fewer transactions per run; a slow batch takes it back
+        # to batch_size (a long run never holds many others back)
+        self.max_batch_size = max(batch_size, max_batch_size)
+        self.claim_size = batch_size
         self.max_running = max_running
         self.poll_interval = poll_interval
         self.batch_wait = batch_wait  # how long a short batch may wait to fill up
@@ -91,7 +102,7 @@ class Worker:
                 if room <= 0:
                     await asyncio.sleep(self.poll_interval)
                     continue
-                messages, launch = await self._receive(min(self.batch_size, room))
+                messages, launch = await self._receive(min(self.claim_size, room))
                 if not messages:
                     await self.doorbell.wait(self.poll_interval, self.stop_event)
                     continue
@@ -173,6 +184,7 @@ class Worker:
     async def _batch(self, messages: list[LocalMessage], launch: Launch | None) -> None:
         key = id(messages)
         self.inflight[key] = messages
+        began, full = time.monotonic(), len(messages) >= self.claim_size
         try:
             await (launch() if launch is not None else self.consumer.handle_batch(messages))
         except Exception:
@@ -180,6 +192,10 @@ class Worker:
         finally:
             self.inflight.pop(key, None)
             self.finished += messages
+        if time.monotonic() - began > QUICK_BATCH:
+            self.claim_size = self.batch_size
+        elif full:
+            self.claim_size = min(self.max_batch_size, self.claim_size * 2)
 
     async def _dead_letters(self) -> None:
         messages = self.dlq.receive(self.batch_size)
@@ -275,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, Any] = json.loads(args.config)
     worker_opts = {
         k: options.pop(k)
-        for k in ("batch_size", "max_running", "poll_interval", "max_retries", "batch_wait")
+        for k in WORKER_OPTIONS
         if k in options
     }
     db = str(Path(args.db).resolve())
@@ -285,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TRIGGER_DO_DB"] = db
     for module in filter(None, args.tasks.split(",")):
         importlib.import_module(module)
+    # what is loaded stays: the collector no longer walks it, and collects young objects
+    # (a run's few) less often
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     worker = Worker(db, EngineConfig(**options), **worker_opts)
     client = EmbeddedClient(Engine(worker.platform, worker.config))
     push_client(client)  # process-wide: sync tasks run in threads, outside any context
