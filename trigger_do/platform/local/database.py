@@ -13,7 +13,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -77,6 +77,18 @@ class LocalSql:
             if conn.total_changes != before:
                 self.writes += 1
             return rows
+
+    def exec_many(self, query: str, rows: Iterable[Sequence[Any]]) -> None:
+        """One statement for each row, in one transaction (this one, inside `transaction`):
+        the local platform's own bulk write (the queue's), which the `Sql` port of the
+        engine's objects does not have."""
+        check_statement(query, ())
+
+        def run() -> None:
+            self.conn.executemany(query, rows)
+
+        with self._unavailable():
+            self.transaction(run)
 
     @contextlib.contextmanager
     def _unavailable(self) -> Iterator[None]:

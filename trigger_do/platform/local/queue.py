@@ -10,7 +10,7 @@ from typing import Any
 
 from ...errors import MessageTooLargeError
 from ...ports import MAX_SEND_BATCH, OutMessage
-from ...shared.serialization import loads
+from ...shared.serialization import dumps_checked, loads
 from ...shared.sqlbulk import json_chunks
 from .database import LocalSql
 from .doorbell import Doorbell
@@ -51,15 +51,10 @@ class LocalQueue:
 
     def _insert(self, messages: Sequence[OutMessage]) -> None:
         now = self.clock.now()
-        rows = [[m.body, now + m.delay_seconds] for m in messages]
-        for chunk in json_chunks(rows):  # a body is stored as its JSON text (`->`, not `->>`)
-            self.sql.exec(
-                "INSERT INTO queue_messages (queue, body, visible_at, enqueued_at) "
-                "SELECT ?1, value->0, value->>1, ?2 FROM json_each(?3)",
-                self.name,
-                now,
-                chunk,
-            )
+        self.sql.exec_many(  # a body is stored as its JSON text
+            "INSERT INTO queue_messages (queue, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
+            [(self.name, dumps_checked(m.body), now + m.delay_seconds, now) for m in messages],
+        )
         if self.doorbell is not None and any(m.delay_seconds <= 0 for m in messages):
             self.sql.after_commit(self.doorbell.ring)
 
