@@ -20,6 +20,7 @@ from trigger_do.platform.local.platform import RUN_QUEUE, open_local
 from trigger_do.platform.local.queue import LocalQueueConsumer
 from trigger_do.producer.producer import TriggerRequest
 from trigger_do.shared.config import EngineConfig
+from trigger_do.shared.serialization import dumps
 from trigger_do.shared.specs import queue
 from trigger_do.task import Task
 
@@ -226,3 +227,37 @@ def test_a_long_backlog_is_handed_back_in_order_across_many_keys(coord: Coord) -
     assert len(out) == len(set(out)) == 180
     counts = [sum(1 for r in out if r.startswith(k)) for k in ("k1", "k2", "k3")]
     assert max(counts) - min(counts) <= 1  # round-robin across the keys
+
+
+def test_a_run_parked_again_keeps_its_place_with_the_newer_dispatch(coord: Coord) -> None:
+    """A stale message of a run (redelivered after its consumer died) was parked, then its
+    retry's message is parked too: the run's row keeps its place but takes the newer body,
+    since a stale message granted later would be skipped and leave the run with none."""
+
+    def acquire(body: dict[str, Any]) -> dict[str, Any]:
+        request = {"id": "c", "task": "t", "key": "", "rate_key": None, "body": body}
+        return coord("acquire", [request], {"tasks": {"t": {"key_limit": 2}}}, T0, 10.0)  # type: ignore[no-any-return]
+
+    coord.acquire(["a", "b"], T0)  # limit 2: full
+    assert acquire({"run_id": "c", "d": 2})["parked"] == ["c"]
+    acquire({"run_id": "c", "d": 1})  # an older message after it: ignored
+    assert acquire({"run_id": "c", "d": 3})["parked"] == ["c"]
+    res = coord("release", ["a"], T0 + 1, 1, 10.0)
+    assert [(b["run_id"], b["d"]) for b in res["direct"]] == [("c", 3)]
+
+
+async def test_a_stale_and_a_current_message_in_one_batch_start_the_run(env: Env) -> None:
+    """Two messages of one run in one batch (its first, redelivered after its consumer
+    died, and its retry's): the one of the run's current dispatch is the one kept."""
+    run = (await env.engine.trigger(TriggerRequest(FREE.id, 1))).id
+    env.sql.exec("UPDATE runs SET dispatch = 2, state = 'waiting_for_retry' WHERE id = ?", run)
+    env.sql.exec("DELETE FROM queue_messages")
+    for d in (1, 2):  # the stale one first
+        body = {"v": 1, "run_id": run, "task": FREE.id, "attempt": d, "d": d}
+        env.sql.exec(
+            "INSERT INTO queue_messages (queue, body, visible_at, enqueued_at) "
+            "VALUES (?, ?, 0, 0)", RUN_QUEUE, dumps(body),
+        )  # fmt: skip
+    GATE["open"].set()
+    await env.consumer.handle_batch(env.queue.receive(10))
+    assert env.sql.exec("SELECT state FROM runs WHERE id = ?", run) == [("completed",)]

@@ -166,7 +166,7 @@ class Consumer:
         messages dropped, runs of tasks this consumer lacks put back for a while."""
         parsed: list[tuple[Message, RunMessage]] = []
         wakes: list[Message] = []
-        seen: set[str] = set()
+        seen: dict[str, int] = {}  # run id -> its place in `parsed`
         for m in messages:
             if self.gate.is_wake(m.body):  # a coordinator's alarm
                 wakes.append(m)
@@ -177,15 +177,22 @@ class Consumer:
                 log.error("dropping a malformed message %s: %s", m.id, exc)
                 m.ack()
                 continue
-            if msg.run_id in seen:  # a duplicate in the same batch: one start is enough
-                m.ack()
+            if msg.run_id in seen:  # twice in one batch: one start is enough, the newest
+                # dispatch's (a stale one would be skipped, and the run left without any)
+                at = seen[msg.run_id]
+                kept_m, kept = parsed[at]
+                if msg.dispatch > kept.dispatch:
+                    kept_m.ack()
+                    parsed[at] = (m, msg)
+                else:
+                    m.ack()
                 continue
             if msg.task and msg.task not in self.tasks and m.attempts < UNKNOWN_TASK_DELIVERIES:
                 # another consumer may serve it (a rolling restart with new task code):
                 # look again before ending the run SYSTEM_FAILURE
                 m.retry(UNKNOWN_TASK_RETRY)
                 continue
-            seen.add(msg.run_id)
+            seen[msg.run_id] = len(parsed)
             parsed.append((m, msg))
         if wakes:
             await self.gate.wake(wakes)

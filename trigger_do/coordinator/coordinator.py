@@ -355,6 +355,7 @@ class CoordinatorObject:
         self._hit(d.refused, refused=True)
         self.tables.add_slots(d.slots, "held", until, now)
         self.tables.park(d.parks, now)
+        self.tables.newer_bodies(d.bodies)
         q.seq = d.seq
 
     # --- windows and alarms -------------------------------------------------------------------

@@ -333,7 +333,9 @@ class AdmitDecision:
     refuses) goes back in line (its reservation freed). `slots`: new held slots; `parks`:
     new parked rows; `hits` per window; `refused`: the hits its windows refused those going
     back (a fixed window counts even a refused hit; the counter is past its limit then, so
-    no decision sees it); `seq`: the last parking sequence number after it."""
+    no decision sees it); `seq`: the last parking sequence number after it. `bodies`: the
+    messages of runs parked already, for their rows (kept where they are newer: a stale
+    message granted later would be skipped, and the run left without any)."""
 
     granted: tuple[str, ...]
     parked: tuple[str, ...]
@@ -344,6 +346,7 @@ class AdmitDecision:
     hits: Mapping[WindowRef, int]
     refused: Mapping[WindowRef, int]
     seq: int
+    bodies: tuple[tuple[str, Any], ...] = ()
 
 
 def decide_admit(a: AdmitInputs) -> AdmitDecision:
@@ -366,6 +369,7 @@ def decide_admit(a: AdmitInputs) -> AdmitDecision:
     returned: list[tuple[str, bool]] = []
     new_slots: list[SlotRow] = []
     parks: list[Park] = []
+    bodies: list[tuple[str, Any]] = []
     for r in a.requests:
         state = states.get(r.run_id)
         if state == "held":
@@ -380,6 +384,7 @@ def decide_admit(a: AdmitInputs) -> AdmitDecision:
                 refused[ref] = refused.get(ref, 0) + 1
                 returned.append((r.run_id, False))
                 parked.append(r.run_id)
+                bodies.append((r.run_id, r.body))
                 slots[r.key] = slots.get(r.key, 0) - 1  # (its reservation goes)
                 total -= 1
                 waiting[r.key] = waiting.get(r.key, 0) + 1
@@ -391,6 +396,7 @@ def decide_admit(a: AdmitInputs) -> AdmitDecision:
             continue
         if r.run_id in parked_ids:
             parked.append(r.run_id)
+            bodies.append((r.run_id, r.body))
             continue
         ok = (
             not lim.paused
@@ -425,4 +431,5 @@ def decide_admit(a: AdmitInputs) -> AdmitDecision:
         hits,
         refused,
         seq,
+        tuple(bodies),
     )

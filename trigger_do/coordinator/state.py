@@ -308,6 +308,18 @@ class Tables:
         if rows:
             self.add_waiting({rows[0][0]: 1})
 
+    def newer_bodies(self, bodies: Sequence[tuple[str, Any]]) -> None:
+        """Parked runs' rows take these messages where they are of a newer dispatch."""
+        rows = [[run_id, dumps(body)] for run_id, body in bodies]
+        for chunk in json_chunks(rows):
+            self.sql.exec(
+                "UPDATE coord_parked SET body = j.value->>1 FROM json_each(?2) AS j "
+                "WHERE queue = ?1 AND run_id = j.value->>0 AND "
+                "coalesce((j.value->>1)->>'d', 0) > coalesce(body->>'d', 0)",
+                self.queue,
+                chunk,
+            )
+
     def park(self, parks: Sequence[Park], at: float) -> None:
         """Parked rows for `parks` (a run parked already keeps its row), counted waiting."""
         rows = [[p.run_id, p.key, p.task, p.rate_id, p.seq, dumps(p.body)] for p in parks]
