@@ -107,6 +107,11 @@ class Gate:
         self.config = config
         self.queues = {t.queue.name: t.queue for t in tasks.values() if t.queue is not None}
         self.held: dict[str, str] = {}  # run id -> queue, for the slots this consumer holds
+        self.parked = 0  # runs of this consumer's batches parked so far (their keys were full)
+        self.parked_keys: set[tuple[str, str | None]] = set()  # their (queue, key)s
+        # slots this consumer freed that no parked run took (its worker's room to claim in
+        # while its claims mostly park); the worker takes it back (`take_free`)
+        self.free = 0
         self._controls: dict[str, tuple[float, bool]] = {}
         self._releases: dict[str, set[str]] = defaultdict(set)
         self._flush: asyncio.Handle | None = None
@@ -233,6 +238,8 @@ class Gate:
                     out.append((m, msg, res.at))
                 else:
                     m.ack()  # parked: the coordinator holds it and hands it back
+                    self.parked += 1
+                    self.parked_keys.add((queue, msg.key))
             answer = _Answer()
             self._granted(queue, res, answer, skip=granted)
             out += answer.admitted
@@ -351,6 +358,7 @@ class Gate:
             self.held.pop(run_id, None)
         answer = _Answer()
         self._granted(queue, res, answer)
+        self.free += max(0, len(released) - len(answer.admitted))
         try:
             await self.coordinators.send(queue, res)
         except Exception:  # the hand-backs' slots lapse and they are handed back again

@@ -42,6 +42,8 @@ SUPERVISOR_ENV = "TRIGGER_DO_SUPERVISOR"  # the supervisor's pid, set by runtime
 WORKER_OPTIONS = (
     "batch_size", "max_batch_size", "max_running", "poll_interval", "max_retries", "batch_wait",
 )  # fmt: skip: the Worker's own options (the rest of a config is the engine's)
+SATURATED_KEYS = 8  # parked runs of at least this many keys in one claim: saturated
+SATURATED_PROBE = 0.25  # seconds: how long a claim ceiling holds without a claim lifting it
 QUICK_BATCH = 0.1  # seconds: a full batch whose runs all ended this fast doubles the claim
 
 
@@ -78,6 +80,13 @@ class Worker:
         # to batch_size (a long run never holds many others back)
         self.max_batch_size = max(batch_size, max_batch_size)
         self.claim_size = batch_size
+        # while most of what it claims is parked (its keys' slots are all taken), a worker
+        # claims only as many runs as its finished runs freed slots that no parked run took
+        # (`Gate.free`): a run claimed then costs a start, not a park and a grant. A claim
+        # that parks less than half ends this; and every SATURATED_PROBE seconds it may
+        # claim a batch anyway (work of other queues behind a saturated key keeps coming)
+        self.saturated: float | None = None  # since when (the last probe)
+        self._sized = False  # the claim under way is sized to the freed slots
         self.max_running = max_running
         self.poll_interval = poll_interval
         self.batch_wait = batch_wait  # how long a short batch may wait to fill up
@@ -98,10 +107,13 @@ class Worker:
         self.doorbell.start(asyncio.get_running_loop())
         try:
             while not self.stop_event.is_set():
-                room = self.max_running - len(self.consumer.running)
+                room = self._room()
                 if room <= 0:
                     await asyncio.sleep(self.poll_interval)
                     continue
+                parked = self.consumer.gate.parked
+                self.consumer.gate.free = 0  # (this claim takes the room freed so far)
+                self.consumer.gate.parked_keys.clear()
                 messages, launch = await self._receive(min(self.claim_size, room))
                 if not messages:
                     await self.doorbell.wait(self.poll_interval, self.stop_event)
@@ -113,6 +125,8 @@ class Worker:
                 batches.add(batch)
                 batch.add_done_callback(batches.discard)
                 await asyncio.sleep(0)  # let the batch start before claiming more
+                if launch is not None:  # (admitted in the claim: how many parked is known)
+                    self._saturated(self.consumer.gate.parked - parked, len(messages))
         finally:
             self.doorbell.stop(asyncio.get_running_loop())
             await self.consumer.shutdown(self.config.shutdown_grace)
@@ -123,6 +137,30 @@ class Worker:
             self._settle_all()
             self.sql.exec("DELETE FROM workers WHERE pid = ?", os.getpid())
             end_session(self.sql, os.getpid())
+
+    def _room(self) -> int:
+        """How many more runs this worker may claim now."""
+        room = self.max_running - len(self.consumer.running)
+        if self.saturated is None:
+            return room
+        if time.monotonic() - self.saturated > SATURATED_PROBE:
+            self.saturated = time.monotonic()
+            return min(room, self.batch_size)  # a look past the saturated keys
+        self._sized = True
+        return min(room, self.consumer.gate.free)
+
+    def _saturated(self, parked: int, claimed: int) -> None:
+        """After a claim: most of it parked, of many keys: the keys are saturated. Little of
+        a claim not sized to the freed slots (a probe, say) parked: they are not (or no
+        longer). The runs of a backlog of a few keys are claimed past, parked, so that
+        other keys' runs behind them start at once."""
+        sized, self._sized = self._sized, False
+        many = len(self.consumer.gate.parked_keys) >= SATURATED_KEYS
+        if parked * 2 > claimed and (many or self.saturated is not None):
+            if self.saturated is None:
+                self.saturated = time.monotonic()
+        elif not sized:
+            self.saturated = None
 
     async def _receive(self, n: int) -> tuple[list[LocalMessage], Launch | None]:
         """Up to `n` messages; a short batch waits up to `batch_wait` to fill up. A full
