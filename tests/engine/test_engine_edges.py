@@ -105,7 +105,9 @@ async def test_malformed_and_stale_messages_are_dropped(driver: Driver) -> None:
     await driver.platform.queue.send_all(
         [
             OutMessage({"not": "a run message"}),
-            OutMessage(RunMessage(handle.id, "t-echo", 1, 99).to_body()),  # a stale dispatch
+            # a stale dispatch (older than the run's: a run's messages only ever carry its
+            # dispatch at the time, and the run's own goes up with each)
+            OutMessage(RunMessage(handle.id, "t-echo", 1, 0).to_body()),
         ]
     )
     await driver.run_until_final([handle.id])

@@ -178,7 +178,9 @@ class Consumer:
                 m.ack()
                 continue
             if msg.run_id in seen:  # twice in one batch: one start is enough, the newest
-                # dispatch's (a stale one would be skipped, and the run left without any)
+                # dispatch's (a message is sent with the dispatch its run's row has then, so
+                # the newest is the current one; a stale one would be skipped, and the run
+                # left without any)
                 at = seen[msg.run_id]
                 kept_m, kept = parsed[at]
                 if msg.dispatch > kept.dispatch:
