@@ -10,6 +10,11 @@ from ..shared.states import FINAL_STATES, STARTABLE, RunState, sources_for
 from .index_schema import WATCHED, IndexBase, _in
 from .index_waits import resume_ready, waiting_children
 
+# an outcome's fields, in the order `finish_many`'s statement reads them
+_OUTCOME_FIELDS = (
+    "id", "attempt", "output", "output_packet", "error", "due_at", "progress", "metadata",
+    "has_object",
+)  # fmt: skip
 
 class ConsumerWrites(IndexBase):
     # --- consumer ------------------------------------------------------------------------
@@ -167,7 +172,9 @@ class ConsumerWrites(IndexBase):
             sources = _in(sources_for(state))
             final = RunState(state) in FINAL_STATES
             bump = 0 if final else 1
-            for chunk in json_chunks(group):
+            # positional rows (`->>0` costs far less than `->>'id'` on each element)
+            fields = [[o.get(f) for f in _OUTCOME_FIELDS] for o in group]
+            for chunk in json_chunks(fields):
                 rows = self.sql.exec(
                     f"""UPDATE runs SET state = ?1, updated_at = ?2,
                         finished_at = CASE WHEN ?3 THEN ?2 ELSE runs.finished_at END,
@@ -181,11 +188,9 @@ class ConsumerWrites(IndexBase):
                         metadata = coalesce(j.metadata, runs.metadata),
                         has_object = max(runs.has_object, coalesce(j.has_object, 0)),
                         lease_token = NULL, lease_until = NULL
-                    FROM (SELECT value->>'id' AS id, value->>'attempt' AS attempt,
-                            value->>'output' AS output, value->>'output_packet' AS output_packet,
-                            value->>'error' AS error, value->>'due_at' AS due_at,
-                            value->>'progress' AS progress, value->>'metadata' AS metadata,
-                            value->>'has_object' AS has_object
+                    FROM (SELECT value->>0 AS id, value->>1 AS attempt, value->>2 AS output,
+                            value->>3 AS output_packet, value->>4 AS error, value->>5 AS due_at,
+                            value->>6 AS progress, value->>7 AS metadata, value->>8 AS has_object
                           FROM json_each(?5)) AS j
                     WHERE runs.id = j.id AND +runs.lease_token = ?6 AND runs.attempt = j.attempt
                       AND +runs.state IN ({sources})
