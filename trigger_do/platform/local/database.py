@@ -7,6 +7,7 @@ BEGIN/COMMIT/SAVEPOINT in engine SQL, at most 100 bound parameters, bound string
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -125,6 +126,35 @@ class LocalSql:
             return self._nested(conn, fn)
         with self._unavailable():
             self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        return self._within(conn, fn)
+
+    async def transaction_async(self, fn: Callable[[], T]) -> T:
+        """`transaction(fn)` for a caller on an event loop: while another process holds the
+        write lock it waits with `asyncio.sleep`, so the loop runs its other work (a worker's
+        runs need no lock) instead of sleeping through the wait."""
+        conn = self.conn
+        if self._local.depth:
+            return self._nested(conn, fn)
+        deadline = time.monotonic() + self.timeout
+        pause = 0.0002
+        while True:
+            with self._unavailable():
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                    if time.monotonic() > deadline:
+                        raise
+            await asyncio.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 1.5, 0.001)
+        # (no other coroutine's transaction can be open here: each runs to its end without
+        # yielding; the wait above is before BEGIN)
+        return self._within(conn, fn)
+
+    def _within(self, conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
+        """Run `fn` in the transaction just begun, and commit it (or roll it back)."""
         self._local.depth = 1
         before = conn.total_changes
         try:

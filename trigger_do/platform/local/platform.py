@@ -216,7 +216,7 @@ def local_units(sql: LocalSql) -> UnitRunner:
                 "queue sends"
             )
 
-        return sql.transaction(drive)
+        return await sql.transaction_async(drive)
 
     return run
 

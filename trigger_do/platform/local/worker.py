@@ -43,7 +43,7 @@ WORKER_OPTIONS = (
     "batch_size", "max_batch_size", "max_running", "poll_interval", "max_retries", "batch_wait",
 )  # fmt: skip: the Worker's own options (the rest of a config is the engine's)
 SATURATED_KEYS = 8  # parked runs of at least this many keys in one claim: saturated
-SATURATED_PROBE = 0.25  # seconds: how long a claim ceiling holds without a claim lifting it
+SATURATED_PROBE = 0.25  # seconds between the whole batches a saturated worker claims anyway
 QUICK_BATCH = 0.1  # seconds: a full batch whose runs all ended this fast doubles the claim
 
 
