@@ -130,8 +130,8 @@ class LocalSql:
 
     async def transaction_async(self, fn: Callable[[], T]) -> T:
         """`transaction(fn)` for a caller on an event loop: while another process holds the
-        write lock it waits with `asyncio.sleep`, so the loop runs its other work (a worker's
-        runs need no lock) instead of sleeping through the wait."""
+        write lock, each retry first lets the loop run its other ready work (a worker's runs
+        need no lock) instead of sleeping through the whole wait."""
         conn = self.conn
         if self._local.depth:
             return self._nested(conn, fn)
@@ -147,7 +147,10 @@ class LocalSql:
                         raise
                     if time.monotonic() > deadline:
                         raise
-            await asyncio.sleep(pause * (0.5 + random.random()))
+            # the loop's other ready work first, then a short wait: an event loop's timed
+            # sleep wakes in whole milliseconds, too late for a lock held a fraction of one
+            await asyncio.sleep(0)
+            time.sleep(pause * (0.5 + random.random()))
             pause = min(pause * 1.5, 0.001)
         # (no other coroutine's transaction can be open here: each runs to its end without
         # yielding; the wait above is before BEGIN)
