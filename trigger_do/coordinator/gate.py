@@ -110,7 +110,7 @@ class Gate:
         self.parked = 0  # runs of this consumer's batches parked so far (their keys were full)
         self.parked_keys: set[tuple[str, str | None]] = set()  # their (queue, key)s
         # slots this consumer freed that no parked run took (its worker's room to claim in
-        # while its claims mostly park); the worker takes it back (`take_free`)
+        # while its claims mostly park; the worker zeroes it as it claims)
         self.free = 0
         self._controls: dict[str, tuple[float, bool]] = {}
         self._releases: dict[str, set[str]] = defaultdict(set)

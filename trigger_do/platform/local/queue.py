@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import MessageTooLargeError
-from ...ports import MAX_SEND_BATCH, OutMessage
+from ...ports import MAX_ROW_BYTES, MAX_SEND_BATCH, OutMessage
 from ...shared.serialization import dumps_checked, loads
 from ...shared.sqlbulk import json_chunks
 from .database import LocalSql
@@ -51,9 +51,12 @@ class LocalQueue:
 
     def _insert(self, messages: Sequence[OutMessage]) -> None:
         now = self.clock.now()
+        rows = [(self.name, dumps_checked(m.body), now + m.delay_seconds, now) for m in messages]
+        if rows and max(len(r[1]) for r in rows) > MAX_ROW_BYTES:  # as a DO row would refuse
+            raise MessageTooLargeError(f"a queue message over {MAX_ROW_BYTES} bytes")
         self.sql.exec_many(  # a body is stored as its JSON text
             "INSERT INTO queue_messages (queue, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
-            [(self.name, dumps_checked(m.body), now + m.delay_seconds, now) for m in messages],
+            rows,
         )
         if self.doorbell is not None and any(m.delay_seconds <= 0 for m in messages):
             self.sql.after_commit(self.doorbell.ring)
