@@ -14,12 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvariantError
-from ..ports import Sql
 from ..shared.serialization import dumps
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import CREATED_IN, RunState
-from ..shared.timers import SCHEMA as TIMERS_SCHEMA
-from ..shared.timers import ObjectTimers
+from ..shared.timers import TimedObject
 from .index_batches import BATCH_SCHEMA, VISIBLE, BatchWrites
 from .index_bulk import BULK_SCHEMA, BulkWrites
 from .index_consumer import ConsumerWrites
@@ -37,22 +35,13 @@ TTL_TIMER = "ttl"  # due at the earliest expiry of a run that has not started
 
 
 class RunIndexObject(
-    ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, RealtimeReads, WaitWrites
+    TimedObject, ConsumerWrites, BatchWrites, BulkWrites, ControlWrites, RealtimeReads, WaitWrites
 ):
     """One shard of the run index."""
 
     KIND = "run-index"
+    OWN_SCHEMA = SCHEMA + BATCH_SCHEMA + BULK_SCHEMA + WAITS_SCHEMA + METRICS_SCHEMA
 
-    def __init__(self, sql: Sql, name: str) -> None:
-        self.sql = sql
-        self.name = name
-        self.timers = ObjectTimers(sql, self.KIND, name)
-
-    @staticmethod
-    def schema() -> list[str]:
-        return (
-            SCHEMA + BATCH_SCHEMA + TIMERS_SCHEMA + BULK_SCHEMA + WAITS_SCHEMA + METRICS_SCHEMA
-        )
 
     # --- timers ----------------------------------------------------------------------------
 

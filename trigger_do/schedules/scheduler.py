@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ports import Sql
 from ..shared.ids import new_id
 from ..shared.rows import RowReader
 from ..shared.sqlbulk import json_chunks
-from ..shared.timers import SCHEMA as TIMERS_SCHEMA
-from ..shared.timers import ObjectTimers
+from ..shared.timers import TimedObject
 from .cron import Cron
 
 SCHEMA = [
@@ -65,20 +63,12 @@ _record = RowReader(
 )
 
 
-class SchedulerObject:
+class SchedulerObject(TimedObject):
     """Schedules, declarative (synced from the tasks' `cron=`) and imperative (the API)."""
 
     KIND = "scheduler"
+    OWN_SCHEMA = SCHEMA
     NAME = "scheduler"
-
-    def __init__(self, sql: Sql, name: str) -> None:
-        self.sql = sql
-        self.name = name
-        self.timers = ObjectTimers(sql, self.KIND, name)
-
-    @staticmethod
-    def schema() -> list[str]:
-        return SCHEMA + TIMERS_SCHEMA
 
     # --- reads -------------------------------------------------------------------------------
 

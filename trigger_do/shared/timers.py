@@ -25,6 +25,23 @@ SCHEMA = [
 ]
 
 
+class TimedObject:
+    """An engine object with timers: `KIND` names its class (its timers' `kind`), `name`
+    the instance; `schema()` adds the timers' table to `OWN_SCHEMA`."""
+
+    KIND: str
+    OWN_SCHEMA: list[str] = []
+
+    def __init__(self, sql: Sql, name: str) -> None:
+        self.sql = sql
+        self.name = name
+        self.timers = ObjectTimers(sql, self.KIND, name)
+
+    @classmethod
+    def schema(cls) -> list[str]:
+        return cls.OWN_SCHEMA + SCHEMA
+
+
 class ObjectTimers:
     """The timers of one object (`kind`, `name`), on its `Sql`; call inside its methods."""
 

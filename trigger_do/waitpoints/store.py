@@ -18,12 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ports import Sql
 from ..shared.rows import RowReader
 from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
-from ..shared.timers import SCHEMA as TIMERS_SCHEMA
-from ..shared.timers import ObjectTimers
+from ..shared.timers import TimedObject
 
 WAITING, COMPLETED, TIMED_OUT = "WAITING", "COMPLETED", "TIMED_OUT"
 STATUSES = (WAITING, COMPLETED, TIMED_OUT)
@@ -92,19 +90,11 @@ def _record(row: tuple[Any, ...]) -> dict[str, Any]:
     return out
 
 
-class TokenStoreObject:
+class TokenStoreObject(TimedObject):
     """One shard of wait tokens."""
 
     KIND = "waitpoints"
-
-    def __init__(self, sql: Sql, name: str) -> None:
-        self.sql = sql
-        self.name = name
-        self.timers = ObjectTimers(sql, self.KIND, name)
-
-    @staticmethod
-    def schema() -> list[str]:
-        return SCHEMA + TIMERS_SCHEMA
+    OWN_SCHEMA = SCHEMA
 
     # --- reads -----------------------------------------------------------------------------
 
