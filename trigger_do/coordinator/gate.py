@@ -73,6 +73,20 @@ class GrantedMessage:
 
 
 @dataclass
+class Pressure:
+    """Since a worker's last claim (`reset` as it claims): the (queue, key) of each run its
+    batches parked (their keys' slots were all taken), and how many slots this consumer
+    freed that no parked run took (room a saturated worker claims into)."""
+
+    parked_keys: list[tuple[str, str | None]] = field(default_factory=list)
+    free: int = 0
+
+    def reset(self) -> None:
+        self.parked_keys.clear()
+        self.free = 0
+
+
+@dataclass
 class _Answer:
     """What one call left to start: the runs granted, each at the instant it was granted."""
 
@@ -107,11 +121,7 @@ class Gate:
         self.config = config
         self.queues = {t.queue.name: t.queue for t in tasks.values() if t.queue is not None}
         self.held: dict[str, str] = {}  # run id -> queue, for the slots this consumer holds
-        self.parked = 0  # runs of this consumer's batches parked so far (their keys were full)
-        self.parked_keys: set[tuple[str, str | None]] = set()  # their (queue, key)s
-        # slots this consumer freed that no parked run took (its worker's room to claim in
-        # while its claims mostly park; the worker zeroes it as it claims)
-        self.free = 0
+        self.pressure = Pressure()  # how full its keys are, as a worker sizes its claims
         self._controls: dict[str, tuple[float, bool]] = {}
         self._releases: dict[str, set[str]] = defaultdict(set)
         self._flush: asyncio.Handle | None = None
@@ -238,8 +248,7 @@ class Gate:
                     out.append((m, msg, res.at))
                 else:
                     m.ack()  # parked: the coordinator holds it and hands it back
-                    self.parked += 1
-                    self.parked_keys.add((queue, msg.key))
+                    self.pressure.parked_keys.append((queue, msg.key))
             answer = _Answer()
             self._granted(queue, res, answer, skip=granted)
             out += answer.admitted
@@ -358,7 +367,7 @@ class Gate:
             self.held.pop(run_id, None)
         answer = _Answer()
         self._granted(queue, res, answer)
-        self.free += max(0, len(released) - len(answer.admitted))
+        self.pressure.free += max(0, len(released) - len(answer.admitted))
         try:
             await self.coordinators.send(queue, res)
         except Exception:  # the hand-backs' slots lapse and they are handed back again

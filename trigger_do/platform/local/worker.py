@@ -39,9 +39,10 @@ log = logging.getLogger("trigger_do.worker")
 
 Launch = Callable[[], Awaitable[None]]  # runs the runs a claimed batch started
 SUPERVISOR_ENV = "TRIGGER_DO_SUPERVISOR"  # the supervisor's pid, set by runtime.py
+# the Worker's own options (the rest of a config is the engine's)
 WORKER_OPTIONS = (
     "batch_size", "max_batch_size", "max_running", "poll_interval", "max_retries", "batch_wait",
-)  # fmt: skip: the Worker's own options (the rest of a config is the engine's)
+)  # fmt: skip
 SATURATED_KEYS = 8  # parked runs of at least this many keys in one claim: saturated
 SATURATED_PROBE = 0.25  # seconds between the whole batches a saturated worker claims anyway
 QUICK_BATCH = 0.1  # seconds: a full batch whose runs all ended this fast doubles the claim
@@ -82,11 +83,10 @@ class Worker:
         self.claim_size = batch_size
         # while most of what it claims is parked (its keys' slots are all taken), a worker
         # claims only as many runs as its finished runs freed slots that no parked run took
-        # (`Gate.free`): a run claimed then costs a start, not a park and a grant. A claim
-        # that parks less than half ends this; and every SATURATED_PROBE seconds it may
-        # claim a batch anyway (work of other queues behind a saturated key keeps coming)
+        # (`Gate.pressure`): a run claimed then costs a start, not a park and a grant. A
+        # claim that parks less than half ends this; and every SATURATED_PROBE seconds it
+        # may claim a batch anyway (work of other queues behind a saturated key keeps coming)
         self.saturated: float | None = None  # since when (the last probe)
-        self._sized = False  # the claim under way is sized to the freed slots
         self.max_running = max_running
         self.poll_interval = poll_interval
         self.batch_wait = batch_wait  # how long a short batch may wait to fill up
@@ -107,13 +107,12 @@ class Worker:
         self.doorbell.start(asyncio.get_running_loop())
         try:
             while not self.stop_event.is_set():
-                room = self._room()
+                room, sized = self._room()
                 if room <= 0:
                     await asyncio.sleep(self.poll_interval)
                     continue
-                parked = self.consumer.gate.parked
-                self.consumer.gate.free = 0  # (this claim takes the room freed so far)
-                self.consumer.gate.parked_keys.clear()
+                pressure = self.consumer.gate.pressure
+                pressure.reset()  # (this claim takes the room freed so far)
                 messages, launch = await self._receive(min(self.claim_size, room))
                 if not messages:
                     await self.doorbell.wait(self.poll_interval, self.stop_event)
@@ -125,8 +124,8 @@ class Worker:
                 batches.add(batch)
                 batch.add_done_callback(batches.discard)
                 await asyncio.sleep(0)  # let the batch start before claiming more
-                if launch is not None:  # (admitted in the claim: how many parked is known)
-                    self._saturated(self.consumer.gate.parked - parked, len(messages))
+                if launch is not None:  # (admitted in the claim: what parked is known)
+                    self._saturated(pressure.parked_keys, len(messages), sized)
         finally:
             self.doorbell.stop(asyncio.get_running_loop())
             await self.consumer.shutdown(self.config.shutdown_grace)
@@ -138,26 +137,24 @@ class Worker:
             self.sql.exec("DELETE FROM workers WHERE pid = ?", os.getpid())
             end_session(self.sql, os.getpid())
 
-    def _room(self) -> int:
-        """How many more runs this worker may claim now."""
+    def _room(self) -> tuple[int, bool]:
+        """How many more runs this worker may claim now, and whether that is sized to the
+        slots its releases freed (its keys are saturated)."""
         room = self.max_running - len(self.consumer.running)
         if self.saturated is None:
-            return room
+            return room, False
         if time.monotonic() - self.saturated > SATURATED_PROBE:
             self.saturated = time.monotonic()
-            return min(room, self.batch_size)  # a look past the saturated keys
-        self._sized = True
-        return min(room, self.consumer.gate.free)
+            return min(room, self.batch_size), False  # a look past the saturated keys
+        return min(room, self.consumer.gate.pressure.free), True
 
-    def _saturated(self, parked: int, claimed: int) -> None:
+    def _saturated(self, parked: list[tuple[str, str | None]], claimed: int, sized: bool) -> None:
         """After a claim: most of it parked, of many keys: the keys are saturated. Little of
         a claim not sized to the freed slots (a probe, say) parked: they are not (or no
         longer). The runs of a backlog of a few keys are claimed past, parked, so that
         other keys' runs behind them start at once."""
-        sized, self._sized = self._sized, False
-        many = len(self.consumer.gate.parked_keys) >= SATURATED_KEYS
-        if parked * 2 > claimed and (many or self.saturated is not None):
-            if self.saturated is None:
+        if len(parked) * 2 > claimed:
+            if self.saturated is None and len(set(parked)) >= SATURATED_KEYS:
                 self.saturated = time.monotonic()
         elif not sized:
             self.saturated = None
@@ -327,11 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s worker %(process)d %(levelname)s %(message)s",
     )
     options: dict[str, Any] = json.loads(args.config)
-    worker_opts = {
-        k: options.pop(k)
-        for k in WORKER_OPTIONS
-        if k in options
-    }
+    worker_opts = {k: options.pop(k) for k in WORKER_OPTIONS if k in options}
     db = str(Path(args.db).resolve())
     # this worker's database for everything in the process: a task's SDK calls (a child
     # run, trigger_and_wait, ...) and any process a task starts, whatever the cwd or the
