@@ -31,6 +31,25 @@ SCHEMA_VERSION = 1
 _UNAVAILABLE = ("disk is full", "readonly database", "disk i/o error", "unable to open")
 
 
+
+class _BusyWaits:
+    """The pauses between tries of a write that found the write lock taken: `after(exc)`
+    gives the next one, or raises `exc` when it is not about the lock or the timeout has
+    passed."""
+
+    def __init__(self, timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.pause = 0.0002
+
+    def after(self, exc: sqlite3.OperationalError) -> float:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise exc
+        if time.monotonic() > self.deadline:
+            raise exc
+        pause = self.pause * (0.5 + random.random())
+        self.pause = min(self.pause * 1.5, 0.001)
+        return pause
+
 class LocalSql:
     """One connection per thread to the database file. `writes` counts the write
     transactions this process committed through it (a statement outside `transaction`
@@ -107,18 +126,13 @@ class LocalSql:
         """Retry while another process holds the write lock. SQLite's own busy handler
         sleeps in steps that grow to 100 ms, which starves short writers under load;
         this polls every fraction of a millisecond instead."""
-        deadline = time.monotonic() + self.timeout
-        pause = 0.0002
+        waits = _BusyWaits(self.timeout)
         while True:
             try:
                 return fn()
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise
-            time.sleep(pause * (0.5 + random.random()))
-            pause = min(pause * 1.5, 0.001)
+                pause = waits.after(exc)
+            time.sleep(pause)
 
     def transaction(self, fn: Callable[[], T]) -> T:
         conn = self.conn
@@ -135,23 +149,18 @@ class LocalSql:
         conn = self.conn
         if self._local.depth:
             return self._nested(conn, fn)
-        deadline = time.monotonic() + self.timeout
-        pause = 0.0002
+        waits = _BusyWaits(self.timeout)
         while True:
             with self._unavailable():
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     break
                 except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) and "busy" not in str(exc):
-                        raise
-                    if time.monotonic() > deadline:
-                        raise
+                    pause = waits.after(exc)
             # the loop's other ready work first, then a short wait: an event loop's timed
             # sleep wakes in whole milliseconds, too late for a lock held a fraction of one
             await asyncio.sleep(0)
-            time.sleep(pause * (0.5 + random.random()))
-            pause = min(pause * 1.5, 0.001)
+            time.sleep(pause)
         # (no other coroutine's transaction can be open here: each runs to its end without
         # yielding; the wait above is before BEGIN)
         return self._within(conn, fn)
