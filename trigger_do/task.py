@@ -172,39 +172,15 @@ class Task(Generic[R]):
     async def batch_trigger(
         self, items: Iterable[Any], *, idempotency_key: str | None = None
     ) -> BatchHandle:
-        run = current_run.get()
-        pairs = [(self.id, item) for item in items]
-        if run is not None:  # children of the run
-            split = [as_batch_item(i) for _, i in pairs]
-            pairs = [(self.id, BatchItem(p, **run.child_options(o))) for p, o in split]
-        return await _current_client().batch_trigger(
-            pairs, idempotency_key=idempotency_key, tasks={self.id: self}
-        )
+        return await batch_trigger_of(self.id, items, idempotency_key, self)
 
     async def batch_trigger_and_wait(
         self, items: Iterable[Any], *, timeout: float | None = None, key: str | None = None
     ) -> list[R]:
         """Every run's output in input order (`RunFailedError` for the first that did not
         complete). Inside an async task the caller suspends until the last one ends."""
-        run = current_run.get()
-        if run is not None:
-            parts = [as_batch_item(i) for i in items]
-
-            async def start(
-                extra: list[dict[str, Any]], batch_key: str | None
-            ) -> list[tuple[str, bool]]:
-                payloads = [p for p, _ in parts]
-                pairs = [(self.id, BatchItem(p, **e)) for p, e in zip(payloads, extra, strict=True)]
-                batch = await _current_client().batch_trigger(
-                    pairs, idempotency_key=batch_key, tasks={self.id: self}
-                )
-                return [(r.id, r.is_cached) for r in batch.runs]
-
-            opts = [o for _, o in parts]
-            done = await run.wait_children("batch", len(parts), opts, start, key)
-            return typing.cast(list[R], done)
-        batch = await self.batch_trigger(items)
-        return typing.cast(list[R], await batch.results(timeout=timeout))
+        done = await batch_trigger_and_wait_of(self.id, items, timeout, key, self)
+        return typing.cast(list[R], done)
 
     # sync twins, for code outside an event loop (Django, Flask, scripts)
     def trigger_sync(self, payload: Any = None, **options: Any) -> RunHandle:
@@ -234,6 +210,48 @@ def set_client_resolver(resolver: Callable[[], Client]) -> None:
     imported: this module then needs nothing above it)."""
     global _resolver
     _resolver = resolver
+
+
+async def batch_trigger_of(
+    task_id: str, items: Iterable[Any], idempotency_key: str | None, task: Task[Any] | None
+) -> BatchHandle:
+    """A batch of `task_id` (its `Task`, when the caller has it, validates the payloads
+    here); inside a run, the batch's runs are its children."""
+    pairs = [(task_id, item) for item in items]
+    run = current_run.get()
+    if run is not None:
+        split = [as_batch_item(i) for _, i in pairs]
+        pairs = [(task_id, BatchItem(p, **run.child_options(o))) for p, o in split]
+    tasks = {task_id: task} if task is not None else None
+    return await _current_client().batch_trigger(
+        pairs, idempotency_key=idempotency_key, tasks=tasks
+    )
+
+
+async def batch_trigger_and_wait_of(
+    task_id: str,
+    items: Iterable[Any],
+    timeout: float | None,
+    key: str | None,
+    task: Task[Any] | None,
+) -> list[Any]:
+    """Every run's output in input order; inside an async task the caller suspends (as a
+    run waiting on its children) until the last one ends."""
+    run = current_run.get()
+    if run is None:
+        batch = await batch_trigger_of(task_id, items, None, task)
+        return await batch.results(timeout=timeout)
+    parts = [as_batch_item(i) for i in items]
+    tasks = {task_id: task} if task is not None else None
+
+    async def start(extra: list[dict[str, Any]], batch_key: str | None) -> list[tuple[str, bool]]:
+        pairs = [(task_id, BatchItem(p, **e)) for (p, _), e in zip(parts, extra, strict=True)]
+        batch = await _current_client().batch_trigger(
+            pairs, idempotency_key=batch_key, tasks=tasks
+        )
+        return [(r.id, r.is_cached) for r in batch.runs]
+
+    return await run.wait_children("batch", len(parts), [o for _, o in parts], start, key)
 
 
 def _current_client() -> Client:

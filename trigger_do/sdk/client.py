@@ -14,8 +14,13 @@ from typing import Any
 from ..engine import Engine
 from ..producer.producer import TriggerRequest
 from ..shared.current import current_run, outside_run_options
-from ..shared.options import BatchItem
-from ..task import Task, as_batch_item, set_client_resolver
+from ..task import (
+    Task,
+    as_batch_item,
+    batch_trigger_and_wait_of,
+    batch_trigger_of,
+    set_client_resolver,
+)
 from .handles import BatchHandle, Client, RunHandle
 
 
@@ -165,12 +170,7 @@ class TasksApi:
     async def batch_trigger(
         self, task_id: str, items: Iterable[Any], *, idempotency_key: str | None = None
     ) -> BatchHandle:
-        pairs = [(task_id, i) for i in items]
-        run = current_run.get()
-        if run is not None:  # children of the run
-            split = [as_batch_item(i) for _, i in pairs]
-            pairs = [(task_id, BatchItem(p, **run.child_options(o))) for p, o in split]
-        return await current_client().batch_trigger(pairs, idempotency_key=idempotency_key)
+        return await batch_trigger_of(task_id, items, idempotency_key, None)
 
     async def batch_trigger_and_wait(
         self,
@@ -181,21 +181,7 @@ class TasksApi:
         key: str | None = None,
     ) -> list[Any]:
         """As `Task.batch_trigger_and_wait`: inside an async task the caller suspends."""
-        run = current_run.get()
-        if run is not None:
-            parts = [as_batch_item(i) for i in items]
-
-            async def start(
-                extra: list[dict[str, Any]], batch_key: str | None
-            ) -> list[tuple[str, bool]]:
-                payloads = [p for p, _ in parts]
-                pairs = [(task_id, BatchItem(p, **e)) for p, e in zip(payloads, extra, strict=True)]
-                batch = await current_client().batch_trigger(pairs, idempotency_key=batch_key)
-                return [(r.id, r.is_cached) for r in batch.runs]
-
-            return await run.wait_children("batch", len(parts), [o for _, o in parts], start, key)
-        batch = await self.batch_trigger(task_id, items)
-        return await batch.results(timeout=timeout)
+        return await batch_trigger_and_wait_of(task_id, items, timeout, key, None)
 
     async def retrieve(self, run_id: str) -> Any:
         return await RunHandle(current_client(), run_id).status()
