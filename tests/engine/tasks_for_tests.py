@@ -36,6 +36,12 @@ def lines(directory: str | Path, name: str) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
+@task(id="t-loop")
+async def loop_selector(payload: Any) -> str:
+    """The selector of the event loop a worker runs its tasks on."""
+    return type(asyncio.get_running_loop()._selector).__name__  # type: ignore[attr-defined]
+
+
 @task(id="t-echo")
 async def echo(payload: Any) -> Any:
     return payload

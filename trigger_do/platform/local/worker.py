@@ -30,6 +30,7 @@ from ...shared.config import EngineConfig
 from ...shared.serialization import dumps
 from ...task import registered_tasks
 from .doorbell import Listener
+from .loop import new_event_loop
 from .platform import RUN_QUEUE, open_local
 from .processes import end_session, register_session, suspect_group
 from .queue import LocalMessage, LocalQueueConsumer
@@ -340,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     client = EmbeddedClient(Engine(worker.platform, worker.config))
     push_client(client)  # process-wide: sync tasks run in threads, outside any context
     try:
-        return asyncio.run(_serve(worker))
+        # (timers that fire on time: a run holding a slot holds it no longer than it asks)
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(_serve(worker))
     finally:
         pop_client(client)
 
