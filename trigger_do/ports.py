@@ -30,11 +30,24 @@ def check_statement(query: str, params: tuple[Any, ...]) -> None:
     no transaction control in engine SQL, at most `MAX_SQL_PARAMS` parameters, no bound
     value over `MAX_ROW_BYTES`, no int a double cannot hold (a Durable Object binds every
     number as one). Raises `SqlRuleError`."""
+    check_query(query)
+    check_params(params)
+
+
+def check_query(query: str) -> None:
+    """`check_statement`'s rule on the statement itself (its text alone decides: a caller
+    may check each distinct statement once)."""
     from .errors import SqlRuleError
 
     first = query.lstrip()[:10].split(None, 1)
     if first and first[0].upper().rstrip(";") in _TX_WORDS:
         raise SqlRuleError(f"engine SQL may not manage transactions: {query[:40]!r}")
+
+
+def check_params(params: tuple[Any, ...]) -> None:
+    """`check_statement`'s rules on the values bound."""
+    from .errors import SqlRuleError
+
     if len(params) > MAX_SQL_PARAMS:
         raise SqlRuleError(f"{len(params)} bound parameters, over {MAX_SQL_PARAMS}")
     for p in params:

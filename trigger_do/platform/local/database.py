@@ -20,16 +20,17 @@ from typing import Any, TypeVar
 
 from ...errors import (
     SchemaVersionError,
-    SqlRuleError,  # noqa: F401  (re-exported: raised by check_statement)
+    SqlRuleError,  # noqa: F401  (re-exported: raised by check_query, check_params)
     StorageUnavailableError,
 )
-from ...ports import check_statement
+from ...ports import check_params, check_query
 
 T = TypeVar("T")
 SCHEMA_VERSION = 1
 # SQLite's words for a database that cannot be written now (nothing was written)
 _UNAVAILABLE = ("disk is full", "readonly database", "disk i/o error", "unable to open")
-
+CACHED_STATEMENTS = 512  # prepared statements kept per connection (the engine has ~150)
+_CHECKED_MAX = 4096  # distinct statements whose text was checked, remembered
 
 
 class _BusyWaits:
@@ -50,6 +51,7 @@ class _BusyWaits:
         self.pause = min(self.pause * 1.5, 0.001)
         return pause
 
+
 class LocalSql:
     """One connection per thread to the database file. `writes` counts the write
     transactions this process committed through it (a statement outside `transaction`
@@ -60,6 +62,7 @@ class LocalSql:
         self.timeout = timeout
         self._local = threading.local()
         self.writes = 0
+        self._checked: set[str] = set()  # statements whose text passed `check_query`
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -67,10 +70,16 @@ class LocalSql:
         if conn is None:
             _create_private(self.path)
             conn = sqlite3.connect(
-                self.path, timeout=0, isolation_level=None, check_same_thread=False
+                self.path,
+                timeout=0,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=CACHED_STATEMENTS,
             )
             self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
             conn.execute("PRAGMA synchronous=NORMAL")
+            # sorts and groupings in memory: on disk each one created a file (and unlinked it)
+            conn.execute("PRAGMA temp_store=MEMORY")
             self._local.conn = conn
             self._local.depth = 0
             self._local.hooks = []
@@ -87,9 +96,16 @@ class LocalSql:
             self._local.hooks.append(hook)
 
     def exec(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
-        check_statement(query, params)
+        # (the hot path of every object call: each distinct statement's text is checked
+        # once, and the error translation is `_unavailable`'s, inline)
+        if query not in self._checked:
+            check_query(query)
+            if len(self._checked) < _CHECKED_MAX:
+                self._checked.add(query)
+        if params:
+            check_params(params)
         conn = self.conn
-        with self._unavailable():
+        try:
             if self._local.depth:
                 return conn.execute(query, params).fetchall()
             before = conn.total_changes
@@ -97,12 +113,17 @@ class LocalSql:
             if conn.total_changes != before:
                 self.writes += 1
             return rows
+        except sqlite3.OperationalError as exc:
+            unavailable = self._unavailable_error(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
 
     def exec_many(self, query: str, rows: Iterable[Sequence[Any]]) -> None:
         """One statement for each row, in one transaction (this one, inside `transaction`):
         the local platform's own bulk write (the queue's), which the `Sql` port of the
         engine's objects does not have."""
-        check_statement(query, ())
+        check_query(query)
 
         def run() -> None:
             self.conn.executemany(query, rows)
@@ -117,10 +138,15 @@ class LocalSql:
         try:
             yield
         except sqlite3.OperationalError as exc:
-            if any(word in str(exc).lower() for word in _UNAVAILABLE):
-                why = f"the database {self.path} cannot be written: {exc}"
-                raise StorageUnavailableError(why) from exc
-            raise
+            unavailable = self._unavailable_error(exc)
+            if unavailable is None:
+                raise
+            raise unavailable from exc
+
+    def _unavailable_error(self, exc: sqlite3.OperationalError) -> StorageUnavailableError | None:
+        if any(word in str(exc).lower() for word in _UNAVAILABLE):
+            return StorageUnavailableError(f"the database {self.path} cannot be written: {exc}")
+        return None
 
     def _retry(self, fn: Callable[[], T]) -> T:
         """Retry while another process holds the write lock. SQLite's own busy handler
