@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import math
 from collections.abc import Awaitable, Callable
@@ -116,16 +117,35 @@ class RunContext:
         self._clock = clock
         self._run_sync = run_sync
         self._loop = asyncio.get_running_loop()  # a sync task's thread reports through it
-        self._checkpoints = [Checkpoint.from_record(c) for c in checkpoints or []]
-        self._steps = dict(steps or {})
-        self.metadata = RunMetadata(self, metadata or {})
-        self.logger = RunLogger(self)
+        # (what most runs never touch is made when first used: a noop's context costs
+        # a few attribute stores)
+        self._checkpoint_records = checkpoints
+        self._step_records = steps
+        self._initial_metadata = metadata
         self._span = tracing.active.current() if tracing.active is not None else None
         self._tokens_made = 0  # ctx.wait_token calls so far (a replay makes the same again)
         self._events_waited = 0  # ctx.wait_for_event calls so far
 
     def __repr__(self) -> str:
         return f"<RunContext {self.run_id} {self.task_id} attempt {self.attempt}>"
+
+    @functools.cached_property
+    def metadata(self) -> RunMetadata:
+        """The run's metadata (`ctx.metadata.set(...)`, `.update(...)`, `.get(...)`)."""
+        return RunMetadata(self, self._initial_metadata or {})
+
+    @functools.cached_property
+    def logger(self) -> RunLogger:
+        """Lines logged to the run (`ctx.logger.info(...)`), durable and streamed live."""
+        return RunLogger(self)
+
+    @functools.cached_property
+    def _checkpoints(self) -> list[Checkpoint]:
+        return [Checkpoint.from_record(c) for c in self._checkpoint_records or []]
+
+    @functools.cached_property
+    def _steps(self) -> dict[str, str | None]:
+        return dict(self._step_records or {})
 
     @property
     def checkpoints(self) -> list[Checkpoint]:
