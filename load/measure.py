@@ -251,6 +251,26 @@ def _span(runs: Sequence[RunRecord]) -> float | None:
     return max(max(ends) - min(starts), 1e-9)
 
 
+def _phases(
+    hot: Sequence[RunRecord], others: Sequence[RunRecord], ceiling: float | None
+) -> tuple[float | None, float | None]:
+    """The hot key's runs/s against its ceiling (%) while the other keys still ran (its
+    first start to their last finish), then alone (their last finish to its own): what
+    slows it, its own slot turns or the load beside it. None where a phase is missing."""
+    ends = [r.finished for r in others if r.finished is not None]
+    done = sorted(r.finished for r in hot if r.state == "completed" and r.finished is not None)
+    starts = [r.started for r in hot if r.started is not None]
+    if not ceiling or not ends or not done or not starts:
+        return None, None
+    cut, first, last = max(ends), min(starts), done[-1]
+
+    def pct(n: int, seconds: float) -> float | None:
+        return round(100 * n / seconds / ceiling, 1) if seconds > 0 and n else None
+
+    n_during = sum(1 for f in done if f <= cut)
+    return pct(n_during, min(cut, last) - first), pct(len(done) - n_during, last - cut)
+
+
 def key_figures(
     records: Sequence[RunRecord], t0: float, *, limit: int | None, work_s: float | None
 ) -> dict[str, Any] | None:
@@ -282,6 +302,7 @@ def key_figures(
     span = _span(runs)
     rate = done(runs) / span if span else None
     others = [r for k, v in by_key.items() if k != hot for r in v]
+    during, after = _phases(runs, others, ceiling)
     o_span = _span(others)
     rest = [k for k in by_key if k != hot]
     busiest = max(rest, key=lambda k: (len(by_key[k]), k)) if rest else None
@@ -299,6 +320,8 @@ def key_figures(
             "span_s": None if span is None else round(span, 4),
             "runs_per_s": None if rate is None else round(rate, 1),
             "pct_of_ceiling": round(100 * rate / ceiling, 1) if rate and ceiling else None,
+            "pct_while_others_ran": during,
+            "pct_after_they_finished": after,
             "last_finish_s": last_finish(runs),
         },
         "others": {

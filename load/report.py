@@ -104,6 +104,16 @@ def render(report: dict[str, Any], console: Console | None = None) -> None:
             if hot["pct_of_ceiling"] is not None
             else "no limit: no ceiling"
         )
+        phases = [
+            f"{label} {hot[name]:g}%"
+            for label, name in (
+                ("while the other keys ran", "pct_while_others_ran"),
+                ("after", "pct_after_they_finished"),
+            )
+            if hot.get(name) is not None
+        ]
+        if phases:
+            ceiling += f" ({'; '.join(phases)})"
         t.add_row(
             f"hot key {hot['key']}: runs/s over its span",
             "-" if hot["runs_per_s"] is None else f"{hot['runs_per_s']:,.0f}",

@@ -228,6 +228,26 @@ def test_key_figures_hot_key_against_its_ceiling() -> None:
     assert key_figures([_rec(0)], 0.0, limit=2, work_s=0.01) is None
 
 
+def test_key_figures_split_the_hot_key_while_the_others_ran_and_after() -> None:
+    # limit 2, 10 ms (ceiling 200/s): 10 runs by 0.10 s while org-1 ran (100/s = 50%),
+    # then 20 runs alone by 0.20 s (200/s = 100%)
+    ends = [0.01 * (i + 1) for i in range(10)] + [0.10 + 0.005 * (i + 1) for i in range(20)]
+    hot = [
+        RunRecord(f"h{i}", "t", "completed", 1, 0.0, e - 0.01, e, "org-0")
+        for i, e in enumerate(ends)
+    ]
+    other = [RunRecord("o", "t", "completed", 1, 0.0, 0.09, 0.10, "org-1")]
+    got = key_figures(hot + other, 0.0, limit=2, work_s=0.01)
+    assert got is not None
+    assert got["hot"]["pct_while_others_ran"] == 50.0
+    assert got["hot"]["pct_after_they_finished"] == 100.0
+    # the other keys done before the hot key began: no "while" phase
+    late = [RunRecord(f"h{i}", "t", "completed", 1, 0.0, 1 + i * 0.01, 1.01 + i * 0.01, "org-0")
+            for i in range(5)]  # fmt: skip
+    got = key_figures(late + other, 0.0, limit=2, work_s=0.01)
+    assert got is not None and got["hot"]["pct_while_others_ran"] is None
+
+
 def test_a_large_batch_over_http_streams_as_one_batch(tmp_path: Path) -> None:
     """`--target`: 1,500 items go as one streamed batch (v3 batches + NDJSON items), not
     two v2 batch requests, and the accept time is that intake's."""
