@@ -183,10 +183,9 @@ class LocalSql:
                     break
                 except sqlite3.OperationalError as exc:
                     pause = waits.after(exc)
-            # the loop's other ready work first, then a short wait: an event loop's timed
-            # sleep wakes in whole milliseconds, too late for a lock held a fraction of one
-            await asyncio.sleep(0)
-            time.sleep(pause)
+            # the wait is the loop's: its other work (runs, their timers) goes on meanwhile
+            # (a worker's loop times it to the microsecond: platform/local/loop.py)
+            await asyncio.sleep(pause)
         # (no other coroutine's transaction can be open here: each runs to its end without
         # yielding; the wait above is before BEGIN)
         return self._within(conn, fn)
