@@ -117,7 +117,16 @@ class Consumer:
     async def _run_started(self, attempts: list[_Attempt], deadline: float) -> None:
         if not attempts:
             return
-        self.platform.meter.flush()  # their starts are durable: so are those counts
+        # metrics, counted once the starts are durable (outside the unit that made them:
+        # another worker may be waiting for its write lock)
+        meter = self.platform.meter
+        for a in attempts:
+            if a.start.attempt == 1 and not a.start.resumed:
+                meter.count("started", a.start.task)
+                meter.observe(
+                    "trigger_to_start", a.start.task, a.start.started_at - a.start.created_at
+                )
+        meter.flush()
         # A task per attempt (on Python 3.12+ started eagerly: a run that never waits, a
         # noop or a quick transform, is done before the next one starts, with nothing
         # scheduled); the outcomes are recorded in waves, all the attempts that ended since
@@ -229,10 +238,6 @@ class Consumer:
                     self.gate.release(msg.run_id)
                 if d.start is not None:
                     attempts.append(_Attempt(message, msg, d.start, recorded.get(d.id, {})))
-                    if d.start.attempt == 1 and not d.start.resumed:  # metrics
-                        self.platform.meter.count("started", d.start.task)
-                        wait = now - d.start.created_at
-                        self.platform.meter.observe("trigger_to_start", d.start.task, wait)
                 elif d.kind == "early":
                     # a delay past the queue's maximum: a fresh message, not a retry (retries
                     # count as deliveries, and enough of them would dead-letter the run)
