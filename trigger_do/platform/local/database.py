@@ -30,7 +30,10 @@ SCHEMA_VERSION = 1
 # SQLite's words for a database that cannot be written now (nothing was written)
 _UNAVAILABLE = ("disk is full", "readonly database", "disk i/o error", "unable to open")
 CACHED_STATEMENTS = 512  # prepared statements kept per connection (a keyed load: ~115)
-_CHECKED_MAX = 4096  # distinct statements whose text was checked, remembered
+_CHECKED_MAX = 4096
+# a unit waiting on the loop for the write lock tries again at least this often: its
+# pauses cost the loop nothing, and a long one is lock time nobody uses
+ASYNC_LONGEST_PAUSE = 0.0002  # distinct statements whose text was checked, remembered
 
 
 class _BusyWaits:
@@ -38,9 +41,10 @@ class _BusyWaits:
     gives the next one, or raises `exc` when it is not about the lock or the timeout has
     passed."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, longest: float = 0.001) -> None:
         self.deadline = time.monotonic() + timeout
         self.pause = 0.0002
+        self.longest = longest
 
     def after(self, exc: sqlite3.OperationalError) -> float:
         if "locked" not in str(exc) and "busy" not in str(exc):
@@ -48,7 +52,7 @@ class _BusyWaits:
         if time.monotonic() > self.deadline:
             raise exc
         pause = self.pause * (0.5 + random.random())
-        self.pause = min(self.pause * 1.5, 0.001)
+        self.pause = min(self.pause * 1.5, self.longest)
         return pause
 
 
@@ -175,7 +179,7 @@ class LocalSql:
         conn = self.conn
         if self._local.depth:
             return self._nested(conn, fn)
-        waits = _BusyWaits(self.timeout)
+        waits = _BusyWaits(self.timeout, ASYNC_LONGEST_PAUSE)
         while True:
             with self._unavailable():
                 try:

@@ -5,7 +5,9 @@ On Linux asyncio waits in `epoll_wait`, whose timeout is in whole milliseconds, 
 took 10.5 ms on average, and every timer the engine sets (the writer's flush, a rate
 window opening, a lease renewal) fired up to a millisecond late. A run that holds a
 concurrency slot held it that much longer: the hot key of `load per-org` (runs of 10 ms)
-lost five points of its ceiling to the rounding alone.
+lost five points of its ceiling to the rounding alone. (And a unit of work waiting for
+another worker's write lock can wait on the loop, a fraction of a millisecond at a time,
+while the runs go on: `LocalSql.transaction_async`.)
 
 `PreciseEpollSelector` waits with a timeout on the epoll descriptor itself through
 `select()`, whose timeout is in microseconds (the descriptor is readable once an event is
