@@ -30,10 +30,10 @@ SCHEMA_VERSION = 1
 # SQLite's words for a database that cannot be written now (nothing was written)
 _UNAVAILABLE = ("disk is full", "readonly database", "disk i/o error", "unable to open")
 CACHED_STATEMENTS = 512  # prepared statements kept per connection (a keyed load: ~115)
-_CHECKED_MAX = 4096
+_CHECKED_MAX = 4096  # distinct statements whose text was checked, remembered
 # a unit waiting on the loop for the write lock tries again at least this often: its
-# pauses cost the loop nothing, and a long one is lock time nobody uses
-ASYNC_LONGEST_PAUSE = 0.0002  # distinct statements whose text was checked, remembered
+# pauses cost the loop nothing, and a long one is lock time nobody uses (0.1 ms: no gain)
+ASYNC_LONGEST_PAUSE = 0.0002
 
 
 class _BusyWaits:
