@@ -174,8 +174,8 @@ class LocalSql:
 
     async def transaction_async(self, fn: Callable[[], T]) -> T:
         """`transaction(fn)` for a caller on an event loop: while another process holds the
-        write lock, each retry first lets the loop run its other ready work (a worker's runs
-        need no lock) instead of sleeping through the whole wait."""
+        write lock, it waits on the loop (a worker's runs, which need no lock, go on) and
+        tries again every fraction of a millisecond."""
         conn = self.conn
         if self._local.depth:
             return self._nested(conn, fn)
