@@ -246,9 +246,7 @@ async def batch_trigger_and_wait_of(
 
     async def start(extra: list[dict[str, Any]], batch_key: str | None) -> list[tuple[str, bool]]:
         pairs = [(task_id, BatchItem(p, **e)) for (p, _), e in zip(parts, extra, strict=True)]
-        batch = await _current_client().batch_trigger(
-            pairs, idempotency_key=batch_key, tasks=tasks
-        )
+        batch = await _current_client().batch_trigger(pairs, idempotency_key=batch_key, tasks=tasks)
         return [(r.id, r.is_cached) for r in batch.runs]
 
     return await run.wait_children("batch", len(parts), [o for _, o in parts], start, key)

@@ -42,7 +42,6 @@ class RunIndexObject(
     KIND = "run-index"
     OWN_SCHEMA = SCHEMA + BATCH_SCHEMA + BULK_SCHEMA + WAITS_SCHEMA + METRICS_SCHEMA
 
-
     # --- timers ----------------------------------------------------------------------------
 
     def fire_timers(self, now: float) -> dict[str, Any]:

@@ -16,6 +16,7 @@ _OUTCOME_FIELDS = (
     "has_object",
 )  # fmt: skip
 
+
 class ConsumerWrites(IndexBase):
     # --- consumer ------------------------------------------------------------------------
 
