@@ -117,16 +117,6 @@ class Consumer:
     async def _run_started(self, attempts: list[_Attempt], deadline: float) -> None:
         if not attempts:
             return
-        # metrics, counted once the starts are durable (outside the unit that made them:
-        # another worker may be waiting for its write lock)
-        meter = self.platform.meter
-        for a in attempts:
-            if a.start.attempt == 1 and not a.start.resumed:
-                meter.count("started", a.start.task)
-                meter.observe(
-                    "trigger_to_start", a.start.task, a.start.started_at - a.start.created_at
-                )
-        meter.flush()
         # A task per attempt (on Python 3.12+ started eagerly: a run that never waits, a
         # noop or a quick transform, is done before the next one starts, with nothing
         # scheduled); the outcomes are recorded in waves, all the attempts that ended since
@@ -142,6 +132,9 @@ class Consumer:
 
         waiting: list[str] = []
         for a in attempts:
+            # (metrics counted here, once the starts are durable, not in the unit that made
+            # them: another worker may be waiting for its write lock)
+            _count_start(self.platform, a)
             run = self._execute(a) if tracing.active is None else self._execute_traced(a)
             task = _start_task(loop, run)
             self.running[a.msg.run_id] = _Running(task)
@@ -150,6 +143,7 @@ class Consumer:
             else:
                 task.add_done_callback(functools.partial(on_end, a))
                 waiting.append(a.msg.run_id)
+        self.platform.meter.flush()
         watcher = asyncio.ensure_future(self._watch(waiting, deadline)) if waiting else None
         left = len(attempts)
         try:
@@ -620,6 +614,14 @@ _COUNTED = {
     RunState.TIMED_OUT.value: "failed",
     RunState.WAITING_FOR_RETRY.value: "retried",
 }
+
+
+def _count_start(platform: Platform, a: _Attempt) -> None:
+    """Metrics: a run's first start, and how long after its trigger it came."""
+    if a.start.attempt == 1 and not a.start.resumed:
+        platform.meter.count("started", a.start.task)
+        wait = a.start.started_at - a.start.created_at
+        platform.meter.observe("trigger_to_start", a.start.task, wait)
 
 
 def _count_outcome(platform: Platform, a: _Attempt, state: str) -> None:
