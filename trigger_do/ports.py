@@ -191,7 +191,8 @@ class Meter(Protocol):
     """Where the engine counts what it causes, in the process that causes it (metrics):
     true counters, never recomputed from rows. Each call is cheap and never raises.
     `count(event, task, n)`: triggered, started, completed, failed, retried, crashed,
-    dead_lettered; `observe(what, task, seconds)`: trigger_to_start, duration.
+    dead_lettered; `observe(what, task, seconds)`: trigger_to_start, duration;
+    `observe_many(what, task, values)`: several at once (a batch's, one call).
     `flush()`: what was counted reaches the other processes now (the consumer calls it once
     its outcomes are durable, so a process killed after loses none of their counts);
     `collect()`: prometheus-client metric families of the counts of every process so far."""
@@ -199,6 +200,8 @@ class Meter(Protocol):
     def count(self, event: str, task: str, n: int = 1) -> None: ...
 
     def observe(self, what: str, task: str, seconds: float) -> None: ...
+
+    def observe_many(self, what: str, task: str, values: Sequence[float]) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -212,6 +215,9 @@ class NoMeter:
         pass
 
     def observe(self, what: str, task: str, seconds: float) -> None:
+        pass
+
+    def observe_many(self, what: str, task: str, values: Sequence[float]) -> None:
         pass
 
     def flush(self) -> None:

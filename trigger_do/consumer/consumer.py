@@ -27,7 +27,7 @@ from ..errors import (
     NonFiniteNumberError,
     PayloadTooLargeError,
 )
-from ..ports import Message, OutMessage, Platform
+from ..ports import Message, Meter, OutMessage, Platform
 from ..runs.client import RunIndex, RunObjects, RunStart
 from ..runs.index import RunIndexObject
 from ..runs.run_object import RunObject
@@ -130,11 +130,11 @@ class Consumer:
             if not wake.done():
                 wake.set_result(None)
 
+        # (metrics counted here, once the starts are durable, not in the unit that made
+        # them: another worker may be waiting for its write lock)
+        _count_starts(self.platform.meter, attempts)
         waiting: list[str] = []
         for a in attempts:
-            # (metrics counted here, once the starts are durable, not in the unit that made
-            # them: another worker may be waiting for its write lock)
-            _count_start(self.platform, a)
             run = self._execute(a) if tracing.active is None else self._execute_traced(a)
             task = _start_task(loop, run)
             self.running[a.msg.run_id] = _Running(task)
@@ -143,7 +143,6 @@ class Consumer:
             else:
                 task.add_done_callback(functools.partial(on_end, a))
                 waiting.append(a.msg.run_id)
-        self.platform.meter.flush()
         watcher = asyncio.ensure_future(self._watch(waiting, deadline)) if waiting else None
         left = len(attempts)
         try:
@@ -377,6 +376,7 @@ class Consumer:
             return
         # the flush that takes them all (a shared future: waited on, never canceled)
         await asyncio.wait([self.writer.schedule()])
+        applied: list[tuple[_Attempt, str]] = []
         for a, fut in written:
             error = fut.exception() if fut.done() else MisuseError("the outcome was not written")
             if error is not None:
@@ -389,8 +389,8 @@ class Consumer:
             self.gate.release(a.msg.run_id)
             a.message.ack()
             if fut.result() is not None:  # applied (not a stale outcome): count it
-                _count_outcome(self.platform, a, states[a.msg.run_id])
-        self.platform.meter.flush()
+                applied.append((a, states[a.msg.run_id]))
+        _count_outcomes(self.platform.meter, applied, self.platform.clock.now())
 
     async def _payload(self, a: _Attempt) -> Any:
         text = a.msg.payload if a.msg.payload is not None else a.start.payload
@@ -616,22 +616,38 @@ _COUNTED = {
 }
 
 
-def _count_start(platform: Platform, a: _Attempt) -> None:
-    """Metrics: a run's first start, and how long after its trigger it came."""
-    if a.start.attempt == 1 and not a.start.resumed:
-        platform.meter.count("started", a.start.task)
-        wait = a.start.started_at - a.start.created_at
-        platform.meter.observe("trigger_to_start", a.start.task, wait)
+def _count_starts(meter: Meter, attempts: list[_Attempt]) -> None:
+    """Metrics: the runs' first starts, and how long after its trigger each came (a batch's
+    in one call per task)."""
+    waits: dict[str, list[float]] = {}
+    for a in attempts:
+        s = a.start
+        if s.attempt == 1 and not s.resumed:
+            waits.setdefault(s.task, []).append(s.started_at - s.created_at)
+    for task, values in waits.items():
+        meter.count("started", task, len(values))
+        meter.observe_many("trigger_to_start", task, values)
+    meter.flush()
 
 
-def _count_outcome(platform: Platform, a: _Attempt, state: str) -> None:
-    """Metrics: an applied outcome, and a final one's duration since the run first started."""
-    event = _COUNTED.get(state)
-    if event is None:
-        return
-    platform.meter.count(event, a.start.task)
-    if event != "retried":
-        platform.meter.observe("duration", a.start.task, platform.clock.now() - a.start.started_at)
+def _count_outcomes(meter: Meter, applied: list[tuple[_Attempt, str]], now: float) -> None:
+    """Metrics: applied outcomes, and the final ones' durations since each run first
+    started (a wave's in one call per task and event)."""
+    counts: dict[tuple[str, str], int] = {}
+    durations: dict[str, list[float]] = {}
+    for a, state in applied:
+        event = _COUNTED.get(state)
+        if event is None:
+            continue
+        key = (event, a.start.task)
+        counts[key] = counts.get(key, 0) + 1
+        if event != "retried":
+            durations.setdefault(a.start.task, []).append(now - a.start.started_at)
+    for (event, task), n in counts.items():
+        meter.count(event, task, n)
+    for task, values in durations.items():
+        meter.observe_many("duration", task, values)
+    meter.flush()
 
 
 def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:

@@ -26,6 +26,7 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +77,22 @@ class FileMeter:
                 self._soon()
 
     def observe(self, what: str, task: str, seconds: float) -> None:
-        if what in HISTOGRAMS and not self._broken:
-            value = max(0.0, seconds)
+        self.observe_many(what, task, (seconds,))
+
+    def observe_many(self, what: str, task: str, values: Sequence[float]) -> None:
+        if values and what in HISTOGRAMS and not self._broken:
             key = (what, task)
+            where = bisect.bisect_left
             with self._lock:
                 counts = self._hists.get(key)
                 if counts is None:  # a count per bucket (not cumulative), then the sum
                     counts = self._hists[key] = [0.0] * (len(BUCKETS) + 1)
-                counts[bisect.bisect_left(BUCKETS, value)] += 1
-                counts[-1] += value
+                total = 0.0
+                for seconds in values:
+                    value = max(0.0, seconds)
+                    counts[where(BUCKETS, value)] += 1
+                    total += value
+                counts[-1] += total
                 self._soon()
 
     def _soon(self) -> None:
