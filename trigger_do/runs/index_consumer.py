@@ -195,7 +195,8 @@ class ConsumerWrites(IndexBase):
                           FROM json_each(?5)) AS j
                     WHERE runs.id = j.id AND +runs.lease_token = ?6 AND runs.attempt = j.attempt
                       AND +runs.state IN ({sources})
-                    RETURNING runs.id, runs.dispatch, runs.has_object""",
+                    RETURNING runs.id, runs.dispatch, runs.has_object,
+                        runs.options != '{{}}' AND runs.options->>'waitpoint' IS NOT NULL""",
                     state,
                     now,
                     final,
@@ -203,16 +204,19 @@ class ConsumerWrites(IndexBase):
                     chunk,
                     token,
                 )
-                for rid, dispatch, has_object in rows:
+                made: list[str] = []  # by a parent that waits on them (waits/)
+                for rid, dispatch, has_object, waited in rows:
                     applied[rid] = dispatch
                     if final and has_object == WATCHED:
                         watched[rid] = state
+                    if waited:
+                        made.append(rid)
                 # suspended runs whose waits completed meanwhile resume at once; ended
                 # runs a parent waits on complete its waitpoint
                 if state == RunState.WAITING and rows:
                     waits["resumed"] += resume_ready(self.sql, [r[0] for r in rows], now)
                 elif final and rows:
-                    waits["children"] += waiting_children(self.sql, [r[0] for r in rows])
+                    waits["children"] += waiting_children(self.sql, [r[0] for r in rows], made)
         out: dict[str, Any] = {"applied": applied, **{k: v for k, v in waits.items() if v}}
         return {**out, "watched": watched} if watched else out
 

@@ -99,31 +99,36 @@ def resume_ready(sql: Sql, run_ids: list[str], now: float) -> list[dict[str, Any
     return out
 
 
-def waiting_children(sql: Sql, finished: list[str]) -> list[dict[str, Any]]:
+def waiting_children(
+    sql: Sql, finished: list[str], made: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Of the ended runs among `finished`, those a parent waits on: each as the item it
     completes (`{waitpoint, idx, run_id, state, output, output_packet, error}`), for the
-    parent that made it and for any other that awaits it (`child_waiters`)."""
-    out: list[dict[str, Any]] = []
+    parent that made it and for any other that awaits it (`child_waiters`). `made`: those
+    of `finished` that a waiting parent made, when the caller knows (None: looked up)."""
     final = _in(sorted(FINAL_STATES))
-    for chunk in json_chunks(finished):
-        rows = sql.exec(
+    rows: list[tuple[Any, ...]] = []
+    for chunk in json_chunks(finished if made is None else made):
+        rows += sql.exec(
             "SELECT options->>'waitpoint', options->>'waitpoint_index', id, state, output, "
             "output_packet, error FROM runs WHERE id IN (SELECT value FROM json_each(?)) "
             f"AND options != '{{}}' AND options->>'waitpoint' IS NOT NULL AND state IN ({final})",
             chunk,
         )
-        rows += sql.exec(
-            "SELECT c.waitpoint, c.idx, r.id, r.state, r.output, r.output_packet, r.error "
-            "FROM child_waiters c JOIN runs r ON r.id = c.child "
-            f"WHERE c.child IN (SELECT value FROM json_each(?)) AND r.state IN ({final})",
-            chunk,
-        )
-        for wp, idx, rid, state, output, packet, error in rows:
-            out.append(
-                {"waitpoint": wp, "idx": int(idx or 0), "run_id": rid, "state": state,
-                 "output": output, "output_packet": packet, "error": error}
-            )  # fmt: skip
-    return out
+    # (other parents are rare: one cheap look before a join over every ended run)
+    if sql.exec("SELECT 1 FROM child_waiters LIMIT 1"):
+        for chunk in json_chunks(finished):
+            rows += sql.exec(
+                "SELECT c.waitpoint, c.idx, r.id, r.state, r.output, r.output_packet, r.error "
+                "FROM child_waiters c JOIN runs r ON r.id = c.child "
+                f"WHERE c.child IN (SELECT value FROM json_each(?)) AND r.state IN ({final})",
+                chunk,
+            )
+    return [
+        {"waitpoint": wp, "idx": int(idx or 0), "run_id": rid, "state": state,
+         "output": output, "output_packet": packet, "error": error}
+        for wp, idx, rid, state, output, packet, error in rows
+    ]  # fmt: skip
 
 
 class WaitWrites(IndexBase):
