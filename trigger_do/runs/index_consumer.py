@@ -17,6 +17,62 @@ _OUTCOME_FIELDS = (
 )  # fmt: skip
 
 
+# `start_many`'s one statement: start each claimed `[id, dispatch]` run that may start now
+# (its dispatch current; queued, delayed and due, or waiting for its retry, and not past
+# its ttl before a first attempt; or running under a lease that ran out: its consumer
+# died), and return what its attempt needs. A continued run (`continued`: it was queued to
+# go on with the same attempt) starts that attempt again, and keeps the mark until its next
+# outcome, so the start returns it: such a run resumes, as does any attempt after the
+# first. `_decide` is the same rule, run by run.
+_START = f"""UPDATE runs SET state = 'running',
+        attempt = CASE WHEN runs.continued AND runs.state != 'running' THEN runs.attempt
+                       ELSE runs.attempt + 1 END,
+        lease_token = ?1, lease_until = ?2, updated_at = ?3,
+        started_at = coalesce(runs.started_at, ?3)
+    FROM (SELECT value->>0 AS id, value->>1 AS dispatch FROM json_each(?4)) AS j
+    WHERE runs.id = j.id AND runs.dispatch = j.dispatch
+      AND +runs.state IN ({_in(sources_for(RunState.RUNNING))})
+      AND CASE WHEN runs.state = 'running' THEN coalesce(runs.lease_until <= ?3, 1)
+               ELSE NOT (runs.state = 'delayed' AND coalesce(runs.delay_until > ?3, 0))
+                    AND NOT (runs.attempt = 0 AND coalesce(?3 > runs.expires_at, 0)) END
+    RETURNING runs.id, runs.task, runs.attempt, runs.continued, runs.payload,
+        runs.payload_packet, runs.options, runs.metadata, runs.tags, runs.created_at,
+        runs.started_at"""
+
+
+def _started(row: tuple[Any, ...]) -> dict[str, Any]:
+    (
+        run_id, task, attempt, continued, payload, packet, options, metadata, tags,
+        created_at, started_at,
+    ) = row  # fmt: skip
+    resumed = bool(continued) or attempt > 1
+    return _start_decision(
+        run_id, task, attempt, resumed, payload, packet, options, metadata, tags, created_at,
+        started_at,
+    )  # fmt: skip
+
+
+def _start_decision(
+    run_id: str, task: str, attempt: int, resumed: bool, payload: str | None,
+    packet: str | None, options: str, metadata: str, tags: str, created_at: float,
+    started_at: float,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "id": run_id,
+        "decision": "start",
+        "task": task,
+        "attempt": attempt,
+        "resumed": resumed,
+        "payload": payload,
+        "payload_packet": packet,
+        "options": loads(options) if options != "{}" else {},
+        "metadata": loads(metadata) if metadata != "{}" else {},
+        "tags": loads(tags) if tags != "[]" else [],
+        "created_at": created_at,
+        "started_at": started_at,
+    }
+
+
 class ConsumerWrites(IndexBase):
     # --- consumer ------------------------------------------------------------------------
 
@@ -29,7 +85,24 @@ class ConsumerWrites(IndexBase):
         Decisions: `start` (with attempt, payload and options), `skip` (final or stale:
         ack it), `early` (delayed and not yet due: retry after `delay`), `busy` (another
         consumer holds a live lease: retry after `delay`), `expired` (its ttl passed: now
-        EXPIRED), `missing` (no such row)."""
+        EXPIRED), `missing` (no such row).
+
+        The runs that start (nearly all of them) start in one statement that returns what
+        their attempts need; only the others are read and decided one by one."""
+        started: dict[str, dict[str, Any]] = {}
+        for chunk in json_chunks(claims):
+            for row in self.sql.exec(_START, token, now + lease_seconds, now, chunk):
+                started[row[0]] = _started(row)
+        if len(started) == len(claims):
+            return [started[c[0]] for c in claims]
+        rest = self._decide([c for c in claims if c[0] not in started], token, now, lease_seconds)
+        return [started.get(c[0]) or rest[c[0]] for c in claims]
+
+    def _decide(
+        self, claims: list[list[Any]], token: str, now: float, lease_seconds: float
+    ) -> dict[str, dict[str, Any]]:
+        """`start_many`'s decisions for the claims its statement did not start, by run id
+        (one of them that may start after all is started here)."""
         ids = [c[0] for c in claims]
         rows: dict[str, tuple[Any, ...]] = {}
         for chunk in json_chunks(ids):
@@ -40,13 +113,13 @@ class ConsumerWrites(IndexBase):
                 chunk,
             ):
                 rows[row[0]] = row
-        decisions: list[dict[str, Any]] = []
+        decisions: dict[str, dict[str, Any]] = {}
         starts: list[dict[str, Any]] = []
         expired: list[str] = []
         for run_id, dispatch in claims:
             found = rows.get(run_id)
             if found is None:
-                decisions.append({"id": run_id, "decision": "missing"})
+                decisions[run_id] = {"id": run_id, "decision": "missing"}
                 continue
             (
                 _,
@@ -67,51 +140,37 @@ class ConsumerWrites(IndexBase):
                 started_at,
             ) = found
             if state in FINAL_STATES or row_dispatch != dispatch:
-                decisions.append({"id": run_id, "decision": "skip", "state": state})
+                decisions[run_id] = {"id": run_id, "decision": "skip", "state": state}
                 continue
             if state == RunState.RUNNING:
                 if lease_until is not None and lease_until > now:
-                    decisions.append(
-                        {"id": run_id, "decision": "busy", "delay": lease_until - now + 0.05}
-                    )
+                    delay = lease_until - now + 0.05
+                    decisions[run_id] = {"id": run_id, "decision": "busy", "delay": delay}
                     continue
                 new_attempt, resumed = attempt + 1, True  # its consumer died: next attempt
             elif state in STARTABLE:
                 if state == RunState.DELAYED and delay_until is not None and delay_until > now:
                     # early (a delay past the queue's maximum): look again when it is due
-                    decisions.append(
-                        {"id": run_id, "decision": "early", "delay": delay_until - now}
-                    )
+                    delay = delay_until - now
+                    decisions[run_id] = {"id": run_id, "decision": "early", "delay": delay}
                     continue
                 if expires_at is not None and now > expires_at and attempt == 0:
                     expired.append(run_id)
-                    decisions.append({"id": run_id, "decision": "expired"})
+                    decisions[run_id] = {"id": run_id, "decision": "expired"}
                     continue
                 new_attempt = attempt if continued else attempt + 1
                 resumed = bool(continued) or attempt > 0
             else:
-                decisions.append({"id": run_id, "decision": "skip", "state": state})
+                decisions[run_id] = {"id": run_id, "decision": "skip", "state": state}
                 continue
             starts.append({"id": run_id, "attempt": new_attempt})
-            decisions.append(
-                {
-                    "id": run_id,
-                    "decision": "start",
-                    "task": task,
-                    "attempt": new_attempt,
-                    "resumed": resumed,
-                    "payload": payload,
-                    "payload_packet": packet,
-                    "options": loads(options) if options != "{}" else {},
-                    "metadata": loads(metadata) if metadata != "{}" else {},
-                    "tags": loads(tags) if tags != "[]" else [],
-                    "created_at": created_at,
-                    "started_at": started_at or now,
-                }
-            )
+            decisions[run_id] = _start_decision(
+                run_id, task, new_attempt, resumed, payload, packet, options, metadata, tags,
+                created_at, started_at or now,
+            )  # fmt: skip
         for chunk in json_chunks(starts):
             self.sql.exec(
-                f"""UPDATE runs SET state = 'running', attempt = j.attempt, continued = 0,
+                f"""UPDATE runs SET state = 'running', attempt = j.attempt,
                     lease_token = ?1, lease_until = ?2, updated_at = ?3,
                     started_at = coalesce(started_at, ?3)
                 FROM (SELECT value->>'id' AS id, value->>'attempt' AS attempt
