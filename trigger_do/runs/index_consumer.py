@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ..shared.serialization import loads
@@ -10,11 +11,34 @@ from ..shared.states import FINAL_STATES, STARTABLE, RunState, sources_for
 from .index_schema import WATCHED, IndexBase, _in
 from .index_waits import resume_ready, waiting_children
 
-# an outcome's fields, in the order `finish_many`'s statement reads them
-_OUTCOME_FIELDS = (
-    "id", "attempt", "output", "output_packet", "error", "due_at", "progress", "metadata",
-    "has_object",
+# an outcome's fields besides its id and attempt (`finish_many` writes those it has)
+_OPTIONAL_FIELDS = (
+    "output", "output_packet", "error", "due_at", "progress", "metadata", "has_object",
 )  # fmt: skip
+
+
+@functools.lru_cache(maxsize=256)
+def _finish_statement(sources: str, present: tuple[str, ...]) -> str:
+    """`finish_many`'s statement for outcomes from `sources` that carry the fields
+    `present` (in that order after id and attempt, in each row of its JSON array): a
+    field no outcome has is left as it is."""
+    sets = [
+        "has_object = max(runs.has_object, coalesce(j.has_object, 0))"
+        if f == "has_object"
+        else f"{f} = coalesce(j.{f}, runs.{f})"
+        for f in present
+    ]
+    columns = [f"value->>{i} AS {f}" for i, f in enumerate(("id", "attempt", *present))]
+    return f"""UPDATE runs SET state = ?1, updated_at = ?2,
+            finished_at = CASE WHEN ?3 THEN ?2 ELSE runs.finished_at END,
+            dispatch = runs.dispatch + ?4,
+            continued = CASE WHEN ?1 = 'queued' THEN 1 ELSE 0 END,
+            {"".join(f"{x}, " for x in sets)}lease_token = NULL, lease_until = NULL
+        FROM (SELECT {", ".join(columns)} FROM json_each(?5)) AS j
+        WHERE runs.id = j.id AND +runs.lease_token = ?6 AND runs.attempt = j.attempt
+          AND +runs.state IN ({sources})
+        RETURNING runs.id, runs.dispatch, runs.has_object,
+            runs.options != '{{}}' AND runs.options->>'waitpoint' IS NOT NULL"""
 
 
 # `start_many`'s one statement: start each claimed `[id, dispatch]` run that may start now
@@ -232,37 +256,13 @@ class ConsumerWrites(IndexBase):
             sources = _in(sources_for(state))
             final = RunState(state) in FINAL_STATES
             bump = 0 if final else 1
-            # positional rows (`->>0` costs far less than `->>'id'` on each element)
-            fields = [[o.get(f) for f in _OUTCOME_FIELDS] for o in group]
+            # only the fields some outcome of the group has, as positional rows (`->>0`
+            # costs far less than `->>'id'`; each field read is a JSON parse per row)
+            present = tuple(f for f in _OPTIONAL_FIELDS if any(o.get(f) is not None for o in group))
+            fields = [[o["id"], o["attempt"], *(o.get(f) for f in present)] for o in group]
+            statement = _finish_statement(sources, present)
             for chunk in json_chunks(fields):
-                rows = self.sql.exec(
-                    f"""UPDATE runs SET state = ?1, updated_at = ?2,
-                        finished_at = CASE WHEN ?3 THEN ?2 ELSE runs.finished_at END,
-                        dispatch = runs.dispatch + ?4,
-                        continued = CASE WHEN ?1 = 'queued' THEN 1 ELSE 0 END,
-                        output = coalesce(j.output, runs.output),
-                        output_packet = coalesce(j.output_packet, runs.output_packet),
-                        error = coalesce(j.error, runs.error),
-                        due_at = coalesce(j.due_at, runs.due_at),
-                        progress = coalesce(j.progress, runs.progress),
-                        metadata = coalesce(j.metadata, runs.metadata),
-                        has_object = max(runs.has_object, coalesce(j.has_object, 0)),
-                        lease_token = NULL, lease_until = NULL
-                    FROM (SELECT value->>0 AS id, value->>1 AS attempt, value->>2 AS output,
-                            value->>3 AS output_packet, value->>4 AS error, value->>5 AS due_at,
-                            value->>6 AS progress, value->>7 AS metadata, value->>8 AS has_object
-                          FROM json_each(?5)) AS j
-                    WHERE runs.id = j.id AND +runs.lease_token = ?6 AND runs.attempt = j.attempt
-                      AND +runs.state IN ({sources})
-                    RETURNING runs.id, runs.dispatch, runs.has_object,
-                        runs.options != '{{}}' AND runs.options->>'waitpoint' IS NOT NULL""",
-                    state,
-                    now,
-                    final,
-                    bump,
-                    chunk,
-                    token,
-                )
+                rows = self.sql.exec(statement, state, now, final, bump, chunk, token)
                 made: list[str] = []  # by a parent that waits on them (waits/)
                 for rid, dispatch, has_object, waited in rows:
                     applied[rid] = dispatch
