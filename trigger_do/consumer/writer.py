@@ -7,7 +7,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from ..ports import OutMessage, Platform
@@ -187,7 +187,7 @@ class Writer:
             applied = res.applied
             await self.platform.queue.send_all(
                 [
-                    OutMessage(replace(nxt.message, dispatch=applied[o["id"]]).to_body(), nxt.delay)
+                    OutMessage(nxt.message._replace(dispatch=applied[o["id"]]).to_body(), nxt.delay)
                     for o, nxt, _ in entries
                     if nxt is not None and o["id"] in applied
                 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ..shared.messages import RunMessage
@@ -185,7 +185,7 @@ class PumpDecision:
     def handback_bodies(self) -> list[Any]:
         """The handed-back runs' messages, marked so their consumer asks again (`h`)."""
         return [
-            replace(RunMessage.from_body(loads(g.head.body)), handed=True).to_body()
+            RunMessage.from_body(loads(g.head.body))._replace(handed=True).to_body()
             for g in self.reserved
         ]
 

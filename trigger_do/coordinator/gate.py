@@ -24,7 +24,7 @@ import functools
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..ports import Message, OutMessage, Platform
@@ -218,7 +218,7 @@ class Gate:
                     "task": msg.task,
                     "key": msg.key,
                     "rate_key": msg.rate_key,
-                    "body": replace(msg, handed=False).to_body(),
+                    "body": msg._replace(handed=False).to_body(),
                 }
                 for _, msg, _ in items
             ]

@@ -11,7 +11,7 @@ import asyncio
 import heapq
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from ..ports import Platform, Remote
 from ..shared.ids import shard_of
@@ -24,9 +24,10 @@ T = TypeVar("T")
 StartKind = Literal["start", "skip", "early", "busy", "expired", "missing"]
 
 
-@dataclass(frozen=True)
-class RunStart:
-    """What a consumer needs to run an attempt that `start_many` started."""
+class RunStart(NamedTuple):
+    """What a consumer needs to run an attempt that `start_many` started. (Records made
+    per run are named tuples: immutable, and built in a quarter of a frozen dataclass's
+    time.)"""
 
     task: str
     attempt: int
@@ -40,8 +41,7 @@ class RunStart:
     started_at: float
 
 
-@dataclass(frozen=True)
-class StartDecision:
+class StartDecision(NamedTuple):
     """What `start_many` decided for one delivered run (`RunIndexObject.start_many`)."""
 
     id: str
@@ -58,7 +58,7 @@ class StartDecision:
             d["task"], d["attempt"], d["resumed"], d["payload"], d["payload_packet"],
             d["options"], d["metadata"], d["tags"], d["created_at"], d["started_at"],
         )  # fmt: skip
-        return cls(d["id"], "start", start=start)
+        return cls(d["id"], "start", None, 0.0, start)
 
 
 @dataclass

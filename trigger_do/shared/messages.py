@@ -1,6 +1,7 @@
 """The run queue's messages, built and read only here: JSON-native, versioned, every field
 named; new fields get defaults so that old messages still decode. A message changes by
-making a new one (`dataclasses.replace`), never by patching its body.
+making a new one (`_replace`: they are named tuples, immutable and cheap to build, one
+per delivered run), never by patching its body.
 
 - `RunMessage`: start (or resume) a run: `{v, run_id, task, attempt, d, payload?, q?, k?,
   rk?, h?}`. `d` is the run's dispatch number (a message of an older dispatch is stale);
@@ -11,15 +12,14 @@ making a new one (`dataclasses.replace`), never by patching its body.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import MalformedMessageError
 
 VERSION = 1
 
 
-@dataclass(frozen=True)
-class RunMessage:
+class RunMessage(NamedTuple):
     run_id: str
     task: str
     attempt: int
