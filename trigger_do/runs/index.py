@@ -26,7 +26,7 @@ from .index_filters import run_filter_sql
 from .index_metrics import SCHEMA as METRICS_SCHEMA
 from .index_metrics import read_counts
 from .index_realtime import RealtimeReads
-from .index_schema import _INSERT, ROW_COLUMNS, SCHEMA, WATCHED, insert_rows, row_to_dict
+from .index_schema import ROW_COLUMNS, SCHEMA, WATCHED, insert_rows, row_to_dict
 from .index_waits import WAITS_SCHEMA, WAITS_TIMER, WaitWrites
 
 __all__ = ["ROW_COLUMNS", "SCHEMA", "WATCHED", "RunIndexObject", "row_to_dict"]
@@ -94,8 +94,9 @@ class RunIndexObject(
                 )
             fresh.append(row)
             results.append({"id": row["id"], "cached": False})
-        for chunk in json_chunks(insert_rows(fresh)):
-            self.sql.exec(_INSERT, now, chunk)
+        statement, values = insert_rows(fresh)
+        for chunk in json_chunks(values):
+            self.sql.exec(statement, now, chunk)
         for batch_id in {r["batch_id"] for r in fresh if r.get("batch_id")}:
             self._mark_pending(batch_id, now)  # invisible here until the batch is sealed
         expiring = [r["expires_at"] for r in fresh if r.get("expires_at") is not None]

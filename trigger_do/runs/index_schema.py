@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from ..ports import Sql
@@ -120,27 +121,41 @@ def _dispatched(r: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-# A new run's fields, in the order `_INSERT` reads them: rows travel as JSON arrays (SQLite
-# reparses an element's text for every `->>` on it: by position that costs far less than by
-# name)
+# A new run's fields besides its id, task and state; each travels only when some row of the
+# insert has it (rows are JSON arrays, read by position: SQLite 3.40 parses an element's
+# text again for every `->>` on it, so a field nobody set costs every row a parse). A text
+# equal to its column's default ('[]' tags, '{}' metadata and options) is as good as none.
 INSERT_FIELDS = (
-    "id", "task", "state", "queue", "concurrency_key", "payload", "payload_packet", "tags",
-    "metadata", "options", "idempotency_key", "batch_id", "batch_index", "replay_of",
-    "delay_until", "ttl", "expires_at",
+    "queue", "concurrency_key", "payload", "payload_packet", "tags", "metadata", "options",
+    "idempotency_key", "batch_id", "batch_index", "replay_of", "delay_until", "ttl",
+    "expires_at",
 )  # fmt: skip
-_INSERT = """INSERT INTO runs (id, task, state, dispatch, queue, concurrency_key, payload,
-    payload_packet, tags, metadata, options, idempotency_key, batch_id, batch_index, replay_of,
-    created_at, updated_at, due_at, delay_until, ttl, expires_at)
-    SELECT value->>0, value->>1, value->>2, 1, value->>3, value->>4, value->>5, value->>6,
-      coalesce(value->>7, '[]'), coalesce(value->>8, '{}'), coalesce(value->>9, '{}'),
-      value->>10, value->>11, value->>12, value->>13, ?1, ?1, coalesce(value->>14, ?1),
-      value->>14, value->>15, value->>16
-    FROM json_each(?2)"""
+_DEFAULTS = {"tags": "[]", "metadata": "{}", "options": "{}"}
 
 
-def insert_rows(rows: list[dict[str, Any]]) -> list[list[Any]]:
-    """`rows` as `_INSERT` takes them (a missing field is null)."""
-    return [[row.get(f) for f in INSERT_FIELDS] for row in rows]
+def insert_rows(rows: list[dict[str, Any]]) -> tuple[str, list[list[Any]]]:
+    """The statement that inserts `rows` (its `?1` the time now, its `?2` a JSON array of
+    rows) and `rows` as it reads them."""
+    present = tuple(
+        f for f in INSERT_FIELDS if any(r.get(f) not in (None, _DEFAULTS.get(f)) for r in rows)
+    )
+    return _insert_statement(present), [
+        [r["id"], r["task"], r["state"], *(r.get(f) for f in present)] for r in rows
+    ]
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_statement(present: tuple[str, ...]) -> str:
+    values = [f"value->>{i}" for i in range(3 + len(present))]
+    for i, f in enumerate(present, 3):
+        if f in _DEFAULTS:  # (a row of a mixed insert without one)
+            values[i] = f"coalesce({values[i]}, '{_DEFAULTS[f]}')"
+    due = f"coalesce(value->>{3 + present.index('delay_until')}, ?1)" if (
+        "delay_until" in present
+    ) else "?1"  # fmt: skip
+    columns = ", ".join(("id", "task", "state", *present))
+    return f"""INSERT INTO runs ({columns}, created_at, updated_at, due_at)
+    SELECT {", ".join(values)}, ?1, ?1, {due} FROM json_each(?2)"""
 
 
 class IndexBase:
