@@ -136,12 +136,19 @@ _DEFAULTS = {"tags": "[]", "metadata": "{}", "options": "{}"}
 def insert_rows(rows: list[dict[str, Any]]) -> tuple[str, list[list[Any]]]:
     """The statement that inserts `rows` (its `?1` the time now, its `?2` a JSON array of
     rows) and `rows` as it reads them."""
-    present = tuple(
-        f for f in INSERT_FIELDS if any(r.get(f) not in (None, _DEFAULTS.get(f)) for r in rows)
-    )
+    present = tuple(f for f in INSERT_FIELDS if _has(rows, f))
     return _insert_statement(present), [
         [r["id"], r["task"], r["state"], *(r.get(f) for f in present)] for r in rows
     ]
+
+
+def _has(rows: list[dict[str, Any]], field: str) -> bool:
+    """Whether some row sets `field` (to other than its column's default)."""
+    empty = (None, _DEFAULTS.get(field))
+    if rows and rows[0].get(field) not in empty:  # (the rows of a batch are alike)
+        return True
+    values = {r.get(field) for r in rows}
+    return bool(values.difference(empty))
 
 
 @functools.lru_cache(maxsize=64)

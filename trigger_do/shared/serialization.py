@@ -47,7 +47,7 @@ def dumps(value: Any) -> str:
     write them as null: where its text has a null, the value is checked)."""
     if _orjson is not None:
         raw: bytes = _orjson.dumps(value, default=_default, option=_orjson.OPT_NON_STR_KEYS)
-        if b"null" in raw and has_non_finite(value):
+        if b"null" in raw and value is not None and has_non_finite(value):
             raise NonFiniteNumberError()
         return raw.decode()
     try:
