@@ -218,9 +218,11 @@ class Gate:
                     "task": msg.task,
                     "key": msg.key,
                     "rate_key": msg.rate_key,
-                    "body": msg._replace(handed=False).to_body(),
+                    # what a parked run's message is handed back as: the one delivered
+                    # (built again only to drop the mark of a hand-back)
+                    "body": msg._replace(handed=False).to_body() if msg.handed else m.body,
                 }
-                for _, msg, _ in items
+                for m, msg, _ in items
             ]
             # capacity free for runs parked earlier (a lapsed lease, say) goes to them first,
             # granted to this batch: they start with it rather than through the queue

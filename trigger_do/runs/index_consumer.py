@@ -258,7 +258,8 @@ class ConsumerWrites(IndexBase):
             bump = 0 if final else 1
             # only the fields some outcome of the group has, as positional rows (`->>0`
             # costs far less than `->>'id'`; each field read is a JSON parse per row)
-            present = tuple(f for f in _OPTIONAL_FIELDS if any(o.get(f) is not None for o in group))
+            keys = set().union(*group)  # (an outcome holds the fields it sets)
+            present = tuple(f for f in _OPTIONAL_FIELDS if f in keys)
             fields = [[o["id"], o["attempt"], *(o.get(f) for f in present)] for o in group]
             statement = _finish_statement(sources, present)
             for chunk in json_chunks(fields):
