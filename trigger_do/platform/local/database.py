@@ -14,7 +14,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -122,18 +122,6 @@ class LocalSql:
             if unavailable is None:
                 raise
             raise unavailable from exc
-
-    def exec_many(self, query: str, rows: Iterable[Sequence[Any]]) -> None:
-        """One statement for each row, in one transaction (this one, inside `transaction`):
-        the local platform's own bulk write (the queue's), which the `Sql` port of the
-        engine's objects does not have."""
-        check_query(query)
-
-        def run() -> None:
-            self.conn.executemany(query, rows)
-
-        with self._unavailable():
-            self.transaction(run)
 
     @contextlib.contextmanager
     def _unavailable(self) -> Iterator[None]:

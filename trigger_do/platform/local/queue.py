@@ -10,7 +10,7 @@ from typing import Any
 
 from ...errors import MessageTooLargeError
 from ...ports import MAX_ROW_BYTES, MAX_SEND_BATCH, OutMessage
-from ...shared.serialization import dumps_checked, loads
+from ...shared.serialization import loads
 from ...shared.sqlbulk import json_chunks
 from .database import LocalSql
 from .doorbell import Doorbell
@@ -50,14 +50,29 @@ class LocalQueue:
             self.sql.transaction(lambda: self._insert(messages))
 
     def _insert(self, messages: Sequence[OutMessage]) -> None:
+        """The messages in order, in one transaction (the caller's, if it has one): their
+        bodies, by delay, as JSON arrays that SQLite splits (`json_each` gives each
+        element's JSON text, the body stored), one serialization per array."""
         now = self.clock.now()
-        rows = [(self.name, dumps_checked(m.body), now + m.delay_seconds, now) for m in messages]
-        if rows and max(len(r[1]) for r in rows) > MAX_ROW_BYTES:  # as a DO row would refuse
-            raise MessageTooLargeError(f"a queue message over {MAX_ROW_BYTES} bytes")
-        self.sql.exec_many(  # a body is stored as its JSON text
-            "INSERT INTO queue_messages (queue, body, visible_at, enqueued_at) VALUES (?, ?, ?, ?)",
-            rows,
-        )
+        by_delay: dict[float, list[Any]] = {}
+        for m in messages:
+            by_delay.setdefault(m.delay_seconds, []).append(m.body)
+
+        def insert() -> None:
+            for delay, bodies in by_delay.items():
+                for chunk in json_chunks(bodies):  # (a body too large for one goes alone)
+                    if len(chunk) > MAX_ROW_BYTES:  # as a DO row would refuse
+                        raise MessageTooLargeError(f"a queue message over {MAX_ROW_BYTES} bytes")
+                    self.sql.exec(
+                        "INSERT INTO queue_messages (queue, body, visible_at, enqueued_at) "
+                        "SELECT ?, value, ?, ? FROM json_each(?)",
+                        self.name,
+                        now + delay,
+                        now,
+                        chunk,
+                    )
+
+        self.sql.transaction(insert)
         if self.doorbell is not None and any(m.delay_seconds <= 0 for m in messages):
             self.sql.after_commit(self.doorbell.ring)
 
