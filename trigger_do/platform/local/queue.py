@@ -29,6 +29,14 @@ SCHEMA = [
 ]
 
 
+# a batch of messages, their bodies one JSON array (`?4`): each element stored as its JSON
+# text (`json_each` gives an object's or an array's text, and the SQL value of the others)
+_INSERT_BODIES = """INSERT INTO queue_messages (queue, body, visible_at, enqueued_at)
+    SELECT ?1, CASE type WHEN 'object' THEN value WHEN 'array' THEN value WHEN 'true'
+      THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' ELSE json_quote(value)
+      END, ?2, ?3 FROM json_each(?4)"""
+
+
 class LocalQueue:
     """The producer side (the `Queue` port)."""
 
@@ -51,8 +59,7 @@ class LocalQueue:
 
     def _insert(self, messages: Sequence[OutMessage]) -> None:
         """The messages in order, in one transaction (the caller's, if it has one): their
-        bodies, by delay, as JSON arrays that SQLite splits (`json_each` gives each
-        element's JSON text, the body stored), one serialization per array."""
+        bodies, by delay, as JSON arrays that SQLite splits, one serialization per array."""
         now = self.clock.now()
         by_delay: dict[float, list[Any]] = {}
         for m in messages:
@@ -63,14 +70,7 @@ class LocalQueue:
                 for chunk in json_chunks(bodies):  # (a body too large for one goes alone)
                     if len(chunk) > MAX_ROW_BYTES:  # as a DO row would refuse
                         raise MessageTooLargeError(f"a queue message over {MAX_ROW_BYTES} bytes")
-                    self.sql.exec(
-                        "INSERT INTO queue_messages (queue, body, visible_at, enqueued_at) "
-                        "SELECT ?, value, ?, ? FROM json_each(?)",
-                        self.name,
-                        now + delay,
-                        now,
-                        chunk,
-                    )
+                    self.sql.exec(_INSERT_BODIES, self.name, now + delay, now, chunk)
 
         self.sql.transaction(insert)
         if self.doorbell is not None and any(m.delay_seconds <= 0 for m in messages):
