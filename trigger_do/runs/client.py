@@ -58,7 +58,7 @@ class StartDecision(NamedTuple):
             d["task"], d["attempt"], d["resumed"], d["payload"], d["payload_packet"],
             d["options"], d["metadata"], d["tags"], d["created_at"], d["started_at"],
         )  # fmt: skip
-        return cls(d["id"], "start", None, 0.0, start)
+        return cls(d["id"], "start", start=start)
 
 
 @dataclass

@@ -55,7 +55,7 @@ class LocalQueue:
 
     async def send_all(self, messages: Sequence[OutMessage]) -> None:
         if messages:
-            self.sql.transaction(lambda: self._insert(messages))
+            self._insert(messages)  # (one transaction of its own, or the caller's)
 
     def _insert(self, messages: Sequence[OutMessage]) -> None:
         """The messages in order, in one transaction (the caller's, if it has one): their
