@@ -122,6 +122,7 @@ class CoordinatorObject:
         Each step reads, decides and applies in turn, the next one deciding with the
         counts the last one left."""
         q = self.tables.load(now)
+        lease_before = q.lease
         if lease_seconds is not None:
             q.lease = float(lease_seconds)
         if specs is not None:
@@ -129,9 +130,12 @@ class CoordinatorObject:
             q.spec.setdefault("tasks", {}).update(specs.get("tasks", {}))
         now = q.clock
         self.storage.now = now
-        if released:
-            self.tables.forget(released)
-        self.tables.reclaim(now)
+        freed = self.tables.forget(released) if released else {}
+        lapsed = self.tables.reclaim(now)
+        if freed and not lapsed and not requests and q.lease == lease_before:
+            swapped = self._swap(q, now, freed, take)
+            if swapped is not None:
+                return swapped
         limits = self._limits(q)
         pump = self._pump(q, limits, self.tables.counts(), take)
         self._apply_pump(q, now, pump)
@@ -264,6 +268,64 @@ class CoordinatorObject:
             "alarm": alarm,
             "at": now,
             "direct": pump.granted_bodies(),
+        }
+
+    def _swap(
+        self, q: QueueState, now: float, freed: Mapping[str, int], take: int
+    ) -> dict[str, Any] | None:
+        """A release's fast path, the hot key's slot turning over: the runs waiting in the
+        lines of the keys whose slots were freed take those slots, granted to the caller,
+        in a few statements and no count of the queue's slots. It decides what the pump
+        would, where the queue has one task, limited per key only (no rate, no queue
+        limit, not paused), and its alarm is armed (None: not its case).
+
+        After any call of such a queue, a key with runs waiting has no free slot (the pump
+        served every one it could, and a new run parks only when its key is full or has a
+        line). So only the keys freed now can serve anyone, each as many as its limit
+        leaves room for. Slots only came free here and new ones lease later than the
+        old, so the alarm armed stays right."""
+        tasks = q.spec.get("tasks") or {}
+        if q.paused or q.limit is not None or len(tasks) != 1:
+            return None
+        (spec,) = tasks.values()
+        limit = spec.get("key_limit")
+        if limit is None or spec.get("rate") or q.alarm_at is None:
+            return None
+        if q.alarm_at < now - ALARM_GRACE:  # (lost: the pump's call arms it again)
+            return None
+        waiting = self.tables.waiting_of(sorted(freed))
+        wants = {
+            key: n
+            for key in sorted(waiting)
+            if (n := min(waiting[key], int(limit) - self.tables.slots_of(key))) > 0
+        }
+        if sum(wants.values()) > take:  # (some go back through the queue: the pump's job)
+            return None
+        lines = {key: self.tables.hand_heads(key, n) for key, n in wants.items()}
+        # the pump's order: a run per key per round, the keys round-robin after the one
+        # served last (which is saved as it would be)
+        keys = sorted(k for k, line in lines.items() if line)
+        cut = next((i for i, k in enumerate(keys) if q.rr_key is not None and k > q.rr_key), 0)
+        keys = keys[cut:] + keys[:cut]
+        heads = [
+            (key, lines[key][i])
+            for i in range(max((len(line) for line in lines.values()), default=0))
+            for key in keys
+            if i < len(lines[key])
+        ]
+        if heads:
+            rows = [(h.run_id, key, h.task, None) for key, h in heads]
+            self.tables.add_slots(rows, "held", now + q.lease, now)
+            self.tables.add_waiting({key: -len(line) for key, line in lines.items()})
+            q.rr_key = heads[-1][0]
+        self.tables.save_turn(q)
+        return {
+            "at": now,
+            "granted": [],
+            "parked": [],
+            "direct": [loads(h.body) for _, h in heads],
+            "handback": [],
+            "alarm": None,
         }
 
     def _limits(self, q: QueueState) -> Limits:

@@ -193,16 +193,17 @@ class Tables:
             )
         self.sql.exec("DELETE FROM coord_keys WHERE queue = ? AND waiting <= 0", self.queue)
 
-    def reclaim(self, now: float) -> None:
+    def reclaim(self, now: float) -> bool:
         """Delete slots whose lease lapsed; a handed-back run that never came back, or a
-        directly granted one whose consumer died, goes back to the head of its key's line."""
+        directly granted one whose consumer died, goes back to the head of its key's line.
+        Returns whether any lapsed."""
         lapsed = self.sql.exec(
             "DELETE FROM coord_slots WHERE queue = ? AND lease_until < ? RETURNING run_id",
             self.queue,
             now,
         )
         if not lapsed:
-            return
+            return False
         back: dict[str, int] = defaultdict(int)
         for chunk in json_chunks([r[0] for r in lapsed]):
             for (key,) in self.sql.exec(
@@ -213,16 +214,20 @@ class Tables:
             ):
                 back[key] += 1
         self.add_waiting(back)
+        return True
 
-    def forget(self, run_ids: Sequence[str]) -> None:
-        """Delete the slots and parked rows of `run_ids` (their attempts ended)."""
+    def forget(self, run_ids: Sequence[str]) -> dict[str, int]:
+        """Delete the slots and parked rows of `run_ids` (their attempts ended). Returns how
+        many slots each key lost."""
+        freed: dict[str, int] = defaultdict(int)
         for chunk in json_chunks(run_ids):
-            self.sql.exec(
+            for (key,) in self.sql.exec(
                 "DELETE FROM coord_slots WHERE queue = ? AND run_id IN "
-                "(SELECT value FROM json_each(?))",
+                "(SELECT value FROM json_each(?)) RETURNING key",
                 self.queue,
                 chunk,
-            )
+            ):
+                freed[key] += 1
             gone = self.sql.exec(
                 "DELETE FROM coord_parked WHERE queue = ? AND run_id IN "
                 "(SELECT value FROM json_each(?)) RETURNING key, handed",
@@ -234,6 +239,7 @@ class Tables:
                 if not handed:
                     removed[key] -= 1
             self.add_waiting(removed)
+        return freed
 
     def add_slots(self, rows: Sequence[SlotRow], state: str, until: float, at: float) -> None:
         """Slots in `state` (`held`, `reserved`) for `rows`, leased until `until`. (Each
@@ -258,6 +264,47 @@ class Tables:
                 at,
                 chunk,
             )
+
+    def waiting_of(self, keys: Sequence[str]) -> dict[str, int]:
+        """The parked runs waiting (not handed back) of each of `keys` that has some."""
+        return dict(
+            self.select(
+                "SELECT key, waiting FROM coord_keys WHERE queue = ? AND key IN "
+                "(SELECT value FROM json_each(?)) AND waiting > 0",
+                keys,
+            )
+        )
+
+    def slots_of(self, key: str) -> int:
+        """The slots (held and reserved) of one key."""
+        rows = self.sql.exec(
+            "SELECT count(*) FROM coord_slots WHERE queue = ? AND key = ?", self.queue, key
+        )
+        return int(rows[0][0])
+
+    def hand_heads(self, key: str, n: int) -> list[Head]:
+        """Mark the first `n` runs of `key`'s line handed back, and return them in line
+        order (one statement: the line's index gives them)."""
+        rows = self.sql.exec(
+            "UPDATE coord_parked SET handed = 1 WHERE queue = ?1 AND run_id IN "
+            "(SELECT run_id FROM coord_parked WHERE queue = ?1 AND key = ?2 AND handed = 0 "
+            "ORDER BY seq LIMIT ?3) RETURNING seq, run_id, task, rate_id, body",
+            self.queue,
+            key,
+            n,
+        )
+        return [
+            Head(run_id, task, rate_id, body) for _, run_id, task, rate_id, body in sorted(rows)
+        ]
+
+    def save_turn(self, q: QueueState) -> None:
+        """Save what a release's fast path moves: the clock and the key served last."""
+        self.sql.exec(
+            "UPDATE coord_queues SET clock = ?, rr_key = ? WHERE queue = ?",
+            q.clock,
+            q.rr_key,
+            self.queue,
+        )
 
     def mark_handed(self, run_ids: Sequence[str]) -> None:
         """Mark parked rows handed back (they stay until the run's slot is released)."""
