@@ -6,8 +6,10 @@ fire is a benchmark's business (`load per-org`, load/RESULTS.md), not a unit tes
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import selectors
 import socket
+import sys
 import threading
 import time
 
@@ -91,3 +93,22 @@ def test_asyncio_runs_on_it() -> None:
 async def test_a_worker_runs_its_tasks_on_it(runtime: LocalRuntime) -> None:
     handle = await t.loop_selector.trigger(None)
     assert await handle.result(timeout=30) == "PreciseEpollSelector"
+
+
+PR_GET_TIMERSLACK = 30  # <linux/prctl.h>
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timer slack is Linux's")
+def test_the_loops_thread_keeps_no_timer_slack() -> None:
+    """The thread that makes the loop runs it: its timed waits may end no later than asked
+    (Linux lets them end 50 us late by default)."""
+    slack: list[int] = []
+
+    def make() -> None:
+        new_event_loop().close()
+        slack.append(ctypes.CDLL(None).prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0))
+
+    thread = threading.Thread(target=make)  # (the test process's own threads untouched)
+    thread.start()
+    thread.join()
+    assert slack == [1]
