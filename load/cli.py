@@ -35,7 +35,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=10.0, help="steady: seconds (default 10)")
     p.add_argument("--workers", type=int, default=2, help="embedded worker processes (2)")
     p.add_argument(
-        "--work-ms", type=float, default=10.0, help="per-org: ms each run holds its slot (10)"
+        "--work-ms",
+        type=float,
+        default=10.0,
+        help="per-org, hot-key: ms each run holds its slot (10)",
     )
     p.add_argument("--target", help="a running server's URL (else the embedded runtime)")
     p.add_argument("--key", help="the server's secret key (default: $TRIGGER_SECRET_KEY)")

@@ -70,6 +70,12 @@ SCENARIOS = {
             "concurrency limit 10 per org; each run holds its slot ~10 ms",
         ),
         Scenario(
+            "hot-key",
+            4_000,
+            "N runs of one organization alone (per-org's org-0 without the others): "
+            "concurrency limit 10; each run holds its slot ~10 ms",
+        ),
+        Scenario(
             "rate-limited",
             3_000,
             "a task limited to 100 starts/s, offered at 10x that (1,000 runs/s)",
@@ -109,7 +115,7 @@ def build(
     unlimited: bool = False,
 ) -> Plan:
     plan = _build(name, runs=runs, rate=rate, duration=duration, work_ms=work_ms, seed=seed)
-    if name in ("per-org", "mixed"):
+    if name in ("per-org", "mixed", "hot-key"):
         plan.work_ms = work_ms
     return plan.without_limits() if unlimited else plan
 
@@ -132,6 +138,9 @@ def _build(
         return Plan(name, [Item("load-noop", None)] * n, rate, spec.description)
     if name == "per-org":
         return Plan(name, [_org_item(rng, work_ms) for _ in range(n)], rate, spec.description)
+    if name == "hot-key":  # (one key's slot turns alone: its ceiling, nothing beside it)
+        item = Item("load-org", {"org": "org-0", "ms": work_ms}, "org-0")
+        return Plan(name, [item] * n, rate, spec.description)
     if name == "rate-limited":
         from .tasks import RATE_LIMIT
 

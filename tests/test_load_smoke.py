@@ -309,3 +309,17 @@ def test_million_script_queues_then_drains_a_small_n(tmp_path: Path) -> None:
     assert report["lost"] == report["duplicates"] == report["completed_without_execution"] == 0
     assert drain["samples"][-1]["finished"] == 300
     assert len(drain["worker_peak_mib"]) == 2 and drain["seconds"] > 0
+
+
+def test_hot_key_is_per_orgs_hot_key_alone() -> None:
+    """`hot-key` offers org-0's runs of `per-org` and nothing else, so its report's ceiling
+    figure is the hot key's own slot turns with no other key's load beside them."""
+    per_org, hot = build("per-org", runs=400, work_ms=7), build("hot-key", runs=300, work_ms=7)
+    org_0 = next(i for i in per_org.items if i.key == "org-0")
+    assert len(hot.items) == 300 and {(i.task, i.key) for i in hot.items} == {
+        (org_0.task, "org-0")
+    }
+    assert {i.payload["ms"] for i in hot.items} == {7} and hot.work_ms == 7
+    assert {i.task for i in build("hot-key", runs=5, unlimited=True).items} == {
+        "load-org-unlimited"
+    }
