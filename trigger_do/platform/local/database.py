@@ -67,6 +67,11 @@ class LocalSql:
         self._local = threading.local()
         self.writes = 0
         self._checked: set[str] = set()  # statements whose text passed `check_query`
+        self._auto_checkpoint = True
+        # cleared while this process's checkpointer restarts the log: its units wait on
+        # their loops meanwhile, rather than keep the write lock from it (checkpoints.py)
+        self.writers_go = threading.Event()
+        self.writers_go.set()
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -84,10 +89,21 @@ class LocalSql:
             conn.execute("PRAGMA synchronous=NORMAL")
             # sorts and groupings in memory: on disk each one created a file (and unlinked it)
             conn.execute("PRAGMA temp_store=MEMORY")
+            if not self._auto_checkpoint:
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
             self._local.depth = 0
             self._local.hooks = []
         return conn
+
+    def auto_checkpoint(self, on: bool) -> None:
+        """Whether this process's commits checkpoint the log when it grows past 1,000 pages
+        (SQLite's default) or leave it to a `checkpoints.Checkpointer`: this thread's
+        connection now, the others' as they connect."""
+        self._auto_checkpoint = on
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.execute(f"PRAGMA wal_autocheckpoint={1000 if on else 0}")
 
     def after_commit(self, hook: Callable[[], None]) -> None:
         """Call `hook` once what was just written is committed: now, outside a transaction;
@@ -169,6 +185,9 @@ class LocalSql:
             return self._nested(conn, fn)
         waits = _BusyWaits(self.timeout, ASYNC_LONGEST_PAUSE)
         while True:
+            if not self.writers_go.is_set():  # (a restart of the log, a few ms)
+                await asyncio.sleep(ASYNC_LONGEST_PAUSE)
+                continue
             with self._unavailable():
                 try:
                     conn.execute("BEGIN IMMEDIATE")

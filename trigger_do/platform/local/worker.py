@@ -29,6 +29,7 @@ from ...sdk.client import EmbeddedClient, pop_client, push_client
 from ...shared.config import EngineConfig
 from ...shared.serialization import dumps
 from ...task import registered_tasks
+from .checkpoints import Checkpointer
 from .doorbell import Listener
 from .loop import new_event_loop
 from .platform import RUN_QUEUE, open_local
@@ -103,6 +104,8 @@ class Worker:
         self._register()
         watchdog = LoopWatchdog(self)  # keeps the leases should a task block the loop
         watchdog.start(asyncio.get_running_loop())
+        checkpoints = Checkpointer(self.sql)  # the log copied back outside the loop
+        checkpoints.start()
         heartbeat = asyncio.ensure_future(self._heartbeat())
         batches: set[asyncio.Task[None]] = set()
         self.doorbell.start(asyncio.get_running_loop())
@@ -134,6 +137,7 @@ class Worker:
                 await asyncio.wait(batches, timeout=self.config.shutdown_grace + 10)
             heartbeat.cancel()
             watchdog.stop()
+            checkpoints.stop()
             self._settle_all()
             self.sql.exec("DELETE FROM workers WHERE pid = ?", os.getpid())
             end_session(self.sql, os.getpid())
