@@ -102,8 +102,24 @@ class Message(Protocol):
     def retry(self, delay_seconds: float = 0.0) -> None: ...
 
 
+READS = "__trigger_do_reads__"
+M = TypeVar("M", bound=Callable[..., Any])
+
+
+def reads(method: M) -> M:
+    """Mark an object method that only reads its tables. A platform may run its calls on a
+    snapshot beside the object's writes instead of in line with them: locally, a read
+    transaction of SQLite's, which in WAL mode neither waits for the write lock nor holds
+    it (a run's result polled, a page of the dashboard, a load test's progress no longer
+    queue with the workers' writes), and a write in it fails. A Durable Object serializes
+    its calls all the same."""
+    setattr(method, READS, True)
+    return method
+
+
 class ObjectStub(Protocol):
-    """A handle to one named object; calls on one object are serialized, each is a transaction."""
+    """A handle to one named object; calls on one object are serialized, each is a transaction
+    (a method marked `reads` may run on a snapshot instead)."""
 
     async def call(self, method: str, *args: JSON, **kwargs: JSON) -> JSON: ...
 

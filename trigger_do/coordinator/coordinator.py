@@ -38,7 +38,7 @@ from operator import itemgetter
 from typing import Any
 
 from ..errors import InvariantError
-from ..ports import Sql
+from ..ports import Sql, reads
 from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
 from .decide import (
@@ -202,6 +202,7 @@ class CoordinatorObject:
 
     # --- queue controls ---------------------------------------------------------------------
 
+    @reads
     def controls(self) -> dict[str, Any]:
         rows = self.sql.exec(
             "SELECT paused, limit_override FROM coord_queues WHERE queue = ?", self.name
@@ -228,6 +229,7 @@ class CoordinatorObject:
         self.storage.now = q.clock
         return self._settle(q, q.clock)
 
+    @reads
     def stats(self, now: float) -> dict[str, Any]:
         """Counts for the queue listing: running (held slots), reserved, parked, per key."""
         q = self.tables.load(now)

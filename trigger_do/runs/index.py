@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import InvariantError
+from ..ports import reads
 from ..shared.serialization import dumps
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import CREATED_IN, RunState
@@ -134,10 +135,12 @@ class RunIndexObject(
 
     # --- reads ---------------------------------------------------------------------------
 
+    @reads
     def get(self, run_id: str) -> dict[str, Any] | None:
         rows = self.sql.exec(f"SELECT {ROW_COLUMNS} FROM runs WHERE id = ?", run_id)
         return row_to_dict(rows[0]) if rows else None
 
+    @reads
     def get_many(self, run_ids: list[str]) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for chunk in json_chunks(run_ids):
@@ -150,6 +153,7 @@ class RunIndexObject(
             ]
         return out
 
+    @reads
     def get_states(self, run_ids: list[str]) -> dict[str, list[Any]]:
         """`{id: [state, attempt]}` for many runs at once (waiting on results)."""
         out: dict[str, list[Any]] = {}
@@ -161,6 +165,7 @@ class RunIndexObject(
                 out[rid] = [state, attempt]
         return out
 
+    @reads
     def list_runs(
         self,
         *,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..ports import reads
 from ..shared.states import FINAL_STATES
 from .index_schema import IndexBase
 
@@ -103,6 +104,7 @@ class BatchWrites(IndexBase):
             )
         ]
 
+    @reads
     def get_batch(self, batch_id: str) -> dict[str, Any] | None:
         found = self.sql.exec(
             "SELECT id, run_count, idempotency_key, created_at FROM batches WHERE id = ?", batch_id

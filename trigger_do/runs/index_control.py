@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..ports import reads
 from ..shared.serialization import dumps, loads
 from ..shared.sqlbulk import json_chunks
 from ..shared.states import RunState, sources_for
@@ -120,6 +121,7 @@ class ControlWrites(IndexBase):
             ]
         return {"crashed": crashed, "held": held}
 
+    @reads
     def list_dead_letters(self, include_requeued: bool = False) -> list[dict[str, Any]]:
         sql = "SELECT run_id, task, deliveries, reason, dead_at, requeued_at FROM dead_letters"
         if not include_requeued:

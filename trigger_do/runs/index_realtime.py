@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..ports import reads
 from ..shared.sqlbulk import json_chunks
 from .index_filters import run_filter_sql
 from .index_schema import IndexBase
@@ -19,6 +20,7 @@ VERSION_COLUMNS = (
 
 
 class RealtimeReads(IndexBase):
+    @reads
     def run_versions(self, run_ids: list[str]) -> list[list[Any]]:
         """The version columns (`VERSION_COLUMNS`) of these runs; unknown ids are absent."""
         out: list[list[Any]] = []
@@ -33,6 +35,7 @@ class RealtimeReads(IndexBase):
             ]
         return out
 
+    @reads
     def feed_versions(
         self,
         *,

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ...errors import (
+    MisuseError,
     SchemaVersionError,
     SqlRuleError,  # noqa: F401  (re-exported: raised by check_query, check_params)
     StorageUnavailableError,
@@ -175,6 +176,34 @@ class LocalSql:
         with self._unavailable():
             self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         return self._within(conn, fn)
+
+    def read(self, fn: Callable[[], T]) -> T:
+        """Run the read-only `fn` on a snapshot: a deferred transaction, which in WAL mode
+        neither waits for the write lock nor holds it (`BEGIN IMMEDIATE` did both), with
+        writes refused (`query_only`: a write fails, nothing written). Inside a transaction
+        already, part of it. Tried again while SQLite says busy (a reader rarely is)."""
+        conn = self.conn
+        if self._local.depth:
+            return self._nested(conn, fn)
+        with self._unavailable():
+            return self._retry(lambda: self._read_once(conn, fn))
+
+    def _read_once(self, conn: sqlite3.Connection, fn: Callable[[], T]) -> T:
+        conn.execute("BEGIN")
+        conn.execute("PRAGMA query_only = 1")
+        self._local.depth = 1
+        try:
+            return fn()
+        except (sqlite3.OperationalError, StorageUnavailableError) as exc:
+            if "readonly" in str(exc):  # (query_only's refusal, not the file's)
+                raise MisuseError(f"a call marked `reads` tried to write: {exc}") from exc
+            raise
+        finally:
+            self._local.depth = 0
+            self._local.hooks = []
+            conn.execute("PRAGMA query_only = 0")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")  # (it wrote nothing: ending it is all)
 
     async def transaction_async(self, fn: Callable[[], T]) -> T:
         """`transaction(fn)` for a caller on an event loop: while another process holds the

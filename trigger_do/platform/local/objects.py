@@ -1,11 +1,13 @@
 """`ObjectNamespace` locally: every object's tables live in the one database file (rows are
 keyed by their object's natural key), and each call is one `BEGIN IMMEDIATE` transaction,
-so calls on one object are serialized across processes as a Durable Object's are."""
+so calls on one object are serialized across processes as a Durable Object's are; a call of
+a method marked `reads` is a read transaction on a snapshot instead (`LocalSql.read`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ...ports import READS
 from ...shared.serialization import dumps, loads
 from .database import LocalSql
 
@@ -22,7 +24,8 @@ class LocalStub:
             args, kwargs = loads(dumps([args, kwargs]))
         obj = self._cls(self._sql, self._name)
         fn = getattr(obj, method)
-        result = self._sql.transaction(lambda: fn(*args, **kwargs))
+        run = self._sql.read if getattr(fn, READS, False) else self._sql.transaction
+        result = run(lambda: fn(*args, **kwargs))
         return loads(dumps(result)) if self._strict else result
 
 
