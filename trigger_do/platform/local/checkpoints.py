@@ -9,13 +9,14 @@ in each worker, each one stopping all ten slots of the hot key).
 
 `Checkpointer` turns that off for the process's connections and checkpoints from a thread
 instead, every `EVERY` seconds while the log grows: PASSIVE, so it never waits for and never
-blocks a writer (SQLite's threads release the GIL while they copy and sync). A log kept busy
-without a pause is never restarted from its beginning by a PASSIVE checkpoint (a writer
-starts it over only when it finds every frame copied back): it grew to 127 MB in the drain
-of `load.million`. So past `RESTART_FRAMES` frames the thread asks for a RESTART, with this
-process's units held back meanwhile (`LocalSql.writers_go`: they wait on their loops, a few
-milliseconds); another worker's checkpointer asks for its own at the same moment, since
-they look at the same log, so the writers of both make way.
+blocks a writer (and Python's sqlite3 lets go of the GIL while SQLite copies and syncs). A
+log kept busy without a pause is never restarted from its beginning by a PASSIVE checkpoint
+(a writer starts it over only when it finds every frame copied back): it grew to 127 MB in
+the drain of `load.million`. So past `RESTART_FRAMES` frames the thread asks for a
+RESTART, with this process's units held back meanwhile (`LocalSql.writers_go`: they wait on
+their loops, for the writers in progress elsewhere, at most `RESTART_WAIT`, then the copy
+of what is left); another worker's checkpointer asks for its own at about the same moment,
+since they look at the same log, so the writers of both make way.
 """
 
 from __future__ import annotations
