@@ -17,7 +17,7 @@ from trigger_do.errors import MisuseError
 from trigger_do.platform.local.database import LocalSql
 from trigger_do.platform.local.objects import LocalNamespace
 from trigger_do.platform.local.platform import open_local
-from trigger_do.ports import Sql, reads
+from trigger_do.ports import READS, Sql, reads
 from trigger_do.runs.index import RunIndexObject
 
 
@@ -117,5 +117,5 @@ def test_inside_a_unit_a_read_is_part_of_it(tmp_path: Path) -> None:
 
 def test_run_state_polls_are_reads() -> None:
     for method in ("get", "get_many", "get_states", "list_runs", "get_batch"):
-        assert getattr(getattr(RunIndexObject, method), "__trigger_do_reads__", False), method
-    assert not getattr(RunIndexObject.insert_runs, "__trigger_do_reads__", False)
+        assert getattr(getattr(RunIndexObject, method), READS, False), method
+    assert not getattr(RunIndexObject.insert_runs, READS, False)

@@ -65,15 +65,9 @@ _START = f"""UPDATE runs SET state = 'running',
 
 
 def _started(row: tuple[Any, ...]) -> dict[str, Any]:
-    (
-        run_id, task, attempt, continued, payload, packet, options, metadata, tags,
-        created_at, started_at,
-    ) = row  # fmt: skip
-    resumed = bool(continued) or attempt > 1
-    return _start_decision(
-        run_id, task, attempt, resumed, payload, packet, options, metadata, tags, created_at,
-        started_at,
-    )  # fmt: skip
+    """A row `_START` returned, as its decision (its `continued` mark says it resumes)."""
+    run_id, task, attempt, continued, *rest = row
+    return _start_decision(run_id, task, attempt, bool(continued) or attempt > 1, *rest)
 
 
 def _start_decision(
