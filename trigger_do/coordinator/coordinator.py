@@ -296,14 +296,15 @@ class CoordinatorObject:
         if q.alarm_at < now - ALARM_GRACE:  # (lost: the pump's call arms it again)
             return None
         waiting = self.tables.waiting_of(sorted(freed))
+        slots = self.tables.slots_by_key(sorted(waiting)) if waiting else {}
         wants = {
             key: n
             for key in sorted(waiting)
-            if (n := min(waiting[key], int(limit) - self.tables.slots_of(key))) > 0
+            if (n := min(waiting[key], int(limit) - slots.get(key, 0))) > 0
         }
         if sum(wants.values()) > take:  # (some go back through the queue: the pump's job)
             return None
-        lines = {key: self.tables.hand_heads(key, n) for key, n in wants.items()}
+        lines = self.tables.hand_heads(wants)
         # the pump's order: a run per key per round, the keys round-robin after the one
         # served last (which is saved as it would be)
         keys = sorted(k for k, line in lines.items() if line)

@@ -275,27 +275,34 @@ class Tables:
             )
         )
 
-    def slots_of(self, key: str) -> int:
-        """The slots (held and reserved) of one key."""
-        rows = self.sql.exec(
-            "SELECT count(*) FROM coord_slots WHERE queue = ? AND key = ?", self.queue, key
+    def slots_by_key(self, keys: Sequence[str]) -> dict[str, int]:
+        """The slots (held and reserved) of each of `keys` that has some (one read of the
+        queue's slots, however many keys)."""
+        return dict(
+            self.select(
+                "SELECT key, count(*) FROM coord_slots WHERE queue = ? AND key IN "
+                "(SELECT value FROM json_each(?)) GROUP BY key",
+                keys,
+            )
         )
-        return int(rows[0][0])
 
-    def hand_heads(self, key: str, n: int) -> list[Head]:
-        """Mark the first `n` runs of `key`'s line handed back, and return them in line
-        order (one statement: the line's index gives them)."""
-        rows = self.sql.exec(
-            "UPDATE coord_parked SET handed = 1 WHERE queue = ?1 AND run_id IN "
-            "(SELECT run_id FROM coord_parked WHERE queue = ?1 AND key = ?2 AND handed = 0 "
-            "ORDER BY seq LIMIT ?3) RETURNING seq, run_id, task, rate_id, body",
-            self.queue,
-            key,
-            n,
-        )
-        return [
-            Head(run_id, task, rate_id, body) for _, run_id, task, rate_id, body in sorted(rows)
-        ]
+    def hand_heads(self, wants: Mapping[str, int]) -> dict[str, list[Head]]:
+        """Mark the first `wants[key]` runs of each key's line handed back, and return them
+        in line order: the lines' heads read in bulk (`Heads`: a query for all the keys,
+        another only where one asked for more than its first read gave), then marked in
+        one statement."""
+        heads = Heads(self.sql, self.queue)
+        need = {k: n for k, n in wants.items() if n > 0}
+        while need:
+            heads.fetch(need)
+            need = {
+                k: wants[k] - len(heads.lines[k])
+                for k in need
+                if k not in heads.done and len(heads.lines[k]) < wants[k]
+            }
+        lines = {k: list(heads.lines.get(k, ()))[: wants[k]] for k in wants}
+        self.mark_handed([h.run_id for line in lines.values() for h in line])
+        return lines
 
     def save_turn(self, q: QueueState) -> None:
         """Save what a release's fast path moves: the clock and the key served last."""
