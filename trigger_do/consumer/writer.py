@@ -109,6 +109,13 @@ class Writer:
         self._flushing = asyncio.ensure_future(self.flush())
 
     async def flush(self) -> None:
+        # one flush writes at a time, and takes what is pending once it is its turn: while
+        # a write waits for its lock (another process holds it), what ends meanwhile joins
+        # the next write, not a queue of small ones
+        async with self._lock:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -117,10 +124,11 @@ class Writer:
         updates, self._updates = self._updates, {}
         durable, self._durable = self._durable, {}
         outcomes, self._outcomes = self._outcomes, []
+        if fut is None and not (objects or updates or durable or outcomes):
+            return  # (an earlier flush took it all)
         failed: dict[str, BaseException] = {}
         try:
-            async with self._lock:
-                await self._write(objects, updates, outcomes, failed)
+            await self._write(objects, updates, outcomes, failed)
         except BaseException as exc:  # the platform itself failed: every write of this flush
             failed.update({run_id: exc for run_id in durable})
             for _, _, f in outcomes:
