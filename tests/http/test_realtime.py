@@ -237,6 +237,10 @@ async def test_a_tag_feed_looks_back_at_most_a_day(http: httpx.AsyncClient) -> N
     # fuzz test found it as a dropped connection)
     bad = await http.get("/realtime/v1/runs", params={"tags": "rt-a", "handle": "5j\n2"})
     assert bad.status_code == 400 and "handle" in bad.json()["error"]
+    # nor one a header cannot start or end with (a space)
+    for handle in (" ", " 5j", "5j "):
+        bad = await http.get("/realtime/v1/runs", params={"tags": "rt-a", "handle": handle})
+        assert bad.status_code == 400 and "handle" in bad.json()["error"]
 
 
 async def test_a_batch_feed(http: httpx.AsyncClient) -> None:

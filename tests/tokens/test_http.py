@@ -130,6 +130,9 @@ def test_callback_url_without_a_key(server: Server, http: httpx.Client) -> None:
         assert http.get(f"/api/v1/waitpoints/tokens/{made['id']}").json()["status"] == "WAITING"
         r = anyone.post(made["url"], content=b'{"approved": true}')
         assert r.status_code == 200 and r.json() == {"success": True}
+        # nested deeper than any stored JSON may be: refused, the token still waits
+        r = anyone.post(other["url"], content=b"[" * 255 + b"]" * 255)
+        assert r.status_code == 400 and "nested 255 levels" in r.json()["error"]
         # not JSON: the output is {}
         r = anyone.post(other["url"], content=b"<xml/>")
         assert r.status_code == 200

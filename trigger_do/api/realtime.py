@@ -60,9 +60,13 @@ def _shape_request(request: Request) -> ShapeRequest:
     offset = q.get("offset") or INITIAL_OFFSET
     handle = q.get("handle") or q.get("shape_id") or None
     for name, value in (("offset", offset), ("handle", handle)):
-        # (a handle goes back in a response header: no control characters)
+        # (a handle goes back in a response header: no control characters, and no space a
+        # header value cannot start or end with)
         if value is not None and (
-            len(value) > MAX_PARAM or not value.isascii() or not value.isprintable()
+            len(value) > MAX_PARAM
+            or not value.isascii()
+            or not value.isprintable()
+            or value != value.strip()
         ):
             raise HTTPError(400, f"`{name}` is not one this server gave: {value[:50]!r}")
     return ShapeRequest(offset, handle, q.get("live") == "true", skip_columns(q.get("skipColumns")))

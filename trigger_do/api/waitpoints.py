@@ -33,7 +33,7 @@ from ..waitpoints.shapes import page, parse_cursor, token_item
 from . import auth
 from .errors import HTTPError
 from .fields import PageSize
-from .jsonbody import read_body, read_json_object
+from .jsonbody import MAX_DEPTH, depth_of, read_body, read_json_object
 from .requests import Body, engine_of, query_value, validate
 from .run_list import _csv, _when
 
@@ -171,6 +171,9 @@ async def callback(request: Request) -> Response:
     if not check_callback(auth.secret_of(request), token_id, str(request.path_params["hash"])):
         raise HTTPError(401, "invalid callback URL: the hash does not match this waitpoint")
     raw = await read_body(request, MAX_OUTPUT)
+    depth = depth_of(raw)
+    if depth > MAX_DEPTH:  # (stored, it could not be written back as JSON)
+        raise HTTPError(400, f"callback body is nested {depth} levels deep, over {MAX_DEPTH}")
     try:
         data = loads(raw) if raw.strip() else {}
     except ValueError:
