@@ -74,6 +74,29 @@ def test_grants_up_to_the_limit_and_parks_the_rest_in_order(coord: Coord) -> Non
     assert handed(coord("release", ["b", "c"], T0 + 4)) == ["d", "e"]
 
 
+def test_runs_lined_up_at_intake_are_handed_back_as_slots_allow(coord: Coord) -> None:
+    def enqueue(ids: list[str], now: float, key: str = "") -> dict[str, Any]:
+        requests = [{"id": i, "task": "t", "key": key, "body": {"run_id": i}} for i in ids]
+        specs = {"queue_limit": None, "tasks": {"t": {"key_limit": 2}}}
+        return coord("enqueue", requests, specs, now, 10.0)  # type: ignore[no-any-return]
+
+    res = enqueue(["a", "b", "c", "d"], T0)
+    # the heads of the line, on reserved slots, handed back to be sent; the rest wait
+    assert handed(res) == ["a", "b"] and all(b["h"] == 1 for b in res["handback"])
+    assert coord.count("coord_slots") == 2 and coord.count("coord_parked") == 4
+    assert res["alarm"] == pytest.approx(T0 + 10, abs=0.01)  # should the reservations lapse
+    # runs it owns already keep their places (a trigger's intake tried again)
+    assert handed(enqueue(["b", "c", "e"], T0 + 1)) == []
+    assert coord.count("coord_parked") == 5
+    # a handed-back run's delivery starts on its reservation; its release hands on
+    assert coord.acquire(["a"], T0 + 2)["granted"] == ["a"]
+    assert handed(coord("release", ["a"], T0 + 3)) == ["c"]
+    # a run of another key is not held up by this key's line
+    assert handed(enqueue(["x"], T0 + 4, key="other")) == ["x"]
+    # a reservation whose message never came lapses: its run goes back to the head
+    assert handed(coord("wake", T0 + 13)) == ["b"]
+
+
 def test_clock_is_monotonic_so_a_start_never_precedes_the_release(coord: Coord) -> None:
     coord.acquire(["a", "b"], T0)
     coord("release", ["a"], T0 + 5)

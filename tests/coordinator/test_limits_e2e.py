@@ -17,6 +17,7 @@ from tests.coordinator.util import (
     rows,
     slots,
 )
+from trigger_do.coordinator.intake import BACKLOG
 
 MODULE = "tests.coordinator.coord_tasks"
 
@@ -109,10 +110,36 @@ async def test_small_keys_are_served_while_a_big_backlog_waits(tmp_path: Path) -
     assert max(overlaps_by_key(db, "coord-fair").values()) <= 5
 
 
+async def test_a_backlog_of_saturated_keys_waits_in_their_lines_not_in_the_run_queue(
+    tmp_path: Path,
+) -> None:
+    """5 keys of limit 10, a backlog of 700 runs on each (past `intake.BACKLOG` times the
+    limit), triggered at once: the runs join their keys' lines at intake (one park each,
+    in bulk), only the lines' heads are sent to the run queue, and every other run starts
+    on a slot its predecessor freed, granted to the consumer that freed it: no run is
+    claimed only to be parked. Every limit holds."""
+    assert 700 > BACKLOG * 10
+    db = tmp_path / "e.db"
+    prepare_db(db)
+    async with trigger_do.local(MODULE, db=db, workers=2) as rt:
+        items = [{"k": f"key-{i % 5}"} for i in range(3500)]
+        batch = await t.coord_noop_keyed.batch_trigger(items)
+        await batch.results(timeout=300)
+        await _drained(rt)
+    ((parks, parked_runs),) = rows(db, "SELECT count(*), count(DISTINCT run_id) FROM test_parks")
+    ((deliveries,),) = rows(db, "SELECT count(*) FROM test_deliveries")
+    print(f"per run: parked {parks / 3500:.2f}, delivered {deliveries / 3500:.2f}")
+    assert parks == parked_runs == 3500  # each once, at intake
+    assert deliveries / 3500 < 0.2  # (1.0 when every run went through the run queue)
+    assert max(overlaps_by_key(db, "coord-noop-keyed").values()) <= 10
+    assert slots(db) == {}
+
+
 async def test_evenly_saturated_keys_are_claimed_as_slots_free_not_parked(tmp_path: Path) -> None:
-    """50 keys of limit 10, a backlog on every one: a worker whose claims park runs of many
-    keys claims only what its finished runs freed, so few runs are parked at all (each
-    park costs a write, and a grant and a start later); every limit still holds."""
+    """50 keys of limit 10, a backlog on every one too small to line up at intake (80 runs
+    each): a worker whose claims park runs of many keys claims only what its finished runs
+    freed, so few runs are parked at all (each park costs a write, and a grant and a start
+    later); every limit still holds."""
     db = tmp_path / "e.db"
     prepare_db(db)
     async with trigger_do.local(MODULE, db=db, workers=2) as rt:

@@ -12,6 +12,7 @@ from typing import Any
 from ..ports import OutMessage, Platform, Remote
 from ..shared.config import EngineConfig
 from ..shared.messages import RunMessage, WakeMessage
+from ..task import Task
 from .coordinator import CoordinatorObject
 
 KIND = "coordinator"  # the object kind in `Platform.objects`
@@ -55,10 +56,34 @@ class Coordinators:
 
     async def send(self, queue: str, reply: Reply) -> None:
         """Enqueue what `reply` hands back, and the wake-up it asks for."""
+        out = self.messages(queue, reply)
+        if out:
+            await self.platform.queue.send_all(out)
+
+    def messages(self, queue: str, reply: Reply) -> list[OutMessage]:
+        """What `send` enqueues for `reply`: its hand-backs, then its wake-up if any."""
         out = [OutMessage(RunMessage.from_body(body).to_body(), 0.0) for body in reply.handback]
         if reply.alarm is not None:
             now = self.platform.clock.now()
             delay = min(max(0.0, reply.alarm - now), self.config.max_message_delay)
             out.append(OutMessage(WakeMessage(queue).to_body(), delay))
-        if out:
-            await self.platform.queue.send_all(out)
+        return out
+
+
+def task_spec(task: Task[Any]) -> dict[str, Any]:
+    """What the coordinator needs to know of a task's declarations."""
+    rate = task.rate_limit
+    return {
+        "key_limit": task.concurrency.limit if task.concurrency else None,
+        "rate": {"limit": rate.limit, "period": rate.period, "strategy": rate.strategy}
+        if rate
+        else None,
+    }
+
+
+def is_limited(task: Task[Any]) -> bool:
+    return bool(
+        task.concurrency
+        or task.rate_limit
+        or (task.queue is not None and task.queue.concurrency_limit is not None)
+    )

@@ -47,6 +47,7 @@ from .decide import (
     Counts,
     Limits,
     MoreHeads,
+    Park,
     PumpDecision,
     PumpInputs,
     Request,
@@ -155,6 +156,42 @@ class CoordinatorObject:
             "handback": pump.handback_bodies(),
             "alarm": alarm,
         }
+
+    def enqueue(
+        self,
+        requests: list[dict[str, Any]],
+        specs: dict[str, Any],
+        now: float,
+        lease_seconds: float,
+    ) -> dict[str, Any]:
+        """Runs just triggered (`{id, task, key, rate_key?, body}`, as `acquire` takes them;
+        a key's backlog: coordinator/intake.py) join the ends of their keys' lines here
+        instead of the run queue; then the lines' heads are served as capacity allows (the
+        pump: their slots reserved, their messages handed back for the caller to send). So
+        a backlog waits here from the start: no consumer claims its runs only to park them.
+        A run this coordinator owns already (parked, or holding a slot) keeps its place.
+        Returns `{at, handback, alarm}`; the caller sends the hand-backs and nothing else
+        of `requests`."""
+        q = self.tables.load(now)
+        q.lease = float(lease_seconds)
+        q.spec["queue_limit"] = specs.get("queue_limit")
+        q.spec.setdefault("tasks", {}).update(specs.get("tasks", {}))
+        now = q.clock
+        self.storage.now = now
+        self.tables.reclaim(now)
+        ids = [r["id"] for r in requests]
+        known = set(self.tables.slot_states(ids)) | set(self.tables.parked_ids(ids))
+        parks: list[Park] = []
+        for r in requests:
+            if r["id"] in known:
+                continue
+            known.add(r["id"])
+            q.seq += 1
+            task = r.get("task")
+            rate_id = rate_id_of(task, r.get("rate_key"))
+            parks.append(Park(r["id"], r.get("key") or "", task, rate_id, q.seq, r.get("body")))
+        self.tables.park(parks, now)
+        return self._settle(q, now)
 
     def holding(self, run_ids: list[str], now: float) -> dict[str, Any]:
         """Which of `run_ids` this coordinator owns now (parked, handed back, or holding a

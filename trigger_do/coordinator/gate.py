@@ -33,7 +33,7 @@ from ..shared.config import EngineConfig
 from ..shared.messages import RunMessage, WakeMessage
 from ..shared.states import FINAL_STATES
 from ..task import Task
-from .client import Coordinators, Reply
+from .client import Coordinators, Reply, is_limited, task_spec
 from .coordinator import CoordinatorObject
 
 log = logging.getLogger("trigger_do.coordinator")
@@ -91,25 +91,6 @@ class _Answer:
     """What one call left to start: the runs granted, each at the instant it was granted."""
 
     admitted: Admitted = field(default_factory=list)
-
-
-def task_spec(task: Task[Any]) -> dict[str, Any]:
-    """What the coordinator needs to know of a task's declarations."""
-    rate = task.rate_limit
-    return {
-        "key_limit": task.concurrency.limit if task.concurrency else None,
-        "rate": {"limit": rate.limit, "period": rate.period, "strategy": rate.strategy}
-        if rate
-        else None,
-    }
-
-
-def is_limited(task: Task[Any]) -> bool:
-    return bool(
-        task.concurrency
-        or task.rate_limit
-        or (task.queue is not None and task.queue.concurrency_limit is not None)
-    )
 
 
 class Gate:

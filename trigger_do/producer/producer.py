@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..coordinator.intake import Intake
 from ..errors import (
     NonFiniteNumberError,
     PayloadTooLargeError,
@@ -85,6 +86,8 @@ class Producer:
         self.config = config
         self.find_task = find_task
         self.index = RunIndex(platform)
+        # a key's backlog waits in its coordinator's line, not in the run queue
+        self.intake = Intake(platform, config, find_task)
 
     async def _known_remote(self) -> set[str]:
         return {r["id"] for r in await Registry(self.platform).tasks()}
@@ -115,7 +118,7 @@ class Producer:
             results: list[Triggered] = []
             for chunk in _chunks(prepared):
                 known = await self._insert(chunk, now)
-                await self.platform.queue.send_all(self._messages(chunk, known, now))
+                await self.intake.send(self._messages(chunk, known, now))
                 results += _triggered(chunk, known)
             return BatchTriggered("", results, False)
         made = await self.create_batch(len(prepared), idempotency_key, now)
@@ -159,11 +162,11 @@ class Producer:
             if tracing.active is not None and rows:  # the span of the batch's runs, sent now
                 with tracing.active.trigger([r[1] for r in rows], True) as span:
                     span.set_attribute("trigger_do.batch_id", batch_id)
-                    await self.platform.queue.send_all(self.dispatch_rows(rows, now))
+                    await self.intake.send(self.dispatch_rows(rows, now))
             else:
-                await self.platform.queue.send_all(self.dispatch_rows(rows, now))
+                await self.intake.send(self.dispatch_rows(rows, now))
         else:
-            await self.platform.queue.send_all(messages)
+            await self.intake.send(messages)
         for shard in sorted(shards | {own}):
             await self.index.shard(shard)(RunIndexObject.release_batch, batch_id)
 

@@ -1,0 +1,150 @@
+"""A key's backlog waits in its queue coordinator's line from the moment it is triggered,
+not in the run queue.
+
+The runs of one trigger call (a batch, say) that share a limited task's key (its
+concurrency key, its rate key) and number more than `BACKLOG` times its tightest limit
+are a backlog: most of them could only be parked by the consumer that claims them. Their
+first messages go to their queue's coordinator instead (`CoordinatorObject.enqueue`, one
+call per queue for a chunk of runs): they join their key's line, and the coordinator
+hands back as many of the lines' heads as capacity allows, their slots reserved. Only
+those reach the run queue; the rest are granted to the consumer whose release frees a
+slot (or handed back) as slots free up.
+
+Without this, a hot key's backlog sits in the run queue among everybody else's runs:
+the consumers claim it only to park it, and the other keys' runs behind it wait for those
+claims. A smaller backlog goes to the run queue as before: its slots turn over in the time
+the claims take, few of its runs park, and a claim costs less than a park and a grant.
+Delayed runs, runs of tasks this process does not define and runs sent to a queue other
+than their task's own go to the run queue too (their consumer asks the coordinator).
+Should the coordinator's call fail, its runs' messages go to the run queue: the consumer
+decides then, as it always can.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..ports import OutMessage, Platform
+from ..shared.config import EngineConfig
+from ..task import Task
+from .client import Coordinators, Reply, is_limited, task_spec
+from .coordinator import CoordinatorObject
+
+log = logging.getLogger("trigger_do.coordinator")
+
+CHUNK = 1000  # runs lined up per coordinator call (and sent) at a time
+BACKLOG = 64  # a key with more runs than this many times its limit in one trigger lines up
+
+
+class Intake:
+    def __init__(
+        self,
+        platform: Platform,
+        config: EngineConfig,
+        find_task: Callable[[str], Task[Any] | None],
+    ) -> None:
+        self.platform = platform
+        self.config = config
+        self.find_task = find_task
+        self.coordinators = Coordinators(platform, config)
+
+    async def send(self, messages: Sequence[OutMessage]) -> None:
+        """Send runs' first messages: those of a key with a backlog through their queue's
+        coordinator (what it hands back is sent), the others as they are. Without any
+        backlog, one send; else a chunk at a time (`CHUNK` runs: a coordinator call per
+        queue, then a send), so that consumers start on the first lines' heads while the
+        rest of a large batch lines up."""
+        lined = self._backlogs(messages)
+        if not lined:
+            if messages:
+                await self.platform.queue.send_all(messages)
+            return
+        for i in range(0, len(messages), CHUNK):
+            out: list[OutMessage] = []
+            lines: dict[str, list[tuple[OutMessage, Task[Any]]]] = defaultdict(list)
+            for j in range(i, min(i + CHUNK, len(messages))):
+                m, task = messages[j], lined.get(j)
+                if task is None:
+                    out.append(m)
+                else:
+                    lines[task.queue_name].append((m, task))
+            for queue, items in lines.items():  # (the lines' heads first: they wait longest)
+                out[:0] = await self._enqueue(queue, items)
+            if out:
+                await self.platform.queue.send_all(out)
+
+    def _backlogs(self, messages: Sequence[OutMessage]) -> dict[int, Task[Any]]:
+        """The messages (by index) to line up, with their tasks: those of the keys (a
+        queue, a concurrency key, a rate key) with more than `BACKLOG` times their
+        tightest limit of runs among `messages`. A smaller backlog is cheaper claimed from
+        the run queue: its slots turn over in the time the claims take, and few of its runs
+        are parked; lining up pays where most would be."""
+        found: dict[str, Task[Any] | None] = {}
+        keys: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        for i, m in enumerate(messages):
+            body = m.body
+            if m.delay_seconds > 0 or not isinstance(body, dict) or body.get("h"):
+                continue
+            name = str(body.get("task"))
+            if name not in found:
+                found[name] = self._limited(name)
+            task = found[name]
+            if task is not None and body.get("q") == task.queue_name:
+                keys[name, str(body.get("k") or ""), str(body.get("rk") or "")].append(i)
+        lined: dict[int, Task[Any]] = {}
+        for (name, _, _), at in keys.items():
+            task = found[name]
+            if task is not None and len(at) > BACKLOG * _tightest(task):
+                lined.update(dict.fromkeys(at, task))
+        return lined
+
+    def _limited(self, name: str) -> Task[Any] | None:
+        task = self.find_task(name)
+        return task if task is not None and is_limited(task) else None
+
+    async def _enqueue(
+        self, queue: str, items: list[tuple[OutMessage, Task[Any]]]
+    ) -> list[OutMessage]:
+        """One call to `queue`'s coordinator: what to send now (hand-backs, a wake-up; or,
+        should the call fail, the messages themselves)."""
+        tasks = {t.id: t for _, t in items}
+        shared = next(iter(tasks.values())).queue
+        specs = {
+            "queue_limit": shared.concurrency_limit if shared is not None else None,
+            "tasks": {t.id: task_spec(t) for t in tasks.values()},
+        }
+        requests = [
+            {
+                "id": m.body["run_id"],
+                "task": m.body["task"],
+                "key": m.body.get("k"),
+                "rate_key": m.body.get("rk"),
+                "body": m.body,
+            }
+            for m, _ in items
+        ]
+        try:
+            res = Reply.of(
+                await self.coordinators(queue)(
+                    CoordinatorObject.enqueue,
+                    requests,
+                    specs,
+                    self.platform.clock.now(),
+                    self.config.lease_seconds,
+                )
+            )
+        except Exception:
+            log.exception("lining up %d runs at coordinator %s failed; queued", len(items), queue)
+            return [m for m, _ in items]
+        return self.coordinators.messages(queue, res)
+
+
+def _tightest(task: Task[Any]) -> int:
+    """The fewest runs of one key that may start at once (or in one rate period)."""
+    limits = [task.concurrency.limit if task.concurrency else None]
+    limits.append(task.queue.concurrency_limit if task.queue is not None else None)
+    limits.append(task.rate_limit.limit if task.rate_limit else None)
+    return min(n for n in limits if n is not None)
