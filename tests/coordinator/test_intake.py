@@ -96,3 +96,27 @@ async def test_a_coordinator_that_cannot_be_asked_leaves_the_runs_to_their_consu
     await env.settled(lambda: env.started() == N)
     await work
     await env.consumer.shutdown(1.0)
+
+
+async def test_a_rate_limited_backlog_is_handed_back_a_window_at_a_time(env: Env) -> None:
+    """rd-rated starts 5 runs a second per account: a batch of more than 64 times that for
+    one account lines up, 5 heads are sent, and the coordinator's alarm (a wake-up
+    message) hands back the next 5 once the window has room again."""
+    n = BACKLOG * 5 + 1
+    runs = await env.engine.batch_trigger(
+        [TriggerRequest("rd-rated", {"a": "acct-1"}) for _ in range(n)]
+    )
+    ids = [r.id for r in runs.runs]
+    assert [m["run_id"] for m in _queued(env)] == ids[:5]
+    wakes = [b for (b,) in env.sql.exec("SELECT body FROM queue_messages") if "wake" in b]
+    assert len(wakes) == 1  # the coordinator's alarm, for when the window opens
+    work = asyncio.ensure_future(env.consumer.handle_batch(env.queue.receive(5)))
+    await env.settled(lambda: env.started() == 5)  # their reservations turn into starts
+    env.clock.t += 1.01
+    woke = await env.consumer.gate.coordinators("task/rd-rated")(
+        CoordinatorObject.wake, env.clock.now(), 0
+    )
+    assert [b["run_id"] for b in woke["handback"]] == ids[5:10]  # the next five, in order
+    GATE["open"].set()
+    await work
+    await env.consumer.shutdown(1.0)
