@@ -124,13 +124,7 @@ class CoordinatorObject:
         counts the last one left."""
         q = self.tables.load(now)
         lease_before = q.lease
-        if lease_seconds is not None:
-            q.lease = float(lease_seconds)
-        if specs is not None:
-            q.spec["queue_limit"] = specs.get("queue_limit")
-            q.spec.setdefault("tasks", {}).update(specs.get("tasks", {}))
-        now = q.clock
-        self.storage.now = now
+        now = self._declared(q, lease_seconds, specs)
         freed = self.tables.forget(released) if released else {}
         lapsed = self.tables.reclaim(now)
         if freed and not lapsed and not requests and q.lease == lease_before:
@@ -173,12 +167,8 @@ class CoordinatorObject:
         Returns `{at, handback, alarm}`; the caller sends the hand-backs and nothing else
         of `requests`."""
         q = self.tables.load(now)
-        q.lease = float(lease_seconds)
-        q.spec["queue_limit"] = specs.get("queue_limit")
-        q.spec.setdefault("tasks", {}).update(specs.get("tasks", {}))
-        now = q.clock
-        self.storage.now = now
-        self.tables.reclaim(now)
+        now = self._declared(q, lease_seconds, specs)
+        self.tables.reclaim(now)  # (a run whose reservation lapsed is in line again)
         ids = [r["id"] for r in requests]
         known = set(self.tables.slot_states(ids)) | set(self.tables.parked_ids(ids))
         parks: list[Park] = []
@@ -191,7 +181,7 @@ class CoordinatorObject:
             rate_id = rate_id_of(task, r.get("rate_key"))
             parks.append(Park(r["id"], r.get("key") or "", task, rate_id, q.seq, r.get("body")))
         self.tables.park(parks, now)
-        return self._settle(q, now)
+        return self._serve(q, now)
 
     def holding(self, run_ids: list[str], now: float) -> dict[str, Any]:
         """Which of `run_ids` this coordinator owns now (parked, handed back, or holding a
@@ -294,9 +284,27 @@ class CoordinatorObject:
 
     # --- internals --------------------------------------------------------------------------
 
+    def _declared(
+        self, q: QueueState, lease_seconds: float | None, specs: dict[str, Any] | None
+    ) -> float:
+        """Take what a caller declares into the queue's row: the lease its slots get, the
+        queue's limit and its tasks' specs (the latest win). Returns the queue's clock,
+        which the rate windows read too."""
+        if lease_seconds is not None:
+            q.lease = float(lease_seconds)
+        if specs is not None:
+            q.spec["queue_limit"] = specs.get("queue_limit")
+            q.spec.setdefault("tasks", {}).update(specs.get("tasks", {}))
+        self.storage.now = q.clock
+        return q.clock
+
     def _settle(self, q: QueueState, now: float, take: int = 0) -> dict[str, Any]:
-        """Reclaim lapsed leases, then hand back parked runs (read, decide, apply)."""
+        """Reclaim lapsed leases, then hand back parked runs (`_serve`)."""
         self.tables.reclaim(now)
+        return self._serve(q, now, take)
+
+    def _serve(self, q: QueueState, now: float, take: int = 0) -> dict[str, Any]:
+        """Hand back parked runs (read, decide, apply), arm the alarm, save the row."""
         limits = self._limits(q)
         pump = self._pump(q, limits, self.tables.counts(), take)
         self._apply_pump(q, now, pump)

@@ -292,15 +292,15 @@ class Tables:
         another only where one asked for more than its first read gave), then marked in
         one statement."""
         heads = Heads(self.sql, self.queue)
-        need = {k: n for k, n in wants.items() if n > 0}
-        while need:
+        need = dict(wants)
+        while need:  # (a read gives a key at most what it still needs)
             heads.fetch(need)
             need = {
-                k: wants[k] - len(heads.lines[k])
+                k: n
                 for k in need
-                if k not in heads.done and len(heads.lines[k]) < wants[k]
+                if k not in heads.done and (n := wants[k] - len(heads.lines[k])) > 0
             }
-        lines = {k: list(heads.lines.get(k, ()))[: wants[k]] for k in wants}
+        lines = {k: list(heads.lines.get(k, ())) for k in wants}
         self.mark_handed([h.run_id for line in lines.values() for h in line])
         return lines
 
