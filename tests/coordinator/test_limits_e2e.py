@@ -110,6 +110,19 @@ async def test_small_keys_are_served_while_a_big_backlog_waits(tmp_path: Path) -
     assert max(overlaps_by_key(db, "coord-fair").values()) <= 5
 
 
+async def _keyed_batch(tmp_path: Path, *, keys: int, runs: int) -> Path:
+    """One batch of `runs` noop runs over `keys` keys of limit 10, on 2 workers, run to the
+    end and every slot released; returns the database."""
+    db = tmp_path / "e.db"
+    prepare_db(db)
+    async with trigger_do.local(MODULE, db=db, workers=2) as rt:
+        items = [{"k": f"key-{i % keys}"} for i in range(runs)]
+        batch = await t.coord_noop_keyed.batch_trigger(items)
+        await batch.results(timeout=300)
+        await _drained(rt)
+    return db
+
+
 async def test_a_backlog_of_saturated_keys_waits_in_their_lines_not_in_the_run_queue(
     tmp_path: Path,
 ) -> None:
@@ -119,13 +132,7 @@ async def test_a_backlog_of_saturated_keys_waits_in_their_lines_not_in_the_run_q
     on a slot its predecessor freed, granted to the consumer that freed it: no run is
     claimed only to be parked. Every limit holds."""
     assert 700 > BACKLOG * 10
-    db = tmp_path / "e.db"
-    prepare_db(db)
-    async with trigger_do.local(MODULE, db=db, workers=2) as rt:
-        items = [{"k": f"key-{i % 5}"} for i in range(3500)]
-        batch = await t.coord_noop_keyed.batch_trigger(items)
-        await batch.results(timeout=300)
-        await _drained(rt)
+    db = await _keyed_batch(tmp_path, keys=5, runs=3500)
     ((parks, parked_runs),) = rows(db, "SELECT count(*), count(DISTINCT run_id) FROM test_parks")
     ((deliveries,),) = rows(db, "SELECT count(*) FROM test_deliveries")
     print(f"per run: parked {parks / 3500:.2f}, delivered {deliveries / 3500:.2f}")
@@ -140,13 +147,7 @@ async def test_evenly_saturated_keys_are_claimed_as_slots_free_not_parked(tmp_pa
     each): a worker whose claims park runs of many keys claims only what its finished runs
     freed, so few runs are parked at all (each park costs a write, and a grant and a start
     later); every limit still holds."""
-    db = tmp_path / "e.db"
-    prepare_db(db)
-    async with trigger_do.local(MODULE, db=db, workers=2) as rt:
-        items = [{"k": f"key-{i % 50}"} for i in range(4000)]
-        batch = await t.coord_noop_keyed.batch_trigger(items)
-        await batch.results(timeout=300)
-        await _drained(rt)
+    db = await _keyed_batch(tmp_path, keys=50, runs=4000)
     ((parks,),) = rows(db, "SELECT count(*) FROM test_parks")
     print(f"parked per run, 50 saturated keys: {parks / 4000:.2f}")
     assert parks / 4000 < 0.5  # (0.95 when every claim ran ahead of the slots)

@@ -6,12 +6,14 @@ its caller (hand-backs to enqueue, a wake-up at its next due instant) is sent in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..ports import OutMessage, Platform, Remote
 from ..shared.config import EngineConfig
 from ..shared.messages import RunMessage, WakeMessage
+from ..shared.specs import QueueSpec
 from ..task import Task
 from .coordinator import CoordinatorObject
 
@@ -68,6 +70,23 @@ class Coordinators:
             delay = min(max(0.0, reply.alarm - now), self.config.max_message_delay)
             out.append(OutMessage(WakeMessage(queue).to_body(), delay))
         return out
+
+
+def request(
+    run_id: str, task: str | None, key: str | None, rate_key: str | None, body: Any
+) -> dict[str, Any]:
+    """A run as `acquire` and `enqueue` take it: its keys, and `body`, the message it is
+    handed back as should it be parked."""
+    return {"id": run_id, "task": task, "key": key, "rate_key": rate_key, "body": body}
+
+
+def specs_of(shared: QueueSpec | None, tasks: Iterable[Task[Any]]) -> dict[str, Any]:
+    """What a coordinator call declares of its queue: the shared queue's limit, if the
+    queue is one, and the specs of the tasks whose runs it carries."""
+    return {
+        "queue_limit": shared.concurrency_limit if shared is not None else None,
+        "tasks": {t.id: task_spec(t) for t in tasks},
+    }
 
 
 def task_spec(task: Task[Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from ..shared.config import EngineConfig
 from ..shared.messages import RunMessage, WakeMessage
 from ..shared.states import FINAL_STATES
 from ..task import Task
-from .client import Coordinators, Reply, is_limited, task_spec
+from .client import Coordinators, Reply, is_limited, request, specs_of
 from .coordinator import CoordinatorObject
 
 log = logging.getLogger("trigger_do.coordinator")
@@ -188,21 +188,17 @@ class Gate:
             else:
                 out.append((m, msg, now))
         for queue, items in coordinated.items():
-            shared = self.queues.get(queue)
-            specs = {
-                "queue_limit": shared.concurrency_limit if shared else None,
-                "tasks": {t.id: task_spec(t) for _, _, t in items if t is not None},
-            }
+            specs = specs_of(self.queues.get(queue), (t for _, _, t in items if t is not None))
             requests = [
-                {
-                    "id": msg.run_id,
-                    "task": msg.task,
-                    "key": msg.key,
-                    "rate_key": msg.rate_key,
+                request(
+                    msg.run_id,
+                    msg.task,
+                    msg.key,
+                    msg.rate_key,
                     # what a parked run's message is handed back as: the one delivered
                     # (built again only to drop the mark of a hand-back)
-                    "body": msg._replace(handed=False).to_body() if msg.handed else m.body,
-                }
+                    msg._replace(handed=False).to_body() if msg.handed else m.body,
+                )
                 for m, msg, _ in items
             ]
             # capacity free for runs parked earlier (a lapsed lease, say) goes to them first,

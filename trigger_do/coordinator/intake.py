@@ -30,7 +30,7 @@ from typing import Any
 from ..ports import OutMessage, Platform
 from ..shared.config import EngineConfig
 from ..task import Task
-from .client import Coordinators, Reply, is_limited, task_spec
+from .client import Coordinators, Reply, is_limited, request, specs_of
 from .coordinator import CoordinatorObject
 
 log = logging.getLogger("trigger_do.coordinator")
@@ -83,8 +83,8 @@ class Intake:
         found: dict[str, Task[Any] | None] = {}
         keys: dict[tuple[str, str, str], list[int]] = defaultdict(list)
         for i, m in enumerate(messages):
-            body = m.body
-            if m.delay_seconds > 0 or not isinstance(body, dict) or body.get("h"):
+            body = m.body  # (a first message: never a hand-back)
+            if m.delay_seconds > 0 or not isinstance(body, dict):
                 continue
             name = str(body.get("task"))
             if name not in found:
@@ -108,21 +108,11 @@ class Intake:
     ) -> list[OutMessage]:
         """One call to `queue`'s coordinator: what to send now (hand-backs, a wake-up; or,
         should the call fail, the messages themselves)."""
-        tasks = {t.id: t for _, t in items}
-        shared = next(iter(tasks.values())).queue
-        specs = {
-            "queue_limit": shared.concurrency_limit if shared is not None else None,
-            "tasks": {t.id: task_spec(t) for t in tasks.values()},
-        }
+        tasks = {t.id: t for _, t in items}  # (all of them this queue's own)
+        specs = specs_of(items[0][1].queue, tasks.values())
         requests = [
-            {
-                "id": m.body["run_id"],
-                "task": m.body["task"],
-                "key": m.body.get("k"),
-                "rate_key": m.body.get("rk"),
-                "body": m.body,
-            }
-            for m, _ in items
+            request(b["run_id"], b["task"], b.get("k"), b.get("rk"), b)
+            for b in (m.body for m, _ in items)
         ]
         try:
             res = Reply.of(
