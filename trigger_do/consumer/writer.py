@@ -120,12 +120,12 @@ class Writer:
             self._timer.cancel()
             self._timer = None
         fut, self._next = self._next, None
+        if fut is None:  # (whatever is written schedules a flush: an earlier one took it all)
+            return
         objects, self._objects = self._objects, {}
         updates, self._updates = self._updates, {}
         durable, self._durable = self._durable, {}
         outcomes, self._outcomes = self._outcomes, []
-        if fut is None and not (objects or updates or durable or outcomes):
-            return  # (an earlier flush took it all)
         failed: dict[str, BaseException] = {}
         try:
             await self._write(objects, updates, outcomes, failed)
@@ -133,7 +133,7 @@ class Writer:
             failed.update({run_id: exc for run_id in durable})
             for _, _, f in outcomes:
                 _fail(f, exc)
-            if fut is not None and not fut.done():
+            if not fut.done():
                 fut.set_exception(exc)
                 fut.exception()  # mark retrieved: waiters re-raise it
         for run_id, f in durable.items():
@@ -141,7 +141,7 @@ class Writer:
                 _fail(f, failed[run_id])
             elif not f.done():
                 f.set_result(None)
-        if fut is not None and not fut.done():
+        if not fut.done():
             fut.set_result(None)
 
     async def _write(
