@@ -81,7 +81,7 @@ class Intake:
         the run queue: its slots turn over in the time the claims take, and few of its runs
         are parked; lining up pays where most would be."""
         found: dict[str, Task[Any] | None] = {}
-        keys: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        keys: dict[tuple[Task[Any], str, str], list[int]] = defaultdict(list)
         for i, m in enumerate(messages):
             body = m.body  # (a first message: never a hand-back)
             if m.delay_seconds > 0 or not isinstance(body, dict):
@@ -91,11 +91,10 @@ class Intake:
                 found[name] = self._limited(name)
             task = found[name]
             if task is not None and body.get("q") == task.queue_name:
-                keys[name, str(body.get("k") or ""), str(body.get("rk") or "")].append(i)
+                keys[task, str(body.get("k") or ""), str(body.get("rk") or "")].append(i)
         lined: dict[int, Task[Any]] = {}
-        for (name, _, _), at in keys.items():
-            task = found[name]
-            if task is not None and len(at) > BACKLOG * _tightest(task):
+        for (task, _, _), at in keys.items():
+            if len(at) > BACKLOG * _tightest(task):
                 lined.update(dict.fromkeys(at, task))
         return lined
 
@@ -132,7 +131,9 @@ class Intake:
 
 def _tightest(task: Task[Any]) -> int:
     """The fewest runs of one key that may start at once (or in one rate period)."""
-    limits = [task.concurrency.limit if task.concurrency else None]
-    limits.append(task.queue.concurrency_limit if task.queue is not None else None)
-    limits.append(task.rate_limit.limit if task.rate_limit else None)
+    limits = (
+        task.concurrency.limit if task.concurrency else None,
+        task.queue.concurrency_limit if task.queue is not None else None,
+        task.rate_limit.limit if task.rate_limit else None,
+    )
     return min(n for n in limits if n is not None)
