@@ -167,3 +167,47 @@ async def test_a_running_run_whose_message_was_lost_is_dispatched_again(
         assert (status.state, status.attempt) == (RunState.COMPLETED, 2)
     finally:
         pop_client(d.client)
+
+
+async def test_a_run_continued_into_the_same_consumer_is_still_sliced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A continued run's next message can start in the consumer that continued it before
+    that delivery has returned (a worker is woken by the commit). The older delivery's
+    cleanup must leave the newer one's run alone: its slice, lease renewals and cancels go
+    through it. (It did not: the second slice ran on, uncut, to the end of the run.)"""
+    d = Driver(tmp_path / "slices.db", slice_seconds=0.3, lease_seconds=0.9, flush_interval=0.001)
+    push_client(d.client)
+    try:
+        work = {"dir": str(tmp_path), "chunks": 300, "chunk_seconds": 0.01}  # 3 s of work
+        handle = await t.chunks.trigger(work)
+        recorded = d.consumer._record_all
+        hold = asyncio.Event()
+
+        async def record_then_hold(wave: Any) -> None:
+            await recorded(wave)  # the continuation's message is sent: held after that
+            await hold.wait()
+
+        monkeypatch.setattr(d.consumer, "_record_all", record_then_hold)
+        first = asyncio.ensure_future(d.step())
+        while handle.id not in d.consumer.running:
+            await asyncio.sleep(0.005)
+        held = d.consumer.running[handle.id]
+        while not (again := d.queue.receive(10)):  # the first slice ends, its run continued
+            await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(d.consumer.handle_batch(again))
+        while d.consumer.running.get(handle.id) is held:
+            await asyncio.sleep(0.005)
+        hold.set()
+        await first  # the first delivery returns while the second runs the next slice
+        await asyncio.wait_for(second, timeout=30)
+        d.queue.settle(again)
+        status = await handle.status()
+        assert status.state == RunState.QUEUED, status  # cut by its own slice, continued
+        assert len(status.checkpoints) < 300
+        ((dispatch,),) = d.sql.exec("SELECT dispatch FROM runs WHERE id = ?", handle.id)
+        assert dispatch == 3
+        await d.run_until_final([handle.id], timeout=60)
+        assert await handle.result() == {"chunks": 300, "attempt": 1, "download_calls": 1}
+    finally:
+        pop_client(d.client)

@@ -57,6 +57,12 @@ class _Running:
     finishing: bool = False  # the user code returned: nothing may stop it now
 
 
+def _stop(running: _Running, reason: str) -> None:
+    if running.stop_reason is None and not running.finishing:
+        running.stop_reason = reason
+        running.task.cancel()
+
+
 @dataclass
 class _Attempt:
     message: Message
@@ -133,16 +139,17 @@ class Consumer:
         # (metrics counted here, once the starts are durable, not in the unit that made
         # them: another worker may be waiting for its write lock)
         _count_starts(self.platform.meter, attempts)
-        waiting: list[str] = []
+        mine: dict[str, _Running] = {}
+        waiting: dict[str, _Running] = {}
         for a in attempts:
             run = self._execute(a) if tracing.active is None else self._execute_traced(a)
             task = _start_task(loop, run)
-            self.running[a.msg.run_id] = _Running(task)
+            entry = self.running[a.msg.run_id] = mine[a.msg.run_id] = _Running(task)
             if task.done():
                 ended.append((a, task))
             else:
                 task.add_done_callback(functools.partial(on_end, a))
-                waiting.append(a.msg.run_id)
+                waiting[a.msg.run_id] = entry
         watcher = asyncio.ensure_future(self._watch(waiting, deadline)) if waiting else None
         left = len(attempts)
         try:
@@ -160,8 +167,11 @@ class Consumer:
         finally:
             if watcher is not None:
                 watcher.cancel()
-            for a in attempts:
-                self.running.pop(a.msg.run_id, None)
+            # only this delivery's entries: a run continued or retried at once may be running
+            # here again already, on its next message, and its entry is that delivery's
+            for run_id, entry in mine.items():
+                if self.running.get(run_id) is entry:
+                    del self.running[run_id]
 
     async def _parse(self, messages: Sequence[Message]) -> list[tuple[Message, RunMessage]]:
         """The batch's run messages, once each; coordinator wakes are handled here, malformed
@@ -248,18 +258,19 @@ class Consumer:
                 message.ack()
         return attempts
 
-    async def _watch(self, run_ids: list[str], deadline: float) -> None:
-        """Renew leases, cancel runs canceled elsewhere, end the slice at its deadline."""
+    async def _watch(self, runs: dict[str, _Running], deadline: float) -> None:
+        """Renew leases, cancel runs canceled elsewhere, end the slice at its deadline (of
+        this delivery's attempts: not of the next delivery of a run continued here)."""
         poll = min(0.5, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(poll)
-            live = [r for r in run_ids if r in self.running and not self.running[r].task.done()]
+            live = [r for r, entry in runs.items() if not entry.task.done()]
             if not live:
                 return
             now = self.platform.clock.now()
             if now >= deadline or self.stopping:
                 for r in live:
-                    self._stop(r, "shutdown" if self.stopping else "slice")
+                    _stop(runs[r], "shutdown" if self.stopping else "slice")
                 continue
             try:
                 lost = await self.index.extend_leases(
@@ -269,14 +280,8 @@ class Consumer:
                 log.exception("lease renewal failed")
                 lost = []
             for r in lost:
-                self._stop(r, "lost")
+                _stop(runs[r], "lost")
             await self.gate.extend(live, now)  # and the coordinator slots they hold
-
-    def _stop(self, run_id: str, reason: str) -> None:
-        running = self.running.get(run_id)
-        if running is not None and running.stop_reason is None and not running.finishing:
-            running.stop_reason = reason
-            running.task.cancel()
 
     async def shutdown(self, grace: float | None = None) -> None:
         """Let running attempts finish for `grace` seconds, then stop the rest at their next
@@ -286,8 +291,8 @@ class Consumer:
         if tasks:
             await asyncio.wait(tasks, timeout=grace)
         self.stopping = True
-        for run_id in list(self.running):
-            self._stop(run_id, "shutdown")
+        for running in list(self.running.values()):
+            _stop(running, "shutdown")
         tasks = [r.task for r in self.running.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=max(grace, 5.0))
