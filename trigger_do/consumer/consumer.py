@@ -280,7 +280,8 @@ class Consumer:
                 log.exception("lease renewal failed")
                 lost = []
             for r in lost:
-                _stop(runs[r], "lost")
+                if r in runs:  # (a subset of `live`: an odd reply must not end the watch)
+                    _stop(runs[r], "lost")
             await self.gate.extend(live, now)  # and the coordinator slots they hold
 
     async def shutdown(self, grace: float | None = None) -> None:
