@@ -79,3 +79,16 @@ async def coord_noop_keyed(p: Any) -> None:
 @task(id="coord-noop")
 async def coord_noop(p: Any) -> None:
     return None
+
+
+@task(id="coord-clocked", concurrency={"limit": 3, "key": "payload.org"})
+async def coord_clocked(p: dict[str, Any]) -> None:
+    """Sleeps, then notes when its code began and ended (this process's file in
+    `p["dir"]`): what really ran at once, whatever the runs' rows say."""
+    import time
+
+    began = time.time()
+    await asyncio.sleep(p.get("sleep", 0.01))
+    line = f"{p['org']} {began!r} {time.time()!r}\n"
+    with open(os.path.join(p["dir"], str(os.getpid())), "a") as f:
+        f.write(line)

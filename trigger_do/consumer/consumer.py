@@ -69,6 +69,8 @@ class _Attempt:
     msg: RunMessage
     start: RunStart
     recorded: dict[str, Any] | None = None  # a resumed run's waits so far (waits/)
+    go: asyncio.Future[None] | None = None  # a standby's: its code starts when it is done
+    began: float = 0.0  # (the loop's clock)
 
 
 class Consumer:
@@ -132,6 +134,7 @@ class Consumer:
         wake = loop.create_future()
 
         def on_end(a: _Attempt, task: asyncio.Task[_Result]) -> None:
+            self.gate.standbys.ended(a.msg.run_id, loop.time() - a.began)
             ended.append((a, task))
             if not wake.done():
                 wake.set_result(None)
@@ -142,10 +145,12 @@ class Consumer:
         mine: dict[str, _Running] = {}
         waiting: dict[str, _Running] = {}
         for a in attempts:
+            a.go, a.began = self.gate.standbys.gate(a.msg.run_id), loop.time()
             run = self._execute(a) if tracing.active is None else self._execute_traced(a)
             task = _start_task(loop, run)
             entry = self.running[a.msg.run_id] = mine[a.msg.run_id] = _Running(task)
             if task.done():
+                self.gate.standbys.ended(a.msg.run_id, 0.0)
                 ended.append((a, task))
             else:
                 task.add_done_callback(functools.partial(on_end, a))
@@ -375,8 +380,16 @@ class Consumer:
         written: list[tuple[_Attempt, asyncio.Future[Any]]] = []
         states: dict[str, str] = {}  # run -> the state its outcome writes (metrics)
         for a, (outcome, message) in done:
+            standbys = self.gate.standbys
+            ended_at = standbys.ended_at.pop(a.msg.run_id, None)
+            started_at = standbys.started_at.pop(a.msg.run_id, None)
             if outcome.get("state") is not None:
                 outcome["state"] = states[a.msg.run_id] = str(outcome["state"])
+                # a handoff: the run's end and its standby's start are one instant
+                if ended_at is not None:
+                    outcome["ended_at"] = ended_at
+                if started_at is not None and a.start.attempt == 1:  # (a run's first start)
+                    outcome["started_at"] = started_at
                 written.append((a, self.writer.finish(outcome, message)))
         if not written:
             return
@@ -447,9 +460,11 @@ class Consumer:
         except Exception as exc:
             outcome.update(state=RunState.FAILED, error=dumps(_error(exc)))
             return outcome, None
-        await self._hook(task.on_start, ctx, payload, ctx)
         max_duration = options.get("max_duration", task.max_duration)
         try:
+            if a.go is not None:  # a standby: its code waits for a run of its key to end
+                await a.go
+            await self._hook(task.on_start, ctx, payload, ctx)
             result = await self._call(task, payload, ctx, run_id, max_duration)
             try:
                 output = dumps(result)  # what to_jsonable(result) would write

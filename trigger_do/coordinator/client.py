@@ -33,6 +33,7 @@ class Reply:
     alarm: float | None = None
     held: list[str] = field(default_factory=list)  # (`holding`: the runs it owns)
     direct: list[dict[str, Any]] = field(default_factory=list)
+    standby: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, res: dict[str, Any]) -> Reply:
@@ -43,6 +44,7 @@ class Reply:
             alarm=None if res.get("alarm") is None else float(res["alarm"]),
             held=list(res.get("held") or []),
             direct=list(res.get("direct") or []),
+            standby=list(res.get("standby") or []),
         )
 
 

@@ -97,14 +97,26 @@ class CoordinatorObject:
         return self.exchange([], requests, now, lease_seconds, take, specs)
 
     def release(
-        self, run_ids: list[str], now: float, take: int = 0, lease_seconds: float | None = None
+        self,
+        run_ids: list[str],
+        now: float,
+        take: int = 0,
+        lease_seconds: float | None = None,
+        standby: dict[str, int] | None = None,
+        promote: list[str] | None = None,
     ) -> dict[str, Any]:
         """Free the slots of `run_ids` (their attempts ended: any outcome, or they were
         skipped) and forget them if parked. Returns `{at, direct, handback, alarm}` like
         `acquire`: with `take`, up to that many of the parked runs served in their place
         are granted to the caller directly (`direct`: their messages; they start at `at`)
-        and the others handed back."""
-        return self.exchange(run_ids, [], now, lease_seconds, take)
+        and the others handed back.
+
+        Standbys (coordinator/standby.py): the caller's standbys in `promote` started as
+        runs of `run_ids` ended, so their slots become held ones first (each takes the
+        slot of the run that let it go). `standby` (`{key: n}`) asks for up to `n` more
+        of each key's line as standbys, after the runs served: their slots (`standby`)
+        do not count against any limit, and their messages come back as `standby`."""
+        return self.exchange(run_ids, [], now, lease_seconds, take, None, standby, promote)
 
     def exchange(
         self,
@@ -114,6 +126,8 @@ class CoordinatorObject:
         lease_seconds: float | None = None,
         take: int = 0,
         specs: dict[str, Any] | None = None,
+        standby: dict[str, int] | None = None,
+        promote: list[str] | None = None,
     ) -> dict[str, Any]:
         """All a consumer has to say to the queue at once: the slots of `released` are
         freed; then parked runs are served (the pump), up to `take` of them granted to the
@@ -125,10 +139,12 @@ class CoordinatorObject:
         q = self.tables.load(now)
         lease_before = q.lease
         now = self._declared(q, lease_seconds, specs)
+        if promote:
+            self.tables.promote(promote)
         freed = self.tables.forget(released) if released else {}
         lapsed = self.tables.reclaim(now)
         if freed and not lapsed and not requests and q.lease == lease_before:
-            swapped = self._swap(q, now, freed, take)
+            swapped = self._swap(q, now, freed, take, standby)
             if swapped is not None:
                 return swapped
         limits = self._limits(q)
@@ -210,7 +226,8 @@ class CoordinatorObject:
                 r[0]
                 for r in self.sql.exec(
                     "UPDATE coord_slots SET lease_until = ? WHERE queue = ? AND run_id IN "
-                    "(SELECT value FROM json_each(?)) AND state = 'held' RETURNING run_id",
+                    "(SELECT value FROM json_each(?)) AND state IN ('held', 'standby') "
+                    "RETURNING run_id",
                     q.clock + lease_seconds,
                     self.name,
                     chunk,
@@ -261,11 +278,12 @@ class CoordinatorObject:
         """Counts for the queue listing: running (held slots), reserved, parked, per key."""
         q = self.tables.load(now)
         keys: dict[str, dict[str, int]] = defaultdict(lambda: {"running": 0, "parked": 0})
+        names = {"held": "running", "reserved": "reserved", "standby": "standby"}
         for key, state, n in self.sql.exec(
             "SELECT key, state, count(*) FROM coord_slots WHERE queue = ? GROUP BY key, state",
             self.name,
         ):
-            keys[key]["running" if state == "held" else "reserved"] = n
+            keys[key][names.get(state, state)] = n
         for key, n in self.sql.exec(
             "SELECT key, count(*) FROM coord_parked WHERE queue = ? GROUP BY key", self.name
         ):
@@ -318,7 +336,12 @@ class CoordinatorObject:
         }
 
     def _swap(
-        self, q: QueueState, now: float, freed: Mapping[str, int], take: int
+        self,
+        q: QueueState,
+        now: float,
+        freed: Mapping[str, int],
+        take: int,
+        standby: dict[str, int] | None = None,
     ) -> dict[str, Any] | None:
         """A release's fast path, the hot key's slot turning over: the runs waiting in the
         lines of the keys whose slots were freed take those slots, granted to the caller,
@@ -330,7 +353,8 @@ class CoordinatorObject:
         served every one it could, and a new run parks only when its key is full or has a
         line). So only the keys freed now can serve anyone, each as many as its limit
         leaves room for. Slots only came free here and new ones lease later than the
-        old, so the alarm armed stays right."""
+        old, so the alarm armed stays right. (Only here are standbys granted: the queue
+        of a hot key's slot turning over is this one.)"""
         tasks = q.spec.get("tasks") or {}
         if q.paused or q.limit is not None or len(tasks) != 1:
             return None
@@ -366,8 +390,18 @@ class CoordinatorObject:
             self.tables.add_slots(rows, "held", now + q.lease, now)
             self.tables.add_waiting({key: -len(line) for key, line in lines.items()})
             q.rr_key = heads[-1][0]
+        standbys: list[Any] = []
+        left = {k: waiting[k] - len(lines.get(k, ())) for k in waiting}  # still in line
+        wanted = standby or {}
+        asked = {k: m for k in sorted(wanted) if (m := min(wanted[k], left.get(k, 0))) > 0}
+        if asked:  # the next of those lines, to go where their keys' runs run
+            ready = self.tables.hand_heads(asked)
+            rows = [(h.run_id, k, h.task, None) for k, line in ready.items() for h in line]
+            self.tables.add_slots(rows, "standby", now + q.lease, now)
+            self.tables.add_waiting({k: -len(line) for k, line in ready.items()})
+            standbys = [loads(h.body) for line in ready.values() for h in line]
         self.tables.save_turn(q)
-        return {
+        res = {
             "at": now,
             "granted": [],
             "parked": [],
@@ -375,6 +409,7 @@ class CoordinatorObject:
             "handback": [],
             "alarm": None,
         }
+        return {**res, "standby": standbys} if standbys else res
 
     def _limits(self, q: QueueState) -> Limits:
         """Read: the queue's limits from its row (a rate window's id is its spec's JSON)."""

@@ -35,6 +35,7 @@ from ..shared.states import FINAL_STATES
 from ..task import Task
 from .client import Coordinators, Reply, is_limited, request, specs_of
 from .coordinator import CoordinatorObject
+from .standby import Standbys
 
 log = logging.getLogger("trigger_do.coordinator")
 
@@ -102,6 +103,7 @@ class Gate:
         self.config = config
         self.queues = {t.queue.name: t.queue for t in tasks.values() if t.queue is not None}
         self.held: dict[str, str] = {}  # run id -> queue, for the slots this consumer holds
+        self.standbys = Standbys(platform.clock.now)  # the keys' next runs, ready here
         self.pressure = Pressure()  # how full its keys are, as a worker sizes its claims
         self._controls: dict[str, tuple[float, bool]] = {}
         self._releases: dict[str, set[str]] = defaultdict(set)
@@ -172,6 +174,7 @@ class Gate:
         for m, msg in pairs:
             if isinstance(m, GrantedMessage):  # its slot is held already
                 self.held[msg.run_id] = m.queue
+                self.standbys.track(msg.run_id, m.queue, msg.key)
                 out.append((m, msg, m.at))
                 continue
             task = self.tasks.get(msg.task)
@@ -224,6 +227,7 @@ class Gate:
             for m, msg, _ in items:
                 if msg.run_id in granted:
                     self.held[msg.run_id] = queue
+                    self.standbys.track(msg.run_id, queue, msg.key)
                     out.append((m, msg, res.at))
                 else:
                     m.ack()  # parked: the coordinator holds it and hands it back
@@ -258,6 +262,7 @@ class Gate:
         """This consumer does not run it after all, and must not release it (another
         consumer runs it under the same slot)."""
         self.held.pop(run_id, None)
+        self.standbys.freed([run_id])
 
     async def release_finished(self, runs: list[dict[str, Any]]) -> None:
         """Free the slots of those `{run_id, task, queue?}` that are final now (canceled,
@@ -290,7 +295,10 @@ class Gate:
         """Free the run's slot soon: with the other releases of this moment (the outcomes
         the writer made durable in one flush resume their runs in the same loop turn, so
         one call carries them all). Call it once the attempt's outcome is durable."""
-        queue = self.held.pop(run_id, None) or queue
+        held = self.held.pop(run_id, None)
+        if held is None:  # (freed already, in the write of its outcome)
+            self.standbys.freed([run_id])
+        queue = held or queue
         if queue is None:
             return
         self._releases[queue].add(run_id)
@@ -310,7 +318,7 @@ class Gate:
                 by_queue[queue].add(run_id)
         launches = []
         for queue, released in by_queue.items():
-            answer = await self._exchange(queue, released)
+            answer = await self._exchange(queue, released, standby=True)
             if answer is not None and answer.admitted:
                 launches.append(await self._prepare(answer))
         if not launches:
@@ -322,13 +330,18 @@ class Gate:
 
         return then
 
-    async def _exchange(self, queue: str, released: set[str]) -> _Answer | None:
-        """One call to `queue`'s coordinator: free the slots of `released` and take as many
-        parked runs as slots were freed; send what else it asks. None: the call failed (the
-        slots lapse with their leases unless released again)."""
+    async def _exchange(
+        self, queue: str, released: set[str], standby: bool = False
+    ) -> _Answer | None:
+        """One call to `queue`'s coordinator: free the slots of `released` (those of the
+        standbys they let go are promoted in their place) and take as many parked runs as
+        slots were freed, and, with `standby`, the standbys its quick runs' keys can use
+        (coordinator/standby.py); send what else it asks. None: the call failed (the slots
+        lapse with their leases unless released again)."""
         if not released:
             return _Answer()
         take = len(released) if self._taking() else 0
+        wants = self.standbys.wants(queue, released) if standby and take else None
         try:
             res = Reply.of(
                 await self.coordinators(queue)(
@@ -337,6 +350,8 @@ class Gate:
                     self.platform.clock.now(),
                     take,
                     self.config.lease_seconds,
+                    wants,
+                    self.standbys.promotions(released),
                 )
             )
         except Exception:
@@ -347,6 +362,11 @@ class Gate:
         answer = _Answer()
         self._granted(queue, res, answer)
         self.pressure.free += max(0, len(released) - len(answer.admitted))
+        for body in res.standby:  # started with the others; their code waits (standby.py)
+            g = GrantedMessage(body, queue, res.at, self.platform, self)
+            self.held[g.run_id] = queue
+            self.standbys.wait(g.run_id, queue, body.get("k"))
+            answer.admitted.append((g, RunMessage.from_body(body), res.at))
         try:
             await self.coordinators.send(queue, res)
         except Exception:  # the hand-backs' slots lapse and they are handed back again
@@ -362,6 +382,7 @@ class Gate:
             if g.run_id in skip:  # (parked, and delivered again in this batch)
                 continue
             self.held[g.run_id] = queue
+            self.standbys.track(g.run_id, queue, body.get("k"))
             answer.admitted.append((g, RunMessage.from_body(body), res.at))
 
     async def _prepare(self, answer: _Answer) -> Callable[[], None]:
@@ -390,6 +411,7 @@ class Gate:
         for queue, released in releases.items():
             answer = await self._exchange(queue, released)
             if answer is not None:
+                self.standbys.freed(released)  # (a transaction of its own: durable now)
                 await self._launch(answer)
 
     def _start_flush(self) -> None:

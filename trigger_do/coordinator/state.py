@@ -116,7 +116,7 @@ class Tables:
         tickets: dict[str, int] = defaultdict(int)
         for key, rate_id, state, n in self.sql.exec(
             "SELECT key, rate_id, state, count(*) FROM coord_slots WHERE queue = ? "
-            "GROUP BY key, rate_id, state",
+            "AND state != 'standby' GROUP BY key, rate_id, state",
             self.queue,
         ):
             slots[key] += n
@@ -281,7 +281,7 @@ class Tables:
         return dict(
             self.select(
                 "SELECT key, count(*) FROM coord_slots WHERE queue = ? AND key IN "
-                "(SELECT value FROM json_each(?)) GROUP BY key",
+                "(SELECT value FROM json_each(?)) AND state != 'standby' GROUP BY key",
                 keys,
             )
         )
@@ -312,6 +312,16 @@ class Tables:
             q.rr_key,
             self.queue,
         )
+
+    def promote(self, run_ids: Sequence[str]) -> None:
+        """Standby slots whose runs started (their predecessors ended): held now."""
+        for chunk in json_chunks(run_ids):
+            self.sql.exec(
+                "UPDATE coord_slots SET state = 'held' WHERE queue = ? AND state = 'standby' "
+                "AND run_id IN (SELECT value FROM json_each(?))",
+                self.queue,
+                chunk,
+            )
 
     def mark_handed(self, run_ids: Sequence[str]) -> None:
         """Mark parked rows handed back (they stay until the run's slot is released)."""

@@ -14,6 +14,7 @@ from .index_waits import resume_ready, waiting_children
 # an outcome's fields besides its id and attempt (`finish_many` writes those it has)
 _OPTIONAL_FIELDS = (
     "output", "output_packet", "error", "due_at", "progress", "metadata", "has_object",
+    "started_at", "ended_at",
 )  # fmt: skip
 
 
@@ -27,10 +28,12 @@ def _finish_statement(sources: str, present: tuple[str, ...]) -> str:
         if f == "has_object"
         else f"{f} = coalesce(j.{f}, runs.{f})"
         for f in present
+        if f != "ended_at"  # (not a column: when the code ended, for `finished_at`)
     ]
+    ended = "coalesce(j.ended_at, ?2)" if "ended_at" in present else "?2"
     columns = [f"value->>{i} AS {f}" for i, f in enumerate(("id", "attempt", *present))]
     return f"""UPDATE runs SET state = ?1, updated_at = ?2,
-            finished_at = CASE WHEN ?3 THEN ?2 ELSE runs.finished_at END,
+            finished_at = CASE WHEN ?3 THEN {ended} ELSE runs.finished_at END,
             dispatch = runs.dispatch + ?4,
             continued = CASE WHEN ?1 = 'queued' THEN 1 ELSE 0 END,
             {"".join(f"{x}, " for x in sets)}lease_token = NULL, lease_until = NULL
