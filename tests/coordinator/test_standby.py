@@ -9,12 +9,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import trigger_do
 from tests.coordinator import coord_tasks as t
 from tests.coordinator.test_swap import T0, Queue, specs
 from tests.coordinator.util import max_overlap, overlaps_by_key, prepare_db, rows, slots
+from tests.engine.driver import Driver
+from trigger_do import RunState
+from trigger_do.consumer import consumer as consumer_module
 from trigger_do.coordinator.coordinator import CoordinatorObject
 from trigger_do.coordinator.standby import Standbys
+from trigger_do.sdk.client import pop_client, push_client
 from trigger_do.shared.messages import RunMessage
 
 MODULE = "tests.coordinator.coord_tasks"
@@ -148,3 +154,33 @@ async def test_short_runs_hand_over_at_once_and_never_exceed_the_limit(tmp_path:
     )[0][0]
     assert handoffs > 50, handoffs
     assert slots(db) == {}
+
+
+@trigger_do.task(id="standby-lapse", concurrency={"limit": 1, "key": "payload.org"})
+async def standby_lapse(p: dict[str, Any]) -> str:
+    return str(p["org"])
+
+
+async def test_a_standby_never_let_go_goes_back_in_line_and_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should no run of its key end where a standby waits, it gives up its wait after
+    `STANDBY_WAIT` and is queued again (same attempt): it then runs as any run would."""
+    monkeypatch.setattr(consumer_module, "STANDBY_WAIT", 0.2)
+    d = Driver(tmp_path / "d.db", lease_seconds=5.0, flush_interval=0.001)
+    push_client(d.client)
+    try:
+        handle = await standby_lapse.trigger({"org": "a"})
+        # as though a release had made it this consumer's standby, behind no run here
+        d.consumer.gate.standbys.wait(handle.id, standby_lapse.queue_name, "a")
+        began = asyncio.get_running_loop().time()
+        await d.step()
+        assert asyncio.get_running_loop().time() - began >= 0.2
+        status = await handle.status()
+        assert (status.state, status.attempt) == (RunState.QUEUED, 1)
+        assert d.consumer.gate.standbys.gate(handle.id) is None
+        await d.run_until_final([handle.id])
+        assert await handle.result() == "a"
+        assert (await handle.status()).attempt == 1
+    finally:
+        pop_client(d.client)

@@ -462,8 +462,10 @@ class Consumer:
             return outcome, None
         max_duration = options.get("max_duration", task.max_duration)
         try:
-            if a.go is not None:  # a standby: its code waits for a run of its key to end
-                await a.go
+            if a.go is not None and not await _went(a.go):  # a standby never let go
+                self.gate.standbys.freed([run_id])
+                outcome.update(state=RunState.QUEUED, due_at=self.platform.clock.now())
+                return outcome, Next(_next(a.msg, attempt), 0.0)  # (in line again)
             await self._hook(task.on_start, ctx, payload, ctx)
             result = await self._call(task, payload, ctx, run_id, max_duration)
             try:
@@ -671,6 +673,17 @@ def _count_outcomes(meter: Meter, applied: list[tuple[_Attempt, str]], now: floa
     meter.flush()
 
 
+async def _went(go: asyncio.Future[None]) -> bool:
+    """Wait for a standby's go-ahead (coordinator/standby.py), for `STANDBY_WAIT` at most:
+    False if none came (the runs of its key here were not counted as they should be, say).
+    A cancel meanwhile (a slice's end, a shutdown) ends the attempt as it would any."""
+    try:
+        await asyncio.wait_for(asyncio.shield(go), STANDBY_WAIT)
+    except TimeoutError:
+        return False
+    return True
+
+
 def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]:
     """A task for `coro`, started eagerly where Python can (3.12+): its first step runs
     now, as the current task, in a context of its own."""
@@ -680,6 +693,7 @@ def _start_task(loop: asyncio.AbstractEventLoop, coro: Any) -> asyncio.Task[Any]
 
 
 _EAGER = sys.version_info >= (3, 12)
+STANDBY_WAIT = 5.0  # seconds a standby waits for a run of its key to end here
 
 
 def _next(msg: RunMessage, attempt: int) -> RunMessage:
