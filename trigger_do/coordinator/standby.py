@@ -20,7 +20,6 @@ puts them back in line, as it does for any run granted directly.
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 
 QUICK = 0.5  # seconds: a run that ended faster than this asks its key for standbys
@@ -33,7 +32,7 @@ class Standbys:
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
         self.key_of: dict[str, Key] = {}  # runs holding a slot here
-        self.lines: dict[Key, list[str]] = defaultdict(list)  # standbys waiting, in order
+        self.lines: dict[Key, list[str]] = {}  # the standbys waiting, in order
         self.go: dict[str, asyncio.Future[None]] = {}  # each waiting standby's go-ahead
         self.done: set[str] = set()  # runs whose code returned (their release pending)
         self.quick: set[str] = set()  # ... in under `QUICK` seconds
@@ -41,18 +40,18 @@ class Standbys:
         # when a handoff happened: the run's recorded end, the standby's recorded start
         self.ended_at: dict[str, float] = {}
         self.started_at: dict[str, float] = {}
-        self.running: dict[Key, int] = defaultdict(int)  # runs of a key whose code runs here
+        self.running: dict[Key, int] = {}  # runs of a key whose code runs here (none: 0)
 
     def track(self, run_id: str, queue: str, key: str | None) -> None:
         if run_id not in self.key_of:
             self.key_of[run_id] = k = (queue, key or "")
-            self.running[k] += 1
+            self._count(k, 1)
 
     def wait(self, run_id: str, queue: str, key: str | None) -> None:
         """A standby granted to this consumer: it is started, its code waits for `go`."""
         self.key_of[run_id] = k = (queue, key or "")  # (running once it goes)
         self.go[run_id] = asyncio.get_running_loop().create_future()
-        self.lines[k].append(run_id)
+        self.lines.setdefault(k, []).append(run_id)
 
     def gate(self, run_id: str) -> asyncio.Future[None] | None:
         """What the run's code waits for before it starts (None: nothing)."""
@@ -67,16 +66,18 @@ class Standbys:
         if key is None or run_id in self.done:
             return
         self.done.add(run_id)
-        self.running[key] -= 1
         if BRIEF <= seconds < QUICK:
             self.quick.add(run_id)
         line = self.lines.get(key)
-        if line:
+        if line:  # (the standby runs in its place: the key's count stays)
             nxt = line.pop(0)
+            if not line:
+                del self.lines[key]
             self.go.pop(nxt).set_result(None)
-            self.running[key] += 1
             self.handoff[run_id] = nxt
             self.ended_at[run_id] = self.started_at[nxt] = self.clock()
+        else:
+            self._count(key, -1)
 
     def promotions(self, released: Iterable[str]) -> list[str]:
         """The standbys the runs of `released` let go: their slots are the released ones."""
@@ -89,7 +90,7 @@ class Standbys:
         wants = {
             k: n
             for q, k in keys
-            if (n := self.running[(q, k)] - len(self.lines.get((q, k), ()))) > 0
+            if (n := self.running.get((q, k), 0) - len(self.lines.get((q, k), ()))) > 0
         }
         return wants or None
 
@@ -100,11 +101,13 @@ class Standbys:
             if r in self.go:
                 self._unline(r)
             elif (key := self.key_of.get(r)) is not None and r not in self.done:
-                self.running[key] -= 1  # (let go before its code ended: not run here)
+                self._count(key, -1)  # (let go before its code ended: not run here)
             self.key_of.pop(r, None)
             self.done.discard(r)
             self.quick.discard(r)
             self.handoff.pop(r, None)
+            self.ended_at.pop(r, None)  # (an attempt with no outcome to record them in)
+            self.started_at.pop(r, None)
 
     def _unline(self, run_id: str) -> None:
         """A standby that never went leaves its line (it never counted as running)."""
@@ -114,3 +117,14 @@ class Standbys:
         key = self.key_of.get(run_id)
         if key is not None and run_id in self.lines.get(key, ()):
             self.lines[key].remove(run_id)
+            if not self.lines[key]:
+                del self.lines[key]
+
+    def _count(self, key: Key, delta: int) -> None:
+        """Add to the key's count of runs running here (a key at zero loses its entry:
+        a worker sees many keys over its life)."""
+        n = self.running.get(key, 0) + delta
+        if n > 0:
+            self.running[key] = n
+        else:
+            self.running.pop(key, None)
