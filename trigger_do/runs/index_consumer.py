@@ -239,7 +239,9 @@ class ConsumerWrites(IndexBase):
 
     def finish_many(self, outcomes: list[dict[str, Any]], token: str, now: float) -> dict[str, Any]:
         """Apply attempt outcomes held under `token`. Each outcome: `{id, attempt, state,
-        output?, output_packet?, error?, due_at?, progress?, metadata?, has_object?}`;
+        output?, output_packet?, error?, due_at?, progress?, metadata?, has_object?,
+        started_at?, ended_at?}` (the last two: a standby's handoff instant, recorded as
+        the standby's start and as the end of the run that let it go);
         `state` is final, `waiting_for_retry` or `queued` (continued). A stale outcome
         (lease lost, run canceled) changes nothing. Returns `{"applied": {id: dispatch}}`,
         the new dispatch number for the runs that need a message, and, when there are any,
