@@ -208,7 +208,7 @@ class CoordinatorObject:
         q = self.tables.load(now)
         self.storage.now = q.clock
         res = self._settle(q, q.clock)
-        held = self.tables.select(
+        held = self.tables.over(
             "SELECT run_id FROM coord_parked WHERE queue = ? AND run_id IN "
             "(SELECT value FROM json_each(?)) UNION SELECT run_id FROM coord_slots "
             "WHERE queue = ?1 AND run_id IN (SELECT value FROM json_each(?2))",

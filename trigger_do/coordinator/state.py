@@ -129,17 +129,18 @@ class Tables:
         )
         return Counts(dict(slots), sum(slots.values()), dict(tickets), waiting)
 
-    def select(self, query: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
-        """`query` (parameters: the queue, a JSON array of ids) over `ids`, chunked."""
+    def over(self, statement: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """`statement` (parameters: the queue, a JSON array of ids) over `ids`, chunked;
+        the rows it returns, if any."""
         out: list[tuple[Any, ...]] = []
         for chunk in json_chunks(ids):
-            out += self.sql.exec(query, self.queue, chunk)
+            out += self.sql.exec(statement, self.queue, chunk)
         return out
 
     def slot_states(self, run_ids: Sequence[str]) -> dict[str, str]:
         """The state (`held` or `reserved`) of the slot each of `run_ids` has."""
         return dict(
-            self.select(
+            self.over(
                 "SELECT run_id, state FROM coord_slots WHERE queue = ? AND run_id IN "
                 "(SELECT value FROM json_each(?))",
                 run_ids,
@@ -150,7 +151,7 @@ class Tables:
         """Those of `run_ids` with a parked row (handed back or not)."""
         return frozenset(
             r[0]
-            for r in self.select(
+            for r in self.over(
                 "SELECT run_id FROM coord_parked WHERE queue = ? AND run_id IN "
                 "(SELECT value FROM json_each(?))",
                 run_ids,
@@ -268,7 +269,7 @@ class Tables:
     def waiting_of(self, keys: Sequence[str]) -> dict[str, int]:
         """The parked runs waiting (not handed back) of each of `keys` that has some."""
         return dict(
-            self.select(
+            self.over(
                 "SELECT key, waiting FROM coord_keys WHERE queue = ? AND key IN "
                 "(SELECT value FROM json_each(?)) AND waiting > 0",
                 keys,
@@ -279,7 +280,7 @@ class Tables:
         """The slots (held and reserved) of each of `keys` that has some (one read of the
         queue's slots, however many keys)."""
         return dict(
-            self.select(
+            self.over(
                 "SELECT key, count(*) FROM coord_slots WHERE queue = ? AND key IN "
                 "(SELECT value FROM json_each(?)) AND state != 'standby' GROUP BY key",
                 keys,
@@ -315,23 +316,19 @@ class Tables:
 
     def promote(self, run_ids: Sequence[str]) -> None:
         """Standby slots whose runs started (their predecessors ended): held now."""
-        for chunk in json_chunks(run_ids):
-            self.sql.exec(
-                "UPDATE coord_slots SET state = 'held' WHERE queue = ? AND state = 'standby' "
-                "AND run_id IN (SELECT value FROM json_each(?))",
-                self.queue,
-                chunk,
-            )
+        self.over(
+            "UPDATE coord_slots SET state = 'held' WHERE queue = ? AND state = 'standby' "
+            "AND run_id IN (SELECT value FROM json_each(?))",
+            run_ids,
+        )
 
     def mark_handed(self, run_ids: Sequence[str]) -> None:
         """Mark parked rows handed back (they stay until the run's slot is released)."""
-        for chunk in json_chunks(run_ids):
-            self.sql.exec(
-                "UPDATE coord_parked SET handed = 1 WHERE queue = ? AND run_id IN "
-                "(SELECT value FROM json_each(?))",
-                self.queue,
-                chunk,
-            )
+        self.over(
+            "UPDATE coord_parked SET handed = 1 WHERE queue = ? AND run_id IN "
+            "(SELECT value FROM json_each(?))",
+            run_ids,
+        )
 
     def renew(self, run_ids: Sequence[str], until: float) -> None:
         """Lease the slots of `run_ids` until `until`."""
