@@ -373,7 +373,15 @@ class CoordinatorObject:
         }
         if sum(wants.values()) > take:  # (some go back through the queue: the pump's job)
             return None
-        lines = self.tables.hand_heads(wants)
+        # and, after them, the standbys asked for: the next runs of those lines
+        asked = {
+            k: m
+            for k, n in sorted((standby or {}).items())
+            if (m := min(n, waiting.get(k, 0) - wants.get(k, 0))) > 0
+        }
+        got = self.tables.hand_heads({k: wants.get(k, 0) + asked.get(k, 0) for k in wants | asked})
+        lines = {k: got[k][:n] for k, n in wants.items()}
+        ready = [(k, h) for k in asked for h in got[k][wants.get(k, 0) :]]
         # the pump's order: a run per key per round, the keys round-robin after the one
         # served last (which is saved as it would be)
         keys = sorted(k for k, line in lines.items() if line)
@@ -385,21 +393,13 @@ class CoordinatorObject:
             for key in keys
             if i < len(lines[key])
         ]
+        for state, grants in (("held", heads), ("standby", ready)):
+            rows = [(h.run_id, key, h.task, None) for key, h in grants]
+            if rows:
+                self.tables.add_slots(rows, state, now + q.lease, now)
+        self.tables.add_waiting({k: -len(line) for k, line in got.items()})
         if heads:
-            rows = [(h.run_id, key, h.task, None) for key, h in heads]
-            self.tables.add_slots(rows, "held", now + q.lease, now)
-            self.tables.add_waiting({key: -len(line) for key, line in lines.items()})
             q.rr_key = heads[-1][0]
-        standbys: list[Any] = []
-        left = {k: waiting[k] - len(lines.get(k, ())) for k in waiting}  # still in line
-        wanted = standby or {}
-        asked = {k: m for k in sorted(wanted) if (m := min(wanted[k], left.get(k, 0))) > 0}
-        if asked:  # the next of those lines, to go where their keys' runs run
-            ready = self.tables.hand_heads(asked)
-            rows = [(h.run_id, k, h.task, None) for k, line in ready.items() for h in line]
-            self.tables.add_slots(rows, "standby", now + q.lease, now)
-            self.tables.add_waiting({k: -len(line) for k, line in ready.items()})
-            standbys = [loads(h.body) for line in ready.values() for h in line]
         self.tables.save_turn(q)
         res = {
             "at": now,
@@ -409,7 +409,7 @@ class CoordinatorObject:
             "handback": [],
             "alarm": None,
         }
-        return {**res, "standby": standbys} if standbys else res
+        return {**res, "standby": [loads(h.body) for _, h in ready]} if ready else res
 
     def _limits(self, q: QueueState) -> Limits:
         """Read: the queue's limits from its row (a rate window's id is its spec's JSON)."""
