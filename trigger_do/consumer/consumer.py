@@ -379,8 +379,8 @@ class Consumer:
                 a.message.ack()
         written: list[tuple[_Attempt, asyncio.Future[Any]]] = []
         states: dict[str, str] = {}  # run -> the state its outcome writes (metrics)
+        standbys = self.gate.standbys
         for a, (outcome, message) in done:
-            standbys = self.gate.standbys
             ended_at = standbys.ended_at.pop(a.msg.run_id, None)
             started_at = standbys.started_at.pop(a.msg.run_id, None)
             if outcome.get("state") is not None:

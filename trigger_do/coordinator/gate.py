@@ -173,8 +173,7 @@ class Gate:
         )
         for m, msg in pairs:
             if isinstance(m, GrantedMessage):  # its slot is held already
-                self.held[msg.run_id] = m.queue
-                self.standbys.track(msg.run_id, m.queue, msg.key)
+                self._hold(msg, m.queue)
                 out.append((m, msg, m.at))
                 continue
             task = self.tasks.get(msg.task)
@@ -226,8 +225,7 @@ class Gate:
             granted = set(res.granted)
             for m, msg, _ in items:
                 if msg.run_id in granted:
-                    self.held[msg.run_id] = queue
-                    self.standbys.track(msg.run_id, queue, msg.key)
+                    self._hold(msg, queue)
                     out.append((m, msg, res.at))
                 else:
                     m.ack()  # parked: the coordinator holds it and hands it back
@@ -361,12 +359,7 @@ class Gate:
             self.held.pop(run_id, None)
         answer = _Answer()
         self._granted(queue, res, answer)
-        self.pressure.free += max(0, len(released) - len(answer.admitted))
-        for body in res.standby:  # started with the others; their code waits (standby.py)
-            g = GrantedMessage(body, queue, res.at, self.platform, self)
-            self.held[g.run_id] = queue
-            self.standbys.wait(g.run_id, queue, body.get("k"))
-            answer.admitted.append((g, RunMessage.from_body(body), res.at))
+        self.pressure.free += max(0, len(released) - len(res.direct))
         try:
             await self.coordinators.send(queue, res)
         except Exception:  # the hand-backs' slots lapse and they are handed back again
@@ -376,14 +369,24 @@ class Gate:
     def _granted(
         self, queue: str, res: Reply, answer: _Answer, skip: set[str] | frozenset[str] = frozenset()
     ) -> None:
-        """The parked runs `res` granted this consumer directly, added to `answer`."""
-        for body in res.direct:
-            g = GrantedMessage(body, queue, res.at, self.platform, self)
-            if g.run_id in skip:  # (parked, and delivered again in this batch)
-                continue
-            self.held[g.run_id] = queue
-            self.standbys.track(g.run_id, queue, body.get("k"))
-            answer.admitted.append((g, RunMessage.from_body(body), res.at))
+        """The parked runs `res` granted this consumer directly, and its standbys (started
+        with them, their code waiting: standby.py), added to `answer`."""
+        for bodies, standby in ((res.direct, False), (res.standby, True)):
+            for body in bodies:
+                g = GrantedMessage(body, queue, res.at, self.platform, self)
+                if g.run_id in skip:  # (parked, and delivered again in this batch)
+                    continue
+                msg = RunMessage.from_body(body)
+                self._hold(msg, queue, standby)
+                answer.admitted.append((g, msg, res.at))
+
+    def _hold(self, msg: RunMessage, queue: str, standby: bool = False) -> None:
+        """This consumer holds a slot of `queue` for the run (a standby's, if `standby`)."""
+        self.held[msg.run_id] = queue
+        if standby:
+            self.standbys.wait(msg.run_id, queue, msg.key)
+        else:
+            self.standbys.track(msg.run_id, queue, msg.key)
 
     async def _prepare(self, answer: _Answer) -> Callable[[], None]:
         """Start the runs of `answer` (within the current unit of work, if any): returns
