@@ -29,6 +29,7 @@ from typing import Any
 
 from ..ports import OutMessage, Platform
 from ..shared.config import EngineConfig
+from ..shared.messages import RunMessage
 from ..task import Task
 from .client import Coordinators, Reply, is_limited, request, specs_of
 from .coordinator import CoordinatorObject
@@ -60,13 +61,13 @@ class Intake:
         89.3% of its ceiling, against 90.9% this way.)"""
         lined = self._backlogs(messages)
         out: list[OutMessage] = []
-        lines: dict[str, list[tuple[OutMessage, Task[Any]]]] = defaultdict(list)
+        lines: dict[str, list[tuple[OutMessage, RunMessage, Task[Any]]]] = defaultdict(list)
         for i, m in enumerate(messages):
-            task = lined.get(i)
-            if task is None:
-                out.append(m)
+            if i in lined:
+                msg, task = lined[i]
+                lines[task.queue_name].append((m, msg, task))
             else:
-                lines[task.queue_name].append((m, task))
+                out.append(m)
         heads: list[OutMessage] = []
         for queue, items in lines.items():
             for i in range(0, len(items), CHUNK):  # (the lock is others' between chunks)
@@ -74,28 +75,30 @@ class Intake:
         if heads or out:
             await self.platform.queue.send_all(heads + out)
 
-    def _backlogs(self, messages: Sequence[OutMessage]) -> dict[int, Task[Any]]:
-        """The messages (by index) to line up, with their tasks: those of the keys (a
+    def _backlogs(self, messages: Sequence[OutMessage]) -> dict[int, tuple[RunMessage, Task[Any]]]:
+        """The messages (by index) to line up, read, with their tasks: those of the keys (a
         queue, a concurrency key, a rate key) with more than `BACKLOG` times their
         tightest limit of runs among `messages`. A smaller backlog is cheaper claimed from
         the run queue: its slots turn over in the time the claims take, and few of its runs
         are parked; lining up pays where most would be."""
         found: dict[str, Task[Any] | None] = {}
-        keys: dict[tuple[Task[Any], str, str], list[int]] = defaultdict(list)
+        keys: dict[tuple[Task[Any], str, str], list[tuple[int, RunMessage]]] = defaultdict(list)
         for i, m in enumerate(messages):
-            body = m.body  # (a first message: never a hand-back)
-            if m.delay_seconds > 0 or not isinstance(body, dict):
+            if m.delay_seconds > 0 or not isinstance(m.body, dict):
                 continue
-            name = str(body.get("task"))
+            name = str(m.body.get("task"))  # (read whole only for a limited task's runs)
             if name not in found:
                 found[name] = self._limited(name)
             task = found[name]
-            if task is not None and body.get("q") == task.queue_name:
-                keys[task, str(body.get("k") or ""), str(body.get("rk") or "")].append(i)
-        lined: dict[int, Task[Any]] = {}
-        for (task, _, _), at in keys.items():
-            if len(at) > BACKLOG * _tightest(task):
-                lined.update(dict.fromkeys(at, task))
+            if task is None:
+                continue
+            msg = RunMessage.from_body(m.body)  # (a first message: never a hand-back)
+            if msg.queue == task.queue_name:
+                keys[task, msg.key or "", msg.rate_key or ""].append((i, msg))
+        lined: dict[int, tuple[RunMessage, Task[Any]]] = {}
+        for (task, _, _), runs in keys.items():
+            if len(runs) > BACKLOG * _tightest(task):
+                lined.update((i, (msg, task)) for i, msg in runs)
         return lined
 
     def _limited(self, name: str) -> Task[Any] | None:
@@ -103,15 +106,14 @@ class Intake:
         return task if task is not None and is_limited(task) else None
 
     async def _enqueue(
-        self, queue: str, items: list[tuple[OutMessage, Task[Any]]]
+        self, queue: str, items: list[tuple[OutMessage, RunMessage, Task[Any]]]
     ) -> list[OutMessage]:
         """One call to `queue`'s coordinator: what to send now (hand-backs, a wake-up; or,
         should the call fail, the messages themselves)."""
-        tasks = {t.id: t for _, t in items}  # (all of them this queue's own)
-        specs = specs_of(items[0][1].queue, tasks.values())
+        tasks = {t.id: t for _, _, t in items}  # (all of them this queue's own)
+        specs = specs_of(items[0][2].queue, tasks.values())
         requests = [
-            request(b["run_id"], b["task"], b.get("k"), b.get("rk"), b)
-            for b in (m.body for m, _ in items)
+            request(msg.run_id, msg.task, msg.key, msg.rate_key, m.body) for m, msg, _ in items
         ]
         try:
             res = Reply.of(
@@ -125,7 +127,7 @@ class Intake:
             )
         except Exception:
             log.exception("lining up %d runs at coordinator %s failed; queued", len(items), queue)
-            return [m for m, _ in items]
+            return [m for m, _, _ in items]
         return self.coordinators.messages(queue, res)
 
 
