@@ -121,6 +121,24 @@ def test_one_run_that_ended_lets_one_standby_go() -> None:
     asyncio.run(main())
 
 
+async def test_only_an_outcome_that_frees_a_slot_for_another_is_written_at_once(
+    tmp_path: Path,
+) -> None:
+    """A run whose end let a standby go frees no slot for anyone: the standby runs in it
+    already. Its outcome joins the next flush; one that frees a slot is written at once."""
+    gate = Driver(tmp_path / "d.db").consumer.gate
+    a, b, s = (RunMessage(r, "t", 1, queue="task/t", key="k") for r in ("a", "b", "s"))
+    gate._hold(a, "task/t")
+    gate._hold(b, "task/t")
+    gate._hold(s, "task/t", standby=True)
+    assert gate.urgent("a") and gate.urgent("b")
+    gate.standbys.ended("a", 0.01)  # a lets s go
+    assert not gate.urgent("a")
+    gate.standbys.ended("b", 0.01)  # no standby left: b's write frees its slot
+    assert gate.urgent("b")
+    assert not gate.urgent("elsewhere")  # no slot held here
+
+
 async def test_short_runs_hand_over_at_once_and_never_exceed_the_limit(tmp_path: Path) -> None:
     """Across processes: what really ran at once (noted by the runs' own code) stays
     within the limit, the rows agree, and runs did go on standbys (a run's start is the

@@ -87,7 +87,7 @@ class Consumer:
         self.writer = Writer(platform, self.token, self.config.flush_interval)
         self.gate = Gate(platform, tasks, self.config)  # concurrency and rate limits
         self.writer.on_finish = self.gate.finished  # slots freed in the outcomes' write
-        self.writer.urgent = self.gate.holds  # ... written at once
+        self.writer.urgent = self.gate.urgent  # ... written at once
         self.gate.starter = self._start_granted  # the runs granted there start in it too
         self.index = RunIndex(platform)
         self.runs = RunObjects(platform)

@@ -252,9 +252,11 @@ class Gate:
 
     # --- slots held -------------------------------------------------------------------------
 
-    def holds(self, run_id: str) -> bool:
-        """Does this consumer hold a slot for the run (its outcome frees it for another)?"""
-        return run_id in self.held
+    def urgent(self, run_id: str) -> bool:
+        """Should the run's outcome be written at once: it holds a slot that its write
+        frees for another run. Not when a standby went in its place: the key's next run
+        runs already, and the write only records it (it may join the next flush)."""
+        return run_id in self.held and run_id not in self.standbys.handoff
 
     def forget(self, run_id: str) -> None:
         """This consumer does not run it after all, and must not release it (another
