@@ -252,14 +252,11 @@ class Worker:
                 log.warning("worker %s: its supervisor is gone; stopping", os.getpid())
                 self.stop_event.set()
             try:
-                self._settle_all()
+                # on the loop: while another process writes, the runs go on (a blocking
+                # wait for the lock held them all up)
+                await self.sql.transaction_async(self._settling(seen=True))
                 if self.dlq.has_visible():
                     await self._dead_letters()
-                self.sql.exec(
-                    "UPDATE workers SET seen_at = ? WHERE pid = ?",
-                    self.platform.clock.now(),
-                    os.getpid(),
-                )
             except Exception:
                 log.exception("worker heartbeat failed")
 
@@ -268,8 +265,12 @@ class Worker:
         return os.getppid() != self.parent
 
     def _settle_all(self) -> None:
-        """In one transaction: settle finished batches, settle what running batches decided
-        so far, and keep their other messages leased."""
+        self.sql.transaction(self._settling())
+
+    def _settling(self, seen: bool = False) -> Callable[[], None]:
+        """What settles finished batches, settles what running batches decided so far and
+        keeps their other messages leased, in one transaction; `seen`: and says this worker
+        is alive."""
         finished, self.finished = self.finished, []
 
         def apply() -> None:
@@ -278,8 +279,14 @@ class Worker:
                 pending = self.queue.settle(messages)
                 self.queue.extend(pending)
                 self.inflight[key] = pending
+            if seen:
+                self.sql.exec(
+                    "UPDATE workers SET seen_at = ? WHERE pid = ?",
+                    self.platform.clock.now(),
+                    os.getpid(),
+                )
 
-        self.sql.transaction(apply)
+        return apply
 
     def _register(self) -> None:
         now = self.platform.clock.now()
