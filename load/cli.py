@@ -65,6 +65,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run the scenario as declared, then --unlimited; report both and their ratio",
     )
+    p.add_argument(
+        "--vs-without-hot",
+        action="store_true",
+        help="run the scenario as declared, then without its hot key's runs; report how "
+        "the other keys fared in both (does the hot key slow them?)",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", dest="json_path", metavar="FILE", help="write the report as JSON")
     p.add_argument("--plot", metavar="FILE.png", help="draw throughput and latency over time")
@@ -105,7 +111,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.unlimited and args.vs_unlimited:
         print("trigger-do load: --unlimited and --vs-unlimited exclude each other", file=sys.stderr)
         return 2
+    if args.vs_without_hot:
+        if args.unlimited or args.vs_unlimited:
+            print(
+                "trigger-do load: --vs-without-hot goes with neither --unlimited nor "
+                "--vs-unlimited",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            build(args.scenario, runs=args.runs, seed=args.seed, without_hot=True)
+        except ValueError as exc:
+            print(f"trigger-do load: --vs-without-hot: {exc}", file=sys.stderr)
+            return 2
     console = Console(stderr=False)
+    if args.vs_without_hot:
+        pair = asyncio.run(run_vs_without_hot(args))
+        rep.render_vs_without_hot(pair, console)
+        if args.json_path:
+            rep.write_json(pair, args.json_path)
+        if args.plot:
+            rep.plot(pair["with_hot"], args.plot)
+        return 1 if rep.verdicts_pair(pair, ("with_hot", "without_hot")) else 0
     if args.vs_unlimited:
         both = asyncio.run(run_vs_unlimited(args))
         rep.render_vs(both, console)
@@ -148,6 +175,27 @@ async def run_vs_unlimited(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+async def run_vs_without_hot(args: argparse.Namespace) -> dict[str, Any]:
+    """The scenario as declared, then the same plan less its hot key's runs (a fresh
+    database each when embedded: `--db PATH` keeps the second at PATH.without-hot), and
+    how much later the other keys were done beside the hot key than without it (each
+    timed from its first start, so that the smaller batch's faster intake does not count)."""
+    declared = await run(argparse.Namespace(**{**vars(args), "without_hot": False}))
+    alone = await run(
+        argparse.Namespace(**{**vars(args), "without_hot": True}), db_suffix=".without-hot"
+    )
+    a = (declared.get("keys") or {}).get("others", {}).get("done_after_first_start_s")
+    b = (alone.get("keys") or {}).get("others", {}).get("done_after_first_start_s")
+    return {
+        "scenario": declared["scenario"],
+        "command": declared["command"],
+        "date": declared["date"],
+        "with_hot": declared,
+        "without_hot": alone,
+        "others_done_ratio": round(a / b, 3) if a and b else None,
+    }
+
+
 async def run(
     args: argparse.Namespace, driver: Driver | None = None, db_suffix: str = ""
 ) -> dict[str, Any]:
@@ -160,6 +208,7 @@ async def run(
         work_ms=args.work_ms,
         seed=args.seed,
         unlimited=getattr(args, "unlimited", False),
+        without_hot=getattr(args, "without_hot", False),
     )
     driver = driver or make_driver(args, db_suffix)
     await driver.start()
@@ -192,10 +241,12 @@ async def run(
         t0,
         limit=keyed_limit.concurrency if keyed_limit is not None else None,
         work_s=plan.work_ms / 1000 if plan.work_ms else None,
+        hot=plan.hot,
     )
     return {
         "scenario": plan.scenario,
         "unlimited": plan.unlimited,
+        "without": plan.without,
         "description": plan.description,
         "target": driver.label,
         "intake": getattr(driver, "intake", "engine.batch_trigger (in process)"),

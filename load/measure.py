@@ -272,7 +272,12 @@ def _phases(
 
 
 def key_figures(
-    records: Sequence[RunRecord], t0: float, *, limit: int | None, work_s: float | None
+    records: Sequence[RunRecord],
+    t0: float,
+    *,
+    limit: int | None,
+    work_s: float | None,
+    hot: str | None = None,
 ) -> dict[str, Any] | None:
     """How the keys of a keyed scenario fared. The hot key (the one with the most runs):
     its runs/s over its own active span (its first start to its last finish) against its
@@ -281,7 +286,10 @@ def key_figures(
     finished (compare it with the same work unlimited: `--vs-unlimited`), and the busiest
     of them against the same ceiling (the small keys' runs arrive spread over the whole
     batch, so their own spans say more about delivery order than speed). Ceilings are
-    None without a limit."""
+    None without a limit. `hot`: which key is the hot one (by default the one with the
+    most runs; named, it may have none: the same plan without it, `--vs-without-hot`).
+    `others.done_after_first_start_s` times the others from the first start of any run,
+    so that it does not count how long the batch took to be written."""
     by_key: dict[str, list[RunRecord]] = defaultdict(list)
     for r in records:
         if r.key is not None:
@@ -289,7 +297,8 @@ def key_figures(
     if not by_key:
         return None
     ceiling = limit / work_s if limit and work_s else None
-    hot = max(by_key, key=lambda k: (len(by_key[k]), k))
+    if hot is None:
+        hot = max(by_key, key=lambda k: (len(by_key[k]), k))
 
     def done(runs: Sequence[RunRecord]) -> int:
         return sum(1 for r in runs if r.state == "completed")
@@ -298,7 +307,7 @@ def key_figures(
         ends = [r.finished for r in runs if r.finished is not None]
         return round(max(ends) - t0, 4) if ends else None
 
-    runs = by_key[hot]
+    runs = by_key.get(hot, [])
     span = _span(runs)
     rate = done(runs) / span if span else None
     others = [r for k, v in by_key.items() if k != hot for r in v]
@@ -309,6 +318,9 @@ def key_figures(
     b_span = _span(by_key[busiest]) if busiest is not None else None
     b_rate = done(by_key[busiest]) / b_span if busiest is not None and b_span else None
     complete = sorted(r.finished - r.created for r in others if r.finished is not None)
+    first = min((r.started for r in records if r.started is not None), default=None)
+    ends = [r.finished for r in others if r.finished is not None]
+    after_first = round(max(ends) - first, 4) if ends and first is not None else None
     return {
         "limit": limit,
         "work_ms": None if work_s is None else round(work_s * 1000, 3),
@@ -325,12 +337,13 @@ def key_figures(
             "last_finish_s": last_finish(runs),
         },
         "others": {
-            "keys": len(by_key) - 1,
+            "keys": len(rest),
             "runs": len(others),
             "completed": done(others),
             "span_s": None if o_span is None else round(o_span, 4),
             "runs_per_s": round(done(others) / o_span, 1) if o_span else None,
             "last_finish_s": last_finish(others),
+            "done_after_first_start_s": after_first,
             "trigger_to_complete_p50_ms": None
             if not complete
             else round((percentile(complete, 50) or 0.0) * 1000, 2),

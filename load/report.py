@@ -162,7 +162,55 @@ def render(report: dict[str, Any], console: Console | None = None) -> None:
 
 def verdicts_vs(both: dict[str, Any]) -> list[str]:
     """What broke a guarantee in either variant of a `--vs-unlimited` run."""
-    return [f"{name}: {v}" for name in ("limited", "unlimited") for v in verdicts(both[name])]
+    return verdicts_pair(both, ("limited", "unlimited"))
+
+
+def verdicts_pair(pair: dict[str, Any], names: tuple[str, str]) -> list[str]:
+    """What broke a guarantee in either report of a pair."""
+    return [f"{name}: {v}" for name in names for v in verdicts(pair[name])]
+
+
+def render_vs_without_hot(pair: dict[str, Any], console: Console | None = None) -> None:
+    """Both runs' tables, then the other keys side by side: beside the hot key, and
+    without it."""
+    console = console or Console()
+    render(pair["with_hot"], console)
+    render(pair["without_hot"], console)
+    a, b = pair["with_hot"].get("keys"), pair["without_hot"].get("keys")
+    hot = pair["without_hot"].get("without") or "the hot key"
+    t = Table(title=f"{pair['scenario']}: the other keys beside {hot}, and without it")
+    t.add_column("figure")
+    t.add_column(f"beside {hot}", justify="right")
+    t.add_column(f"without {hot}", justify="right")
+    t.add_column("beside / without", justify="right")
+
+    def row(name: str, x: float | None, y: float | None, fmt: str) -> None:
+        t.add_row(
+            name,
+            "-" if x is None else fmt.format(x),
+            "-" if y is None else fmt.format(y),
+            f"{x / y:.3f}" if x is not None and y else "-",
+        )
+
+    if a and b:
+        ao, bo = a["others"], b["others"]
+        row("the last done, after the first start (s)", ao["done_after_first_start_s"],
+            bo["done_after_first_start_s"], "{:.3f}")  # fmt: skip
+        row("runs/s over their span", ao["runs_per_s"], bo["runs_per_s"], "{:,.0f}")
+        ab, bb = ao["busiest"] or {}, bo["busiest"] or {}
+        row(f"the busiest, {ab.get('key')}: % of its ceiling", ab.get("pct_of_ceiling"),
+            bb.get("pct_of_ceiling"), "{:.1f}")  # fmt: skip
+        row(f"{hot}: % of its ceiling", a["hot"]["pct_of_ceiling"], None, "{:.1f}")
+    console.print(t)
+    bad = verdicts_pair(pair, ("with_hot", "without_hot"))
+    if bad:
+        console.print("[bold red]checks failed:[/] " + "; ".join(bad))
+    else:
+        ratio = pair.get("others_done_ratio")
+        console.print(
+            "[bold green]checks passed in both:[/] 0 lost, 0 duplicates, limits held"
+            + (f"; the others were done {ratio:.3f}x as late beside {hot}" if ratio else "")
+        )
 
 
 def render_vs(both: dict[str, Any], console: Console | None = None) -> None:

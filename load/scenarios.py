@@ -7,7 +7,8 @@ offered rate (None: one `batch_trigger` of everything). Plans are deterministic 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .measure import Limit
@@ -31,6 +32,32 @@ class Plan:
     notes: list[str] = field(default_factory=list)
     unlimited: bool = False  # the same work with every concurrency and rate limit removed
     work_ms: float | None = None  # how long a keyed run holds its slot (per-org, mixed)
+    without: str | None = None  # the key whose runs were taken out (`without_hot`)
+
+    @property
+    def hot(self) -> str | None:
+        """The key with the most runs (the one taken out, once it is)."""
+        if self.without is not None:
+            return self.without
+        counts = Counter(i.key for i in self.items if i.key is not None)
+        return max(counts, key=lambda k: (counts[k], k)) if counts else None
+
+    def without_hot(self) -> Plan:
+        """The identical plan less the hot key's runs: do the other keys finish any sooner
+        without it beside them?"""
+        hot = self.hot
+        if hot is None:
+            raise ValueError(f"{self.scenario} has no keyed runs: no hot key to take out")
+        items = [i for i in self.items if i.key != hot]
+        if not items:
+            raise ValueError(f"every run of {self.scenario} is {hot}'s: none is left without it")
+        return replace(
+            self,
+            items=items,
+            description=self.description + f" (without the hot key {hot}'s runs)",
+            notes=list(self.notes),
+            without=hot,
+        )
 
     def without_limits(self) -> Plan:
         """The identical work (same bodies, payloads and keys, same order) on the tasks'
@@ -41,14 +68,12 @@ class Plan:
             Item(UNLIMITED[i.task], i.payload, i.key) if i.task in UNLIMITED else i
             for i in self.items
         ]
-        return Plan(
-            self.scenario,
-            items,
-            self.rate,
-            self.description + " (unlimited: no concurrency or rate limits)",
-            list(self.notes),
-            True,
-            self.work_ms,
+        return replace(
+            self,
+            items=items,
+            description=self.description + " (unlimited: no concurrency or rate limits)",
+            notes=list(self.notes),
+            unlimited=True,
         )
 
 
@@ -113,10 +138,13 @@ def build(
     work_ms: float = 10.0,
     seed: int = 1,
     unlimited: bool = False,
+    without_hot: bool = False,
 ) -> Plan:
     plan = _build(name, runs=runs, rate=rate, duration=duration, work_ms=work_ms, seed=seed)
     if name in ("per-org", "mixed", "hot-key"):
         plan.work_ms = work_ms
+    if without_hot:
+        plan = plan.without_hot()
     return plan.without_limits() if unlimited else plan
 
 

@@ -8,6 +8,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -185,6 +187,47 @@ def test_per_org_vs_unlimited_runs_the_same_work_both_ways(tmp_path: Path) -> No
     )
 
 
+def test_per_org_vs_without_hot_times_the_others_beside_the_hot_key_and_without(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "pair.json"
+    argv = ["per-org", "--runs", "300", "--work-ms", "5", "--vs-without-hot", "--quiet"]
+    code = main([*argv, "--json", str(out), "--timeout", "120", "--stall", "60"])
+    pair = json.loads(out.read_text())
+    assert code == 0, pair
+    beside, alone = pair["with_hot"], pair["without_hot"]
+    assert (beside["without"], alone["without"]) == (None, "org-0")
+    hot_runs = beside["keys"]["hot"]["runs"]
+    assert beside["keys"]["hot"]["key"] == alone["keys"]["hot"]["key"] == "org-0"
+    assert 0 < hot_runs < 300 and alone["keys"]["hot"]["runs"] == 0
+    assert alone["accepted"] == alone["completed"] == 300 - hot_runs  # the others, all
+    assert beside["keys"]["others"]["runs"] == alone["keys"]["others"]["runs"] == 300 - hot_runs
+    assert beside["keys"]["others"]["keys"] == alone["keys"]["others"]["keys"]
+    for report in (beside, alone):
+        assert report["lost"] == 0 and report["concurrency"]["load-org"]["ok"]
+    a = beside["keys"]["others"]["done_after_first_start_s"]
+    b = alone["keys"]["others"]["done_after_first_start_s"]
+    assert pair["others_done_ratio"] == round(a / b, 3)
+
+
+def test_vs_without_hot_needs_a_plan_with_other_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fanout", "--runs", "10", "--vs-without-hot"]) == 2
+    assert "no keyed runs" in capsys.readouterr().err
+    assert main(["hot-key", "--runs", "10", "--vs-without-hot"]) == 2
+    assert "none is left without it" in capsys.readouterr().err
+    assert main(["per-org", "--runs", "10", "--vs-without-hot", "--unlimited"]) == 2
+
+
+def test_a_plan_without_its_hot_key_is_the_same_plan_less_its_runs() -> None:
+    plan = build("mixed", runs=2000, seed=5)
+    assert plan.hot == "org-0"
+    alone = plan.without_hot()
+    assert alone.hot == alone.without == "org-0"
+    assert alone.items == [i for i in plan.items if i.key != "org-0"]
+    assert len(alone.items) < len(plan.items) and alone.work_ms == plan.work_ms
+    assert build("mixed", runs=2000, seed=5, without_hot=True).items == alone.items
+
+
 def test_unlimited_plan_keeps_payloads_keys_and_bodies() -> None:
     from load.tasks import TASKS
 
@@ -224,6 +267,11 @@ def test_key_figures_hot_key_against_its_ceiling() -> None:
         "pct_of_ceiling": 100.0,
     }
     assert got["others"]["last_finish_s"] == 0.12
+    assert got["others"]["done_after_first_start_s"] == 0.02  # (org-1 started first, at 0.1)
+    # named, the hot key may have no runs at all: every key is one of the others
+    alone = key_figures(other, 0.0, limit=2, work_s=0.01, hot="org-0")
+    assert alone is not None and alone["hot"]["runs"] == 0 and alone["hot"]["span_s"] is None
+    assert alone["others"]["keys"] == 1 and alone["others"]["runs"] == 4
     assert key_figures(hot, 0.0, limit=None, work_s=0.01)["hot"]["pct_of_ceiling"] is None  # type: ignore[index]
     assert key_figures([_rec(0)], 0.0, limit=2, work_s=0.01) is None
 
