@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -127,20 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=False)
     if args.vs_without_hot:
         pair = asyncio.run(run_vs_without_hot(args))
-        rep.render_vs_without_hot(pair, console)
-        if args.json_path:
-            rep.write_json(pair, args.json_path)
-        if args.plot:
-            rep.plot(pair["with_hot"], args.plot)
-        return 1 if rep.verdicts_pair(pair, ("with_hot", "without_hot")) else 0
+        names = ("with_hot", "without_hot")
+        return _report_pair(pair, names, rep.render_vs_without_hot, console, args)
     if args.vs_unlimited:
         both = asyncio.run(run_vs_unlimited(args))
-        rep.render_vs(both, console)
-        if args.json_path:
-            rep.write_json(both, args.json_path)
-        if args.plot:
-            rep.plot(both["limited"], args.plot)
-        return 1 if rep.verdicts_vs(both) else 0
+        return _report_pair(both, ("limited", "unlimited"), rep.render_vs, console, args)
     report = asyncio.run(run(args))
     rep.render(report, console)
     if args.json_path:
@@ -148,6 +140,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         rep.plot(report, args.plot)
     return 1 if rep.verdicts(report) else 0
+
+
+def _report_pair(
+    pair: dict[str, Any],
+    names: tuple[str, str],
+    render: Callable[[dict[str, Any], Console], None],
+    console: Console,
+    args: argparse.Namespace,
+) -> int:
+    """Print (and write, and plot the first of) the two runs of a `--vs-...` pair; the
+    exit status of the pair's checks."""
+    render(pair, console)
+    if args.json_path:
+        rep.write_json(pair, args.json_path)
+    if args.plot:
+        rep.plot(pair[names[0]], args.plot)
+    return 1 if rep.verdicts_pair(pair, names) else 0
 
 
 def make_driver(args: argparse.Namespace, db_suffix: str = "") -> Driver:

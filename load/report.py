@@ -160,11 +160,6 @@ def render(report: dict[str, Any], console: Console | None = None) -> None:
         console.print("[bold green]checks passed:[/] 0 lost, 0 duplicates, limits held")
 
 
-def verdicts_vs(both: dict[str, Any]) -> list[str]:
-    """What broke a guarantee in either variant of a `--vs-unlimited` run."""
-    return verdicts_pair(both, ("limited", "unlimited"))
-
-
 def verdicts_pair(pair: dict[str, Any], names: tuple[str, str]) -> list[str]:
     """What broke a guarantee in either report of a pair."""
     return [f"{name}: {v}" for name in names for v in verdicts(pair[name])]
@@ -243,7 +238,7 @@ def render_vs(both: dict[str, Any], console: Console | None = None) -> None:
         row("other keys runs/s over their span", lo["runs_per_s"], uo["runs_per_s"])
         row("other keys: last finish (s)", lo["last_finish_s"], uo["last_finish_s"], "{:.3f}")
     console.print(t)
-    bad = verdicts_vs(both)
+    bad = verdicts_pair(both, ("limited", "unlimited"))
     if bad:
         console.print("[bold red]checks failed:[/] " + "; ".join(bad))
     else:
