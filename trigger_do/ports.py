@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, cast
 
+from .errors import SqlRuleError
+
 T = TypeVar("T")
 JSON = Any  # a JSON-native value: dict, list, str, int, float, bool or None
 
@@ -23,6 +25,7 @@ _TX_WORDS = ("BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 MAX_SAFE_INTEGER = 2**53 - 1
+_TEXT = (str, bytes)  # (a tuple: `str | bytes` would build a union on every check)
 
 
 def check_statement(query: str, params: tuple[Any, ...]) -> None:
@@ -37,8 +40,6 @@ def check_statement(query: str, params: tuple[Any, ...]) -> None:
 def check_query(query: str) -> None:
     """`check_statement`'s rule on the statement itself (its text alone decides: a caller
     may check each distinct statement once)."""
-    from .errors import SqlRuleError
-
     first = query.lstrip()[:10].split(None, 1)
     if first and first[0].upper().rstrip(";") in _TX_WORDS:
         raise SqlRuleError(f"engine SQL may not manage transactions: {query[:40]!r}")
@@ -46,12 +47,10 @@ def check_query(query: str) -> None:
 
 def check_params(params: tuple[Any, ...]) -> None:
     """`check_statement`'s rules on the values bound."""
-    from .errors import SqlRuleError
-
     if len(params) > MAX_SQL_PARAMS:
         raise SqlRuleError(f"{len(params)} bound parameters, over {MAX_SQL_PARAMS}")
     for p in params:
-        if isinstance(p, str | bytes) and len(p) > MAX_ROW_BYTES:
+        if isinstance(p, _TEXT) and len(p) > MAX_ROW_BYTES:
             raise SqlRuleError(f"a bound value of {len(p)} bytes, over {MAX_ROW_BYTES}")
         if isinstance(p, int) and not -MAX_SAFE_INTEGER <= p <= MAX_SAFE_INTEGER:
             raise SqlRuleError(f"cannot bind {p}: past 2**53, a Durable Object rounds it")
