@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -258,7 +258,36 @@ def _current_client() -> Client:
     return _resolver()
 
 
-def task(id: str, run: Callable[..., Any] | None = None, **options: Any) -> Any:
+class TaskDecorator(Protocol):
+    """What `task(id=...)` without `run` returns: it makes the function it decorates a
+    `Task` whose output type is the function's (awaited, for an async one)."""
+
+    @overload
+    def __call__(  # (an async function: its awaited output)
+        self, fn: Callable[..., Coroutine[Any, Any, R]], /
+    ) -> Task[R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[..., R], /) -> Task[R]: ...
+
+
+@overload
+def task(id: str, run: None = None, **options: Any) -> TaskDecorator: ...
+
+
+@overload
+def task(  # (an async function: its awaited output)
+    id: str, run: Callable[..., Coroutine[Any, Any, R]], **options: Any
+) -> Task[R]: ...
+
+
+@overload
+def task(id: str, run: Callable[..., R], **options: Any) -> Task[R]: ...
+
+
+def task(
+    id: str, run: Callable[..., Any] | None = None, **options: Any
+) -> Task[Any] | TaskDecorator:
     """Declare a task: `task(id="x", run=fn, ...)` returns a `Task`; without `run` it is a
     decorator: `@task(id="x", retry=Retry(max_attempts=5))`."""
     allowed = set(inspect.signature(Task.__init__).parameters) - {"self", "id", "run"}

@@ -12,8 +12,8 @@ The run receives a `ScheduledEvent` whatever its annotation says. A bad cron, a 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Protocol, TypeVar, overload
 
 from pydantic import TypeAdapter
 
@@ -75,6 +75,51 @@ class ScheduledTask(Task[R]):
         return f"<ScheduledTask {self.id}{' ' + crons if crons else ''}>"
 
 
+class ScheduledTaskDecorator(Protocol):
+    """What `schedules.task(id=...)` without `run` returns (as `trigger_do.task.TaskDecorator`)."""
+
+    @overload
+    def __call__(  # (an async function: its awaited output)
+        self, fn: Callable[..., Coroutine[Any, Any, R]], /
+    ) -> ScheduledTask[R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[..., R], /) -> ScheduledTask[R]: ...
+
+
+@overload
+def task(
+    id: str,
+    run: None = None,
+    *,
+    cron: Any = None,
+    timezone: str | None = None,
+    **options: Any,
+) -> ScheduledTaskDecorator: ...
+
+
+@overload
+def task(  # (an async function: its awaited output)
+    id: str,
+    run: Callable[..., Coroutine[Any, Any, R]],
+    *,
+    cron: Any = None,
+    timezone: str | None = None,
+    **options: Any,
+) -> ScheduledTask[R]: ...
+
+
+@overload
+def task(
+    id: str,
+    run: Callable[..., R],
+    *,
+    cron: Any = None,
+    timezone: str | None = None,
+    **options: Any,
+) -> ScheduledTask[R]: ...
+
+
 def task(
     id: str,
     run: Callable[..., Any] | None = None,
@@ -82,7 +127,7 @@ def task(
     cron: Any = None,
     timezone: str | None = None,
     **options: Any,
-) -> Any:
+) -> ScheduledTask[Any] | ScheduledTaskDecorator:
     """Declare a scheduled task: `@schedules.task(id=..., cron=...)`, or with `run=fn`
     (then it returns the `ScheduledTask`). Every option of `trigger_do.task` applies."""
     allowed = set(inspect.signature(Task.__init__).parameters) - {"self", "id", "run"}
