@@ -1,5 +1,7 @@
 """trigger.do: background jobs for Python, on Cloudflare or embedded on one machine."""
 
+from typing import TYPE_CHECKING, Any
+
 from . import events, schedules, wait_tokens, webhooks
 from .consumer.context import RunContext
 from .errors import (
@@ -26,8 +28,12 @@ from .shared.states import RunState
 from .task import Task, task
 from .task import task as trigger  # `@trigger(id=..., event=...)`: the same declaration
 
+if TYPE_CHECKING:  # what a type checker sees: both are imported only when first used
+    from .api.mount import serve as serve
+    from .platform.local.runtime import local as local
 
-def __getattr__(name: str) -> object:
+
+def __getattr__(name: str) -> Any:
     if name == "local":  # the embedded runtime, imported only when asked for (not on Workers)
         from .platform.local.runtime import local
 

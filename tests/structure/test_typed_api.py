@@ -1,5 +1,6 @@
 """The package's type hints are part of its API (PEP 561: `py.typed`): a user's own
-`mypy --strict` sees what a task returns, through `@task` and `task(run=...)` alike."""
+`mypy --strict` sees what a task returns, through `@task` and `task(run=...)` alike, and
+what `trigger_do.local` is, though it is imported only when first used."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from mypy import api
 USER_CODE = '''
 from typing import Any
 
+import trigger_do
 from trigger_do import RunContext, schedules, task
 
 
@@ -43,8 +45,9 @@ reveal_type(tick)
 
 
 async def main() -> None:
-    total: int = await add.trigger_and_wait({"a": 1, "b": 2})
-    wrong: str = await add.trigger_and_wait({"a": 1, "b": 2})
+    async with trigger_do.local("user", workers=1):  # (imported when first used)
+        total: int = await add.trigger_and_wait({"a": 1, "b": 2})
+        wrong: str = await add.trigger_and_wait({"a": 1, "b": 2})
 '''
 
 
