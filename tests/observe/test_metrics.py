@@ -130,8 +130,9 @@ def test_counters_and_gauges_against_the_runs_table(api: Api) -> None:
         "/api/v1/queues/task%252Fobs-limited/pause", json={"action": "resume"}
     ).is_success
 
-    # a small load, scraped while it runs: counters only ever grow
-    api.batch("obs-ok", [{"sleep": 0.002}] * 150)
+    # a small load, scraped while it runs: counters only ever grow (one run of it lasts
+    # 0.5 s, so that the load outlasts a few scrapes however fast the rest goes)
+    api.batch("obs-ok", [{"sleep": 0.002}] * 149 + [{"sleep": 0.5}])
     api.batch("obs-flaky", [{}] * 10)
     api.batch("obs-fail", [{}] * 5)
     api.batch("obs-limited", [{"org": "c"}] * 4)
