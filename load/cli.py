@@ -165,44 +165,41 @@ def make_driver(args: argparse.Namespace, db_suffix: str = "") -> Driver:
     return EmbeddedDriver(args.workers, args.db + db_suffix if args.db else None)
 
 
-async def run_vs_unlimited(args: argparse.Namespace) -> dict[str, Any]:
-    """The scenario as declared, then the identical work unlimited (each on a fresh
-    database when embedded: `--db PATH` keeps the second at PATH.unlimited), and the
-    ratio of their end-to-end throughputs."""
-    limited = await run(argparse.Namespace(**{**vars(args), "unlimited": False}))
-    unlimited = await run(
-        argparse.Namespace(**{**vars(args), "unlimited": True}), db_suffix=".unlimited"
-    )
-    ratio = limited["completed_per_s"] / max(unlimited["completed_per_s"], 1e-9)
+async def _run_pair(
+    args: argparse.Namespace, flag: str, names: tuple[str, str], suffix: str
+) -> dict[str, Any]:
+    """The scenario as declared, then again with `args.<flag>` set (each on a fresh
+    database when embedded: `--db PATH` keeps the second at PATH<suffix>): both reports,
+    under `names`."""
+    first = await run(argparse.Namespace(**{**vars(args), flag: False}))
+    second = await run(argparse.Namespace(**{**vars(args), flag: True}), db_suffix=suffix)
     return {
-        "scenario": limited["scenario"],
-        "command": limited["command"],
-        "date": limited["date"],
-        "limited": limited,
-        "unlimited": unlimited,
-        "throughput_ratio": round(ratio, 3),
+        "scenario": first["scenario"],
+        "command": first["command"],
+        "date": first["date"],
+        names[0]: first,
+        names[1]: second,
     }
+
+
+async def run_vs_unlimited(args: argparse.Namespace) -> dict[str, Any]:
+    """The scenario as declared, then the identical work unlimited, and the ratio of
+    their end-to-end throughputs."""
+    pair = await _run_pair(args, "unlimited", ("limited", "unlimited"), ".unlimited")
+    ratio = pair["limited"]["completed_per_s"] / max(pair["unlimited"]["completed_per_s"], 1e-9)
+    return {**pair, "throughput_ratio": round(ratio, 3)}
 
 
 async def run_vs_without_hot(args: argparse.Namespace) -> dict[str, Any]:
-    """The scenario as declared, then the same plan less its hot key's runs (a fresh
-    database each when embedded: `--db PATH` keeps the second at PATH.without-hot), and
-    how much later the other keys were done beside the hot key than without it (each
-    timed from its first start, so that the smaller batch's faster intake does not count)."""
-    declared = await run(argparse.Namespace(**{**vars(args), "without_hot": False}))
-    alone = await run(
-        argparse.Namespace(**{**vars(args), "without_hot": True}), db_suffix=".without-hot"
+    """The scenario as declared, then the same plan less its hot key's runs, and how much
+    later the other keys were done beside the hot key than without it (each timed from
+    its first start, so that the smaller batch's faster intake does not count)."""
+    pair = await _run_pair(args, "without_hot", ("with_hot", "without_hot"), ".without-hot")
+    a, b = (
+        (pair[name].get("keys") or {}).get("others", {}).get("done_after_first_start_s")
+        for name in ("with_hot", "without_hot")
     )
-    a = (declared.get("keys") or {}).get("others", {}).get("done_after_first_start_s")
-    b = (alone.get("keys") or {}).get("others", {}).get("done_after_first_start_s")
-    return {
-        "scenario": declared["scenario"],
-        "command": declared["command"],
-        "date": declared["date"],
-        "with_hot": declared,
-        "without_hot": alone,
-        "others_done_ratio": round(a / b, 3) if a and b else None,
-    }
+    return {**pair, "others_done_ratio": round(a / b, 3) if a and b else None}
 
 
 async def run(

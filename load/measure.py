@@ -303,9 +303,9 @@ def key_figures(
     def done(runs: Sequence[RunRecord]) -> int:
         return sum(1 for r in runs if r.state == "completed")
 
-    def last_finish(runs: Sequence[RunRecord]) -> float | None:
+    def last_finish(runs: Sequence[RunRecord], since: float | None = t0) -> float | None:
         ends = [r.finished for r in runs if r.finished is not None]
-        return round(max(ends) - t0, 4) if ends else None
+        return round(max(ends) - since, 4) if ends and since is not None else None
 
     runs = by_key.get(hot, [])
     span = _span(runs)
@@ -319,8 +319,6 @@ def key_figures(
     b_rate = done(by_key[busiest]) / b_span if busiest is not None and b_span else None
     complete = sorted(r.finished - r.created for r in others if r.finished is not None)
     first = min((r.started for r in records if r.started is not None), default=None)
-    ends = [r.finished for r in others if r.finished is not None]
-    after_first = round(max(ends) - first, 4) if ends and first is not None else None
     return {
         "limit": limit,
         "work_ms": None if work_s is None else round(work_s * 1000, 3),
@@ -343,7 +341,7 @@ def key_figures(
             "span_s": None if o_span is None else round(o_span, 4),
             "runs_per_s": round(done(others) / o_span, 1) if o_span else None,
             "last_finish_s": last_finish(others),
-            "done_after_first_start_s": after_first,
+            "done_after_first_start_s": last_finish(others, since=first),
             "trigger_to_complete_p50_ms": None
             if not complete
             else round((percentile(complete, 50) or 0.0) * 1000, 2),
