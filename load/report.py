@@ -165,6 +165,34 @@ def verdicts_pair(pair: dict[str, Any], names: tuple[str, str]) -> list[str]:
     return [f"{name}: {v}" for name in names for v in verdicts(pair[name])]
 
 
+def _pair_table(title: str, first: str, second: str) -> Table:
+    t = Table(title=title)
+    t.add_column("figure")
+    t.add_column(first, justify="right")
+    t.add_column(second, justify="right")
+    t.add_column(f"{first} / {second}", justify="right")
+    return t
+
+
+def _pair_row(
+    t: Table, name: str, a: float | None, b: float | None, fmt: str = "{:,.0f}", ratio: int = 2
+) -> None:
+    """A figure of both runs of a pair, and their ratio (`ratio` decimals)."""
+    t.add_row(
+        name,
+        "-" if a is None else fmt.format(a),
+        "-" if b is None else fmt.format(b),
+        f"{a / b:.{ratio}f}" if a is not None and b else "-",
+    )
+
+
+def _pair_verdicts(console: Console, bad: list[str], passed: str) -> None:
+    if bad:
+        console.print("[bold red]checks failed:[/] " + "; ".join(bad))
+    else:
+        console.print(f"[bold green]checks passed in both:[/] {passed}")
+
+
 def render_vs_without_hot(pair: dict[str, Any], console: Console | None = None) -> None:
     """Both runs' tables, then the other keys side by side: beside the hot key, and
     without it."""
@@ -173,39 +201,28 @@ def render_vs_without_hot(pair: dict[str, Any], console: Console | None = None) 
     render(pair["without_hot"], console)
     a, b = pair["with_hot"].get("keys"), pair["without_hot"].get("keys")
     hot = pair["without_hot"].get("without") or "the hot key"
-    t = Table(title=f"{pair['scenario']}: the other keys beside {hot}, and without it")
-    t.add_column("figure")
-    t.add_column(f"beside {hot}", justify="right")
-    t.add_column(f"without {hot}", justify="right")
-    t.add_column("beside / without", justify="right")
-
-    def row(name: str, x: float | None, y: float | None, fmt: str) -> None:
-        t.add_row(
-            name,
-            "-" if x is None else fmt.format(x),
-            "-" if y is None else fmt.format(y),
-            f"{x / y:.3f}" if x is not None and y else "-",
-        )
-
+    t = _pair_table(
+        f"{pair['scenario']}: the other keys beside {hot}, and without it",
+        f"beside {hot}",
+        f"without {hot}",
+    )
     if a and b:
         ao, bo = a["others"], b["others"]
-        row("the last done, after the first start (s)", ao["done_after_first_start_s"],
-            bo["done_after_first_start_s"], "{:.3f}")  # fmt: skip
-        row("runs/s over their span", ao["runs_per_s"], bo["runs_per_s"], "{:,.0f}")
+        _pair_row(t, "the last done, after the first start (s)", ao["done_after_first_start_s"],
+                  bo["done_after_first_start_s"], "{:.3f}", 3)  # fmt: skip
+        _pair_row(t, "runs/s over their span", ao["runs_per_s"], bo["runs_per_s"], ratio=3)
         ab, bb = ao["busiest"] or {}, bo["busiest"] or {}
-        row(f"the busiest, {ab.get('key')}: % of its ceiling", ab.get("pct_of_ceiling"),
-            bb.get("pct_of_ceiling"), "{:.1f}")  # fmt: skip
-        row(f"{hot}: % of its ceiling", a["hot"]["pct_of_ceiling"], None, "{:.1f}")
+        _pair_row(t, f"the busiest, {ab.get('key')}: % of its ceiling",
+                  ab.get("pct_of_ceiling"), bb.get("pct_of_ceiling"), "{:.1f}", 3)  # fmt: skip
+        _pair_row(t, f"{hot}: % of its ceiling", a["hot"]["pct_of_ceiling"], None, "{:.1f}")
     console.print(t)
-    bad = verdicts_pair(pair, ("with_hot", "without_hot"))
-    if bad:
-        console.print("[bold red]checks failed:[/] " + "; ".join(bad))
-    else:
-        ratio = pair.get("others_done_ratio")
-        console.print(
-            "[bold green]checks passed in both:[/] 0 lost, 0 duplicates, limits held"
-            + (f"; the others were done {ratio:.3f}x as late beside {hot}" if ratio else "")
-        )
+    ratio = pair.get("others_done_ratio")
+    _pair_verdicts(
+        console,
+        verdicts_pair(pair, ("with_hot", "without_hot")),
+        "0 lost, 0 duplicates, limits held"
+        + (f"; the others were done {ratio:.3f}x as late beside {hot}" if ratio else ""),
+    )
 
 
 def render_vs(both: dict[str, Any], console: Console | None = None) -> None:
@@ -214,38 +231,24 @@ def render_vs(both: dict[str, Any], console: Console | None = None) -> None:
     render(both["limited"], console)
     render(both["unlimited"], console)
     lim, unl = both["limited"], both["unlimited"]
-    t = Table(title=f"{both['scenario']}: as declared vs unlimited")
-    t.add_column("figure")
-    t.add_column("limited", justify="right")
-    t.add_column("unlimited", justify="right")
-    t.add_column("limited / unlimited", justify="right")
-
-    def row(name: str, a: float | None, b: float | None, fmt: str = "{:,.0f}") -> None:
-        ratio = f"{a / b:.2f}" if a is not None and b else "-"
-        t.add_row(
-            name,
-            "-" if a is None else fmt.format(a),
-            "-" if b is None else fmt.format(b),
-            ratio,
-        )
-
-    row("completed/s (end to end)", lim["completed_per_s"], unl["completed_per_s"])
-    row("wall seconds", lim["wall_seconds"], unl["wall_seconds"], "{:.3f}")
+    t = _pair_table(f"{both['scenario']}: as declared vs unlimited", "limited", "unlimited")
+    _pair_row(t, "completed/s (end to end)", lim["completed_per_s"], unl["completed_per_s"])
+    _pair_row(t, "wall seconds", lim["wall_seconds"], unl["wall_seconds"], "{:.3f}")
     if lim.get("keys") and unl.get("keys"):
         lh, uh = lim["keys"]["hot"], unl["keys"]["hot"]
-        row(f"hot key {lh['key']} runs/s over its span", lh["runs_per_s"], uh["runs_per_s"])
+        _pair_row(t, f"hot key {lh['key']} runs/s over its span", lh["runs_per_s"],
+                  uh["runs_per_s"])  # fmt: skip
         lo, uo = lim["keys"]["others"], unl["keys"]["others"]
-        row("other keys runs/s over their span", lo["runs_per_s"], uo["runs_per_s"])
-        row("other keys: last finish (s)", lo["last_finish_s"], uo["last_finish_s"], "{:.3f}")
+        _pair_row(t, "other keys runs/s over their span", lo["runs_per_s"], uo["runs_per_s"])
+        _pair_row(t, "other keys: last finish (s)", lo["last_finish_s"], uo["last_finish_s"],
+                  "{:.3f}")  # fmt: skip
     console.print(t)
-    bad = verdicts_pair(both, ("limited", "unlimited"))
-    if bad:
-        console.print("[bold red]checks failed:[/] " + "; ".join(bad))
-    else:
-        console.print(
-            f"[bold green]checks passed in both:[/] 0 lost, 0 duplicates, limits held; "
-            f"limited / unlimited throughput = {both['throughput_ratio']:.2f}"
-        )
+    _pair_verdicts(
+        console,
+        verdicts_pair(both, ("limited", "unlimited")),
+        "0 lost, 0 duplicates, limits held; "
+        f"limited / unlimited throughput = {both['throughput_ratio']:.2f}",
+    )
 
 
 def write_json(report: dict[str, Any], path: str) -> None:
