@@ -7,6 +7,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -153,12 +154,18 @@ def test_waits_scenario_runs(tmp_path: Path) -> None:
     assert report["children"]["outputs_right"] == 40
 
 
-def test_per_org_vs_unlimited_runs_the_same_work_both_ways(tmp_path: Path) -> None:
-    out = tmp_path / "both.json"
-    argv = ["per-org", "--runs", "300", "--work-ms", "5", "--vs-unlimited", "--quiet"]
+def _per_org_pair(tmp_path: Path, flag: str) -> dict[str, Any]:
+    """`per-org` with 300 runs of 5 ms and a `--vs-...` flag: the pair's JSON report."""
+    out = tmp_path / "pair.json"
+    argv = ["per-org", "--runs", "300", "--work-ms", "5", flag, "--quiet"]
     code = main([*argv, "--json", str(out), "--timeout", "120", "--stall", "60"])
-    both = json.loads(out.read_text())
-    assert code == 0, both
+    pair: dict[str, Any] = json.loads(out.read_text())
+    assert code == 0, pair
+    return pair
+
+
+def test_per_org_vs_unlimited_runs_the_same_work_both_ways(tmp_path: Path) -> None:
+    both = _per_org_pair(tmp_path, "--vs-unlimited")
     limited, unlimited = both["limited"], both["unlimited"]
     assert (limited["unlimited"], unlimited["unlimited"]) == (False, True)
     for report in (limited, unlimited):
@@ -190,11 +197,7 @@ def test_per_org_vs_unlimited_runs_the_same_work_both_ways(tmp_path: Path) -> No
 def test_per_org_vs_without_hot_times_the_others_beside_the_hot_key_and_without(
     tmp_path: Path,
 ) -> None:
-    out = tmp_path / "pair.json"
-    argv = ["per-org", "--runs", "300", "--work-ms", "5", "--vs-without-hot", "--quiet"]
-    code = main([*argv, "--json", str(out), "--timeout", "120", "--stall", "60"])
-    pair = json.loads(out.read_text())
-    assert code == 0, pair
+    pair = _per_org_pair(tmp_path, "--vs-without-hot")
     beside, alone = pair["with_hot"], pair["without_hot"]
     assert (beside["without"], alone["without"]) == (None, "org-0")
     hot_runs = beside["keys"]["hot"]["runs"]
